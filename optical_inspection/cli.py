@@ -1,0 +1,129 @@
+"""`optical_inspection <action> -e spec.yaml [key=value ...] [--dry-run]` (TAO's CLI spelling).
+
+Exit codes: 0 success, 2 bad spec or usage, 1 runtime failure. Every run writes STARTED and then SUCCESS or
+FAILURE to `<results>/status.json`, whatever goes wrong (exceptions, Ctrl-C, SIGTERM).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+from .config import ACTIONS, ExperimentConfig
+from .config.walk import iter_keys
+from .errors import OIError, SpecError
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+_TITLES = {
+    "train": "Train", "evaluate": "Evaluate", "inference": "Inference", "export": "Export",
+    "gen_trt_engine": "Gen_trt_engine", "dataset_convert": "Dataset_convert",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="optical_inspection",
+        description="Siamese golden-image defect inspection (TAO Optical Inspection compatible).",
+        epilog="Run 'optical_inspection <action> --help' to list every spec key with its default.",
+    )
+    sub = parser.add_subparsers(dest="action", metavar="action", required=True,
+                                help="one of: " + ", ".join(ACTIONS))
+    for action in ACTIONS:
+        p = sub.add_parser(action, help=f"{action} action", description=f"optical_inspection {action}",
+                           formatter_class=argparse.RawDescriptionHelpFormatter, epilog=keys_help())
+        p.add_argument("-e", "--experiment_spec_file", "--experiment-spec-file", dest="spec", required=True,
+                       help="experiment spec YAML")
+        p.add_argument("--dry-run", action="store_true", help="validate and print the resolved spec, run nothing")
+        p.add_argument("overrides", nargs="*", help="spec overrides as dotted key=value, e.g. train.num_epochs=5")
+    return parser
+
+
+def keys_help() -> str:
+    lines = ["spec keys (key: default - description):"]
+    for spec in iter_keys(ExperimentConfig):
+        if spec.section is None:
+            lines.append(f"  {spec.path}: {json.dumps(spec.default())} - {spec.info.description}")
+    return "\n".join(lines)
+
+
+def results_dir_for(config: ExperimentConfig, action: str) -> Path:
+    """TAO's rule: `<action>.results_dir` if set, else `<results_dir>/<action>`."""
+    block = getattr(config, action, None)
+    own = getattr(block, "results_dir", None) if block is not None else None
+    return Path(own) if own else Path(config.results_dir) / action
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from .spec import load_spec, to_yaml
+
+    try:
+        config = load_spec(args.spec, args.overrides, action=args.action)
+    except SpecError as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.dry_run:
+        sys.stdout.write(to_yaml(config))
+        return EXIT_OK
+    return run_action(args.action, config)
+
+
+def run_action(action: str, config: ExperimentConfig) -> int:
+    """Run one action with TAO's results layout and status records; return the exit code."""
+    from .io_utils import write_text_atomic
+    from .spec import to_yaml
+    from .status import StatusLogger
+
+    results = results_dir_for(config, action)
+    results.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(results / "experiment.yaml", to_yaml(config))
+    status = StatusLogger(results / "status.json")
+    title = _TITLES[action]
+    status.write("STARTED", f"Starting Optical Inspection {action}.")
+    previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    try:
+        from .actions import get_action
+
+        result = get_action(action)(config, results, status)
+    except KeyboardInterrupt:
+        status.write("FAILURE", f"{title} interrupted.", verbosity="ERROR")
+        print(f"ERROR: {action} interrupted", file=sys.stderr)
+        return 130
+    except NotImplementedError as exc:
+        status.write("FAILURE", str(exc), verbosity="ERROR")
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except OIError as exc:
+        status.write("FAILURE", str(exc), verbosity="ERROR")
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except BaseException as exc:  # noqa: BLE001 - every failure must leave a FAILURE record
+        status.write("FAILURE", f"{type(exc).__name__}: {exc}", verbosity="ERROR")
+        traceback.print_exc()
+        return EXIT_FAILURE
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    status.write("SUCCESS", f"{title} finished successfully.", **_summary(result))
+    return EXIT_OK
+
+
+def _summary(result: dict[str, Any] | None) -> dict[str, Any]:
+    if not result:
+        return {}
+    return {k: v for k, v in result.items() if k in ("kpi", "artifacts")}
+
+
+def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def entrypoint() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entrypoint()

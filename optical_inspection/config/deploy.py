@@ -1,0 +1,94 @@
+"""`evaluate.*`, `inference.*`, `export.*`, `gen_trt_engine.*`: using a trained model."""
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from .fields import Bool, Float, Int, Str, spec_field
+from .section import section
+
+_MODEL_DOC = "Model file: a .pth checkpoint, or an .onnx file (ONNX Runtime) or TensorRT engine picked by suffix."
+
+
+def _run_section(name: str, action: str, batch_default: int) -> type:
+    """evaluate/inference share the same keys."""
+    namespace = {
+        "__annotations__": {
+            "num_gpus": Int, "gpu_ids": list[Int], "num_nodes": Int, "checkpoint": Optional[Str],
+            "onnx_file": Optional[Str], "trt_engine": Optional[Str], "results_dir": Optional[Str],
+            "batch_size": Int, "threshold": Optional[Float], "provider": Literal["auto", "cpu", "cuda", "tensorrt"],
+        },
+        "__module__": __name__,
+        "__doc__": f"Settings of {action}.",
+        "num_gpus": spec_field(1, description="GPUs to use (one is used).", ge=1, popular=True),
+        "gpu_ids": spec_field(description="GPU indices.", factory=lambda: [0], popular=True),
+        "num_nodes": spec_field(1, description="Nodes (one is used).", ge=1, popular=True),
+        "checkpoint": spec_field(None, description=_MODEL_DOC, required_for=(action,)),
+        "onnx_file": spec_field(None, description="Run from this ONNX file with ONNX Runtime instead of checkpoint."),
+        "trt_engine": spec_field(None, description="Run from this TensorRT engine instead of checkpoint."),
+        "results_dir": spec_field(None, description=f"Results folder; default <results_dir>/{action}."),
+        "batch_size": spec_field(
+            batch_default, description="Batch size (-1: dataset.batch_size). TAO's PyTorch path ignores it.", ge=-1
+        ),
+        "threshold": spec_field(
+            None, description="Decision threshold; null: model.threshold, else the calibrated one, else the margin."
+        ),
+        "provider": spec_field("auto", description="ONNX Runtime execution provider; auto prefers GPU providers."),
+    }
+    return type(name, (), namespace)
+
+
+EvaluateConfig = section(_run_section("EvaluateConfig", "evaluate", -1))
+InferenceConfig = section(_run_section("InferenceConfig", "inference", -1))
+
+
+@section
+class ExportConfig:
+    results_dir: Optional[Str] = spec_field(None, description="Results folder; default <results_dir>/export.")
+    gpu_id: Int = spec_field(0, description="Unused: export always runs on CPU.", ge=0)
+    checkpoint: Optional[Str] = spec_field(None, description="Checkpoint to export.", required_for=("export",))
+    onnx_file: Optional[Str] = spec_field(None, description="Output ONNX path; null: <results>/oi_model.onnx.")
+    opset_version: Int = spec_field(17, description="ONNX opset.", ge=11, le=23)
+    on_cpu: Bool = spec_field(True, description="Kept for TAO specs; export always runs on CPU.")
+    input_height: Optional[Int] = spec_field(None, description="Strip height; must match training (null: derived).", ge=1)
+    input_width: Optional[Int] = spec_field(None, description="Strip width; must match training (null: derived).", ge=1)
+    input_channel: Int = spec_field(3, description="Input channels (3).", ge=3, le=3)
+    batch_size: Int = spec_field(-1, description="Static batch, or -1 for a dynamic 'batch' axis.", ge=-1)
+    do_constant_folding: Bool = spec_field(True, description="Fold constants during export.", tao_default=False)
+    output_type: Literal["auto", "embeddings", "score"] = spec_field(
+        "auto", description="embeddings: TAO's output_1/output_2; score: one 'score' output; auto: TAO I/O for "
+        "Siamese types, score for Compact.",
+    )
+    overwrite: Bool = spec_field(False, description="Replace an existing onnx_file (TAO refuses).")
+
+
+@section
+class CalibrationConfig:
+    cal_image_dir: list[Str] = spec_field(
+        description="Folders of calibration pairs (each a split folder with dataset.csv + images).", factory=list
+    )
+    cal_cache_file: Optional[Str] = spec_field(None, description="INT8 calibration cache (reused when present).")
+    cal_batch_size: Int = spec_field(1, description="Pairs per calibration batch.", ge=1)
+    cal_batches: Int = spec_field(1, description="Calibration batches.", ge=1)
+
+
+@section
+class TensorRTConfig:
+    data_type: Literal["fp32", "fp16", "int8"] = spec_field("fp32", description="Engine precision.")
+    workspace_size: Int = spec_field(1024, description="Builder workspace in MB (TAO applies GB).", ge=1)
+    min_batch_size: Int = spec_field(1, description="Optimisation profile: minimum batch.", ge=1, popular=True)
+    opt_batch_size: Int = spec_field(1, description="Optimisation profile: optimal batch.", ge=1, popular=True)
+    max_batch_size: Int = spec_field(1, description="Optimisation profile: maximum batch.", ge=1, popular=True)
+    layers_precision: list[Str] = spec_field(description="'layer:precision' entries (TRT 10).", factory=list)
+    calibration: CalibrationConfig = spec_field(description="INT8 calibration.", factory=CalibrationConfig)
+
+
+@section
+class GenTrtEngineConfig:
+    results_dir: Optional[Str] = spec_field(None, description="Results folder; default <results_dir>/gen_trt_engine.")
+    gpu_id: Int = spec_field(0, description="GPU index.", ge=0)
+    onnx_file: Optional[Str] = spec_field(None, description="ONNX model to build from.", required_for=("gen_trt_engine",))
+    trt_engine: Optional[Str] = spec_field(None, description="Engine output path; null: <results>/oi_model.engine.")
+    timing_cache: Optional[Str] = spec_field(None, description="Timing cache file (read, merged, written back).")
+    batch_size: Int = spec_field(-1, description="Unused for ONNX (the ONNX batch axis decides).", ge=-1)
+    verbose: Bool = spec_field(False, description="Verbose builder log.")
+    tensorrt: TensorRTConfig = spec_field(description="Builder settings.", factory=TensorRTConfig)

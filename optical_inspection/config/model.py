@@ -1,0 +1,49 @@
+"""`model.*`: which network compares a test image with its golden image."""
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from .fields import AutoML, Bool, Float, Int, Str, spec_field
+from .section import section
+
+MODEL_TYPES = ("Siamese", "Siamese_3", "Compact")
+
+
+@section
+class ModelConfig:
+    model_type: Literal["Siamese", "Siamese_3", "Compact"] = spec_field(
+        "Compact",
+        description=(
+            "Network. 'Compact': our pooled comparison network (~60k parameters, tolerant to misregistration). "
+            "'Siamese' / 'Siamese_3': TAO's networks (embedding heads, tens of millions of parameters)."
+        ),
+        tao_default="Siamese_3",
+        automl=AutoML(enabled=False),
+        popular=True,
+    )
+    margin: Float = spec_field(
+        2.0,
+        description="Contrastive-loss margin; also the decision threshold when no calibrated threshold exists.",
+        gt=0.0,
+        automl=AutoML(enabled=True, low=0.5, high=10.0, log=True),
+    )
+    model_backbone: Literal["custom"] = spec_field(
+        "custom", description="Trunk of the Siamese types. Only 'custom' exists (as in TAO)."
+    )
+    embedding_vectors: Int = spec_field(
+        5, description="Embedding size of the Siamese types (TAO's E).", ge=1,
+        automl=AutoML(enabled=False, low=2, high=64, math_cond="power_of_two"),
+    )
+    imagenet_pretrained: Bool = spec_field(
+        False, description="Kept for TAO spec compatibility; there are no pretrained weights for these networks."
+    )
+    base_channels: Int = spec_field(
+        16, description="Compact model: channels of the first encoder stage (doubles per stage).", ge=4, le=128,
+        automl=AutoML(enabled=True, low=8, high=32, math_cond="power_of_two"),
+    )
+    threshold: Optional[Float] = spec_field(
+        None,
+        description="Fixed decision threshold on the score (defect iff score > threshold). "
+        "Null: the threshold calibrated after training (stored in the checkpoint), else the margin.",
+    )
+    loss: Optional[Str] = spec_field(None, description="Unused; kept so TAO specs load. The loss follows the model type.")
