@@ -5,6 +5,7 @@ the bad value and what is allowed.
 """
 from __future__ import annotations
 
+import copy
 import difflib
 from pathlib import Path
 from typing import Any
@@ -95,14 +96,18 @@ def validate_dict(data: dict[str, Any], action: str | None = None, source: str |
     """Interpolate and validate plain spec data; raise SpecError with every problem."""
     if action is not None and action not in ACTIONS:
         raise SpecError(f"unknown action '{action}'; choose one of {', '.join(ACTIONS)}")
-    resolved, problems = _interpolate(data)
+    data = copy.deepcopy(data)
+    _backfill_results_dirs(data)
+    resolved, bad_refs = _interpolate(data)
+    problems = list(bad_refs.values())
     placeholders = _strip_placeholders(resolved)
     problems += _check_placeholders_allowed(placeholders)
     config = None
     try:
         config = _ADAPTER.validate_python(resolved)
     except ValidationError as exc:
-        problems += [_format_error(err) for err in exc.errors()]
+        problems += [_format_error(err) for err in exc.errors()
+                     if ".".join(str(p) for p in err.get("loc", ())) not in bad_refs]
     if action is not None:
         problems += check_action(resolved, action)
     if problems:
@@ -122,26 +127,47 @@ def to_yaml(config: ExperimentConfig) -> str:
 
 # ---------------------------------------------------------------- interpolation and placeholders
 
-def _interpolate(data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+def _backfill_results_dirs(data: dict[str, Any]) -> None:
+    """TAO's rule, applied before interpolation: an unset `<action>.results_dir` is `<results_dir>/<action>`.
+
+    So `${export.results_dir}/oi_model.onnx` resolves as it does in TAO.
+    """
+    sections = fields_of(ExperimentConfig)
+    if data.get("results_dir") in (None, MISSING):
+        data["results_dir"] = sections["results_dir"].default
+    for action in ACTIONS:
+        info = sections.get(action)
+        if info is None or "results_dir" not in fields_of(info.annotation):
+            continue
+        block = data.get(action)
+        if block is None:
+            block = data[action] = {}
+        if isinstance(block, dict) and block.get("results_dir") in (None, MISSING):
+            block["results_dir"] = f"${{results_dir}}/{action}"
+
+
+def _interpolate(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
     """Resolve `${a.b}` references (OmegaConf, no custom resolvers); a bad one is reported by key."""
     try:
         conf = OmegaConf.create(data)
     except OmegaConfBaseException as exc:
-        return data, [f"cannot read spec: {exc}"]
-    problems = []
+        key = getattr(exc, "full_key", None) or ""
+        value = get_dotted(data, key) if key else None
+        return data, {key: f"{key}: cannot resolve '{value}': {str(exc).splitlines()[0]}"}
+    problems: dict[str, str] = {}
     for key, value in _leaves(data):
         if isinstance(value, str) and "${" in value:
             try:
                 OmegaConf.select(conf, key, throw_on_missing=False, throw_on_resolution_failure=True)
             except OmegaConfBaseException as exc:
                 msg = str(exc).splitlines()[0]
-                problems.append(f"{key}: cannot resolve '{value}': {msg}")
+                problems[key] = f"{key}: cannot resolve '{value}': {msg}"
     if problems:
         return data, problems
     try:
-        return OmegaConf.to_container(conf, resolve=True, throw_on_missing=False), []  # type: ignore[return-value]
+        return OmegaConf.to_container(conf, resolve=True, throw_on_missing=False), {}  # type: ignore[return-value]
     except OmegaConfBaseException as exc:
-        return data, [f"cannot resolve interpolations: {str(exc).splitlines()[0]}"]
+        return data, {"": f"cannot resolve interpolations: {str(exc).splitlines()[0]}"}
 
 
 def _leaves(data: Any, prefix: str = ""):
@@ -190,7 +216,7 @@ def _format_error(err: dict[str, Any]) -> str:
         siblings = _sibling_names(parent)
         hint = difflib.get_close_matches(name, siblings, n=1, cutoff=0.6)
         suggestion = f"; did you mean '{'.'.join(parent + [hint[0]])}'?" if hint else ""
-        allowed = f" Allowed keys here: {', '.join(siblings)}." if siblings and not hint else ""
+        allowed = f"; allowed keys here: {', '.join(siblings)}" if siblings and not hint else ""
         return f"{key}: unknown key{suggestion}{allowed}"
     if kind == "missing":
         return f"{key}: a value is required"
@@ -266,14 +292,6 @@ def _cross_checks(data: dict[str, Any], action: str) -> list[str]:
         bs = _num(data, "dataset.batch_size", 32)
         if bs is not None and bs < 2:
             problems.append(f"dataset.batch_size: training needs a batch size > 1 (got {bs})")
-        epochs = _num(data, "train.num_epochs", 10)
-        vi = _num(data, "train.validation_interval", 1)
-        if epochs is not None and vi is not None and vi > epochs:
-            problems.append(f"train.validation_interval: {vi} is more than train.num_epochs ({epochs})")
-        ci = _num(data, "train.checkpoint_interval", 1)
-        unit = get_dotted(data, "train.checkpoint_interval_unit", "epoch")
-        if unit == "epoch" and epochs is not None and ci is not None and ci > epochs:
-            problems.append(f"train.checkpoint_interval: {ci} epochs is more than train.num_epochs ({epochs})")
     if action == "gen_trt_engine":
         lo, opt, hi = (_num(data, f"gen_trt_engine.tensorrt.{k}_batch_size", 1) for k in ("min", "opt", "max"))
         if None not in (lo, opt, hi) and not lo <= opt <= hi:
