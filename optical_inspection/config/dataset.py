@@ -80,7 +80,8 @@ class ShiftConfig:
     enable: Bool = spec_field(True, description="Shift the test image against its golden by a few pixels "
                               "(teaches tolerance to misregistration; our addition).")
     max_pixels: Int = spec_field(2, description="Largest shift in pixels, per axis.", ge=0, le=32,
-                                 automl=AutoML(enabled=True, low=0, high=4, when={_AUG: True}))
+                                 automl=AutoML(enabled=True, low=0, high=4, when={
+                                     _AUG: True, "dataset.augmentation_config.random_shift.enable": True}))
 
 
 @section

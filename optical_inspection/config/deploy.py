@@ -47,7 +47,10 @@ class ExportConfig:
     gpu_id: Int = spec_field(0, description="Unused: export always runs on CPU.", ge=0)
     checkpoint: Optional[Str] = spec_field(None, description="Checkpoint to export.", required_for=("export",))
     onnx_file: Optional[Str] = spec_field(None, description="Output ONNX path; null: <results>/oi_model.onnx.")
-    opset_version: Int = spec_field(17, description="ONNX opset.", ge=11, le=23)
+    opset_version: Int = spec_field(
+        18, description="ONNX opset. The torch.export-based exporter writes opset 18 at least (a lower value is "
+        "raised to 18 with a note).", ge=11, le=23, tao_default=17,
+    )
     on_cpu: Bool = spec_field(True, description="Kept for TAO specs; export always runs on CPU.")
     input_height: Optional[Int] = spec_field(None, description="Strip height; must match training (null: derived).", ge=1)
     input_width: Optional[Int] = spec_field(None, description="Strip width; must match training (null: derived).", ge=1)
@@ -58,7 +61,13 @@ class ExportConfig:
         "auto", description="embeddings: TAO's output_1/output_2; score: one 'score' output; auto: TAO I/O for "
         "Siamese types, score for Compact.",
     )
-    overwrite: Bool = spec_field(False, description="Replace an existing onnx_file (TAO refuses).")
+    overwrite: Bool = spec_field(
+        False, description="Replace an existing onnx_file (TAO refuses); the old file stays if the export fails."
+    )
+    verify: Bool = spec_field(
+        True, description="Before writing, check that ONNX Runtime reproduces the torch scores on random pairs "
+        "(max |difference| <= 1e-4, relative above 1); refuse the export otherwise.",
+    )
 
 
 @section

@@ -26,7 +26,7 @@ class AutoML:
     low/high: the search range when it differs from the validation bounds (e.g. an open bound).
     log: sample on a log scale (learning rates).
     option_weights: prior weights aligned with the key's allowed options.
-    when: conditions ``{dotted_key: value}`` that must all hold for the key to be sampled.
+    when: conditions ``{dotted_key: value}`` that must all hold for the key to be sampled (a list value: any of).
     math_cond: ``"power_of_two"`` or ``"multiple_of:<k>"`` for integers.
     """
 

@@ -14,7 +14,7 @@ class ModelConfig:
     model_type: Literal["Siamese", "Siamese_3", "Compact"] = spec_field(
         "Compact",
         description=(
-            "Network. 'Compact': our pooled comparison network (~60k parameters, tolerant to misregistration). "
+            "Network. 'Compact': our pooled comparison network (~20k parameters, tolerant to misregistration). "
             "'Siamese' / 'Siamese_3': TAO's networks (embedding heads, tens of millions of parameters)."
         ),
         tao_default="Siamese_3",
@@ -23,27 +23,38 @@ class ModelConfig:
     )
     margin: Float = spec_field(
         2.0,
-        description="Contrastive-loss margin; also the decision threshold when no calibrated threshold exists.",
+        description="Siamese types: contrastive-loss margin, also their decision threshold before calibration.",
         gt=0.0,
-        automl=AutoML(enabled=True, low=0.5, high=10.0, log=True),
+        automl=AutoML(enabled=True, low=0.5, high=10.0, log=True,
+                      when={"model.model_type": ["Siamese", "Siamese_3"]}),
     )
     model_backbone: Literal["custom"] = spec_field(
         "custom", description="Trunk of the Siamese types. Only 'custom' exists (as in TAO)."
     )
     embedding_vectors: Int = spec_field(
         5, description="Embedding size of the Siamese types (TAO's E).", ge=1,
-        automl=AutoML(enabled=False, low=2, high=64, math_cond="power_of_two"),
+        automl=AutoML(enabled=False, low=2, high=64, math_cond="power_of_two",
+                      when={"model.model_type": ["Siamese", "Siamese_3"]}),
     )
     imagenet_pretrained: Bool = spec_field(
         False, description="Kept for TAO spec compatibility; there are no pretrained weights for these networks."
     )
     base_channels: Int = spec_field(
-        16, description="Compact model: channels of the first encoder stage (doubles per stage).", ge=4, le=128,
-        automl=AutoML(enabled=True, low=8, high=32, math_cond="power_of_two"),
+        16, description="Compact model: encoder width (stages have c/2, c, 2c channels; ~c² · 80 parameters).", ge=4, le=128,
+        automl=AutoML(enabled=True, low=8, high=32, math_cond="power_of_two", when={"model.model_type": "Compact"}),
+    )
+    shift_tolerance: Int = spec_field(
+        1, description="Compact model: misregistration tolerated by the feature comparison, in feature cells "
+        "(1 cell = 4 input pixels); 0 compares aligned cells only.", ge=0, le=4,
+        automl=AutoML(enabled=True, low=0, high=2, when={"model.model_type": "Compact"}),
     )
     threshold: Optional[Float] = spec_field(
         None,
-        description="Fixed decision threshold on the score (defect iff score > threshold). "
-        "Null: the threshold calibrated after training (stored in the checkpoint), else the margin.",
+        description="Fixed decision threshold on the score (defect iff score > threshold), used in validation "
+        "metrics, evaluate and inference. Null: the threshold calibrated after training (stored in the "
+        "checkpoint); before calibration the margin (Siamese types) or 0 (Compact's logit, probability 0.5).",
     )
-    loss: Optional[Str] = spec_field(None, description="Unused; kept so TAO specs load. The loss follows the model type.")
+    loss: Optional[Str] = spec_field(
+        None, description="Unused; kept so TAO specs load. The loss follows the model type (contrastive for the "
+        "Siamese types, binary cross-entropy on the logit for Compact).",
+    )

@@ -1,0 +1,78 @@
+"""evaluate: score the test split with any model file; metrics to stdout, metrics.json, status.json and plots."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..data.preprocess import Preprocessor
+from ..deploy import load_scorer
+from ..deploy import plots
+from ..deploy.scoring import batch_size, check_geometry, decision_threshold, model_file, score_split
+from ..errors import DataError
+from ..io_utils import write_text_atomic
+from ..models.metrics import all_metrics
+from ..status import StatusLogger, is_rank_zero
+
+WORST_PER_CLASS = 6
+
+
+def run(config: Any, results_dir: Path, status: StatusLogger) -> dict[str, Any]:
+    if not is_rank_zero():  # evaluate runs in one process (TAO forces one GPU too)
+        return {}
+    action_cfg = config.evaluate
+    path = model_file(action_cfg, "evaluate")
+    scorer = load_scorer(path, config)
+    pre = Preprocessor(config.dataset)
+    check_geometry(scorer, pre, path)
+    threshold, source = decision_threshold(config, action_cfg, scorer)
+    scores, table = score_split(scorer, config, "test", batch_size(action_cfg, config, scorer))
+    labels = table.labels
+    if not (labels >= 0).all():
+        raise DataError(f"{table.csv_path}: evaluate needs a label for every row; use inference for unlabelled pairs")
+    metrics = all_metrics(scores, labels, threshold)
+    metrics.update({"threshold_source": source, "model_file": str(path)})
+    print(f"Tot Comp {metrics['num_pairs']} Total Accuracy {metrics['total_accuracy']:.2f} False Negative "
+          f"{metrics['false_negative']:.2f} False Alarm {metrics['false_alarm']:.2f} Defect Correctly Captured "
+          f"{metrics['defect_accuracy']:.2f} for Margin {threshold:.4g}")
+    print(f"AUROC {_fmt(metrics['auroc'])} AP {_fmt(metrics['average_precision'])} Recall@1%FA "
+          f"{_fmt(metrics['recall_at_fa_1pct'])} Recall@0.1%FA {_fmt(metrics['recall_at_fa_0_1pct'])} "
+          f"(threshold {threshold:.6g} from {source})")
+
+    artifacts = {"metrics": str(write_text_atomic(results_dir / "metrics.json",
+                                                  json.dumps(_json_ready(metrics), indent=2) + "\n"))}
+    artifacts["roc"] = str(plots.plot_roc(scores, labels, metrics, results_dir / "roc.png"))
+    artifacts["score_histogram"] = str(plots.plot_histogram(scores, labels, threshold,
+                                                            results_dir / "score_histogram.png"))
+    artifacts["confusion_matrix"] = str(plots.plot_confusion(metrics, results_dir / "confusion_matrix.png"))
+    rows = plots.worst_rows(scores, labels, WORST_PER_CLASS)
+    strips = [(_image(pre, table.test_paths(i)), _image(pre, table.golden_paths(i))) for i in rows]
+    artifacts["worst_pairs"] = str(plots.plot_worst_pairs(rows, strips, scores, table.raw_labels, threshold,
+                                                          results_dir / "worst_pairs.png"))
+    kpi = {
+        "test_acc": metrics["total_accuracy"], "test_fpr": metrics["false_alarm"],
+        "test_fnr": metrics["false_negative"], "defect_acc": metrics["defect_accuracy"],
+        "test_auroc": metrics["auroc"], "test_ap": metrics["average_precision"],
+        "test_recall_at_fa_1pct": metrics["recall_at_fa_1pct"],
+        "test_recall_at_fa_0_1pct": metrics["recall_at_fa_0_1pct"], "threshold": threshold,
+    }
+    kpi = {k: v for k, v in kpi.items() if math.isfinite(v)}
+    status.write("RUNNING", "Test metrics generated.", kpi=kpi)
+    return {"artifacts": artifacts, "kpi": kpi}
+
+
+def _image(pre: Preprocessor, paths: list[Path]) -> np.ndarray:
+    """The uint8 strip as the model sees it before normalisation, HWC for plotting."""
+    return pre.load_strip(paths).permute(1, 2, 0).numpy()
+
+
+def _fmt(value: float) -> str:
+    return "n/a" if not math.isfinite(value) else f"{value:.4f}"
+
+
+def _json_ready(metrics: dict[str, Any]) -> dict[str, Any]:
+    """NaN (e.g. AUROC without defects) becomes null."""
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()}

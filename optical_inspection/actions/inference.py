@@ -1,0 +1,50 @@
+"""inference: score the infer split with any model file into inference.csv (input rows + score + decision)."""
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..data.preprocess import Preprocessor
+from ..deploy import load_scorer
+from ..deploy.scoring import batch_size, check_geometry, decision_threshold, model_file, score_split
+from ..io_utils import write_text_atomic
+from ..status import StatusLogger, is_rank_zero
+
+ADDED_COLUMNS = ("siamese_score", "prediction", "threshold")
+
+
+def run(config: Any, results_dir: Path, status: StatusLogger) -> dict[str, Any]:
+    if not is_rank_zero():  # one process scores every row, so rows keep their CSV order
+        return {}
+    action_cfg = config.inference
+    path = model_file(action_cfg, "inference")
+    scorer = load_scorer(path, config)
+    check_geometry(scorer, Preprocessor(config.dataset), path)
+    threshold, source = decision_threshold(config, action_cfg, scorer)
+    scores, table = score_split(scorer, config, "predict", batch_size(action_cfg, config, scorer))
+    failed = scores > threshold
+    out = write_text_atomic(results_dir / "inference.csv", inference_csv(table.fieldnames, table.rows, scores,
+                                                                        failed, threshold))
+    n_fail = int(failed.sum())
+    print(f"Scored {len(scores)} pairs: {n_fail} FAIL, {len(scores) - n_fail} PASS at threshold {threshold:.6g} "
+          f"({source}); wrote {out}")
+    return {"artifacts": {"inference_csv": str(out)},
+            "kpi": {"num_pairs": len(scores), "num_fail": n_fail, "threshold": threshold}}
+
+
+def inference_csv(fieldnames: list[str], rows: list[dict[str, str]], scores: np.ndarray, failed: np.ndarray,
+                  threshold: float) -> str:
+    """The input rows in their order, plus siamese_score, prediction (PASS/FAIL) and threshold columns."""
+    columns = [c for c in fieldnames if c not in ADDED_COLUMNS] + list(ADDED_COLUMNS)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    verdicts = np.where(failed, "FAIL", "PASS")
+    threshold_text = repr(float(threshold))
+    writer.writerows({**row, "siamese_score": repr(float(score)), "prediction": verdict, "threshold": threshold_text}
+                     for row, score, verdict in zip(rows, scores, verdicts))
+    return buffer.getvalue()

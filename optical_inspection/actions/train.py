@@ -1,0 +1,149 @@
+"""train: fit the network with Lightning; TAO-named checkpoints, status KPIs per epoch, a calibrated threshold."""
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+
+from ..data.datamodule import OIDataModule
+from ..errors import OIError
+from ..status import StatusLogger
+
+log = logging.getLogger(__name__)
+RESUMABLE_SUFFIXES = (".pth", ".tlt", ".ckpt")
+
+
+def run(config: Any, results_dir: Path, status: StatusLogger) -> dict[str, Any]:
+    from ..models.callbacks import LATEST_NAME, CheckpointCallback, PlainCheckpointIO, StatusCallback
+    from ..models.checkpoint import load_state, model_state, read_checkpoint
+    from ..models.factory import dataset_geometry
+    from ..models.lightning_model import OIModule
+
+    train = config.train
+    _check_intervals(train)
+    if train.seed >= 0:
+        pl.seed_everything(train.seed, workers=True, verbose=False)
+    torch.backends.cudnn.benchmark = train.cudnn.benchmark
+    torch.backends.cudnn.deterministic = train.cudnn.deterministic
+
+    datamodule = TrainingData(config)
+    module = OIModule(config, dataset_geometry(config.dataset))
+    resume = resume_path(train, results_dir, LATEST_NAME)
+    if train.pretrained_model_path and resume is None:
+        data = read_checkpoint(train.pretrained_model_path)
+        load_state(module.model, model_state(data), train.pretrained_model_path)
+        log.info("Initialised weights from %s", train.pretrained_model_path)
+
+    checkpoints = CheckpointCallback(results_dir, train.checkpoint_interval, train.checkpoint_interval_unit)
+    trainer = pl.Trainer(
+        **device_settings(train),
+        max_epochs=train.num_epochs,
+        max_time=timedelta_minutes(train.max_time_minutes),
+        check_val_every_n_epoch=train.validation_interval,
+        default_root_dir=str(results_dir),
+        logger=_tensorboard(train, results_dir),
+        enable_checkpointing=False,
+        callbacks=[checkpoints, StatusCallback(status)],
+        gradient_clip_val=train.clip_grad_norm or None,
+        enable_progress_bar=train.progress_bar,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        log_every_n_steps=10,
+        plugins=[PlainCheckpointIO()],
+    )
+    if resume is not None:
+        log.info("Resuming training from %s", resume)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume) if resume else None)
+
+    final = checkpoints.last_saved
+    if final is not None and module.val_epoch != module.epoch_in_progress:
+        # The last epoch was not validated (validation_interval): validate now so the stored threshold is fresh.
+        trainer.validate(module, datamodule=datamodule, verbose=False)
+        final = checkpoints.rewrite(trainer, module, final)
+    if final is None:  # resumed from a run that had already finished: nothing left to train
+        final = resume
+    if final is None:
+        raise OIError(f"training wrote no checkpoint in {results_dir}")
+    kpi = {k: v for k, v in module.epoch_summary().items() if isinstance(v, float) and math.isfinite(v)}
+    if module.calibrated_threshold is not None:
+        status.write("RUNNING", f"Threshold calibrated on validation PASS pairs at false alarm "
+                                f"{train.target_false_alarm}: {module.calibrated_threshold:.6g}")
+    return {"artifacts": {"checkpoint": str(results_dir / LATEST_NAME), "final_checkpoint": str(final)},
+            "kpi": kpi}
+
+
+class TrainingData(OIDataModule):
+    """OIDataModule whose training loader draws its worker base seed from its own generator. Lightning creates the
+    epoch's iterator before ``on_train_epoch_start`` in a resumed run and after it otherwise; with the global RNG
+    untouched by that, the per-epoch reseed makes a resumed run replay an uninterrupted one exactly."""
+
+    def train_dataloader(self) -> Any:
+        loader = super().train_dataloader()
+        loader.generator = torch.Generator().manual_seed(max(int(self.config.train.seed), 0))
+        return loader
+
+
+def resume_path(train: Any, results_dir: Path, latest_name: str) -> Path | None:
+    """Explicit ``resume_training_checkpoint_path``, else ``<results>/oi_model_latest.pth`` when it exists."""
+    if train.resume_training_checkpoint_path:
+        path = Path(train.resume_training_checkpoint_path)
+        if path.suffix.lower() not in RESUMABLE_SUFFIXES:
+            raise OIError(f"train.resume_training_checkpoint_path '{path}' must end in {', '.join(RESUMABLE_SUFFIXES)}")
+        if not path.is_file():
+            raise OIError(f"train.resume_training_checkpoint_path '{path}' does not exist")
+        return path
+    latest = results_dir / latest_name
+    return latest if latest.is_file() else None
+
+
+def device_settings(train: Any) -> dict[str, Any]:
+    """Lightning accelerator/devices/strategy from num_gpus, gpu_ids, num_nodes (CPU: num_gpus processes)."""
+    accelerator = train.accelerator
+    if accelerator == "auto":
+        accelerator = "gpu" if torch.cuda.is_available() else "cpu"
+    if accelerator == "gpu" and not torch.cuda.is_available():
+        raise OIError("train.accelerator is 'gpu' but no CUDA GPU is visible; use accelerator: cpu or auto")
+    if accelerator == "gpu":
+        ids = list(train.gpu_ids)
+        devices: Any = ids[: train.num_gpus] if len(ids) >= train.num_gpus else train.num_gpus
+    else:
+        devices = train.num_gpus
+    distributed = train.num_gpus * train.num_nodes > 1
+    if distributed:
+        from pytorch_lightning.strategies import DDPStrategy
+
+        strategy: Any = DDPStrategy(process_group_backend="gloo" if accelerator == "cpu" else None)
+    else:
+        strategy = "auto"
+    return {"accelerator": accelerator, "devices": devices, "num_nodes": train.num_nodes, "strategy": strategy}
+
+
+def timedelta_minutes(minutes: float | None) -> Any:
+    from datetime import timedelta
+
+    return timedelta(minutes=minutes) if minutes else None
+
+
+def _tensorboard(train: Any, results_dir: Path) -> Any:
+    if not train.tensorboard.enabled:
+        return False
+    from pytorch_lightning.loggers import TensorBoardLogger
+
+    return TensorBoardLogger(save_dir=str(results_dir), name="lightning_logs", version=1)
+
+
+def _check_intervals(train: Any) -> None:
+    """TAO's checks, as clear errors."""
+    problems = []
+    if train.checkpoint_interval_unit == "epoch" and train.checkpoint_interval > train.num_epochs:
+        problems.append(f"train.checkpoint_interval ({train.checkpoint_interval}) exceeds train.num_epochs "
+                        f"({train.num_epochs}); no periodic checkpoint would be written")
+    if train.validation_interval > train.num_epochs:
+        problems.append(f"train.validation_interval ({train.validation_interval}) exceeds train.num_epochs "
+                        f"({train.num_epochs}); the model would never be validated")
+    if problems:
+        raise OIError("; ".join(problems))

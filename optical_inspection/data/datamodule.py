@@ -1,0 +1,134 @@
+"""OIDataModule: the four splits of a spec as Lightning dataloaders of dict batches.
+
+Batches: ``{"test", "golden": float32 [B, 3, H', W'], "label": float32 [B] (1 defect, 0 pass, -1 unknown),
+"index": int64 [B] (row of the split's CSV)}``. Each split is decoded once and kept in memory while the
+decoded splits fit ``dataset.cache_memory_mb``; a split that does not fit is streamed from disk by
+``dataset.workers`` worker processes.
+"""
+from __future__ import annotations
+
+import logging
+import multiprocessing
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader
+
+from ..errors import DataError
+from .archives import prepare_images_dir
+from .augment import PairAugmenter
+from .cache import DecodedSplit, cache_bytes
+from .dataset import BatchTransform, PairDataset
+from .preprocess import Preprocessor
+from .sampling import train_sampler
+from .table import PairTable, read_split
+
+log = logging.getLogger(__name__)
+
+SPLITS = {"train": "train_dataset", "val": "validation_dataset", "test": "test_dataset", "predict": "infer_dataset"}
+STAGE_SPLITS = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("predict",)}
+
+
+class OIDataModule(pl.LightningDataModule):
+    """Dataloaders for ``train`` (augmented, fpratio-sampled, drop_last), ``val``, ``test`` and ``predict``."""
+
+    def __init__(self, config: Any) -> None:
+        super().__init__()
+        self.config = config
+        self.dataset_cfg = config.dataset
+        self.pre = Preprocessor(self.dataset_cfg)
+        self._tables: dict[str, PairTable] = {}
+        self._datasets: dict[str, PairDataset] = {}
+        self._budget = int(self.dataset_cfg.cache_memory_mb) * 2**20
+        self._cached_bytes = 0
+
+    # -- splits -----------------------------------------------------------------------------------------------
+    def table(self, split: str) -> PairTable:
+        """The PairTable of ``train``/``val``/``test``/``predict`` (read and checked once)."""
+        if split not in SPLITS:
+            raise KeyError(f"unknown split {split!r}; one of {list(SPLITS)}")
+        if split not in self._tables:
+            key = SPLITS[split]
+            split_cfg = getattr(self.dataset_cfg, key)
+            if not split_cfg.csv_path or not split_cfg.images_dir:
+                raise DataError(f"dataset.{key}.csv_path and dataset.{key}.images_dir must be set for the "
+                                f"{split} split")
+            images_dir = prepare_images_dir(split_cfg.images_dir, split_cfg.csv_path)
+            self._tables[split] = read_split(split_cfg.csv_path, images_dir, self.dataset_cfg,
+                                             require_label=split != "predict")
+        return self._tables[split]
+
+    def dataset(self, split: str) -> PairDataset:
+        """The PairDataset of a split, decoded into memory when it fits the remaining budget."""
+        if split not in self._datasets:
+            table = self.table(split)
+            same = [s for s, t in self._tables.items() if s in self._datasets and _same_source(t, table)]
+            if same:
+                self._datasets[split] = PairDataset(table, self.pre, self._datasets[same[0]].decoded)
+                return self._datasets[split]
+            need = cache_bytes(table, self.pre)
+            decoded = None
+            if self._cached_bytes + need <= self._budget:
+                decoded = DecodedSplit(table, self.pre)
+                self._cached_bytes += decoded.nbytes
+                log.info("%s split: %d rows decoded once into memory (%.1f MiB)", split, len(table), need / 2**20)
+            else:
+                log.info("%s split: %.1f MiB decoded would exceed dataset.cache_memory_mb=%d; streaming from disk "
+                         "with %d worker(s)", split, need / 2**20, self.dataset_cfg.cache_memory_mb,
+                         self.dataset_cfg.workers)
+            self._datasets[split] = PairDataset(table, self.pre, decoded)
+        return self._datasets[split]
+
+    def setup(self, stage: str | None = None) -> None:
+        """Read, check and (when it fits) decode the splits of ``stage`` before anything runs."""
+        for split in STAGE_SPLITS.get(stage or "fit", ()):
+            self.dataset(split)
+        if stage in (None, "fit"):
+            self._check_train()
+
+    def _check_train(self) -> None:
+        table = self.table("train")
+        batch = self.dataset_cfg.batch_size
+        if batch < 2:
+            raise DataError("dataset.batch_size must be > 1 for training (batch-norm statistics need 2+ pairs)")
+        if len(table) < batch:
+            raise DataError(f"training split {table.csv_path} has {len(table)} rows, fewer than dataset.batch_size="
+                            f"{batch}; every training batch would be dropped. Lower dataset.batch_size.")
+
+    # -- loaders ----------------------------------------------------------------------------------------------
+    def train_dataloader(self) -> DataLoader:
+        ds = self.dataset("train")
+        self._check_train()
+        aug_cfg = self.dataset_cfg.augmentation_config
+        transform = BatchTransform(self.pre, PairAugmenter(aug_cfg) if aug_cfg.augment else None)
+        sampler = train_sampler(ds.table.labels, self.dataset_cfg.fpratio_sampling,
+                                f"training split {ds.table.csv_path}")
+        return self._loader(ds, transform, sampler=sampler, drop_last=True, heavy=aug_cfg.augment)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._eval_loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._eval_loader("test")
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._eval_loader("predict")
+
+    def _eval_loader(self, split: str) -> DataLoader:
+        return self._loader(self.dataset(split), BatchTransform(self.pre), sampler=None, drop_last=False, heavy=False)
+
+    def _loader(self, ds: PairDataset, transform: BatchTransform, *, sampler: Any, drop_last: bool, heavy: bool
+                ) -> DataLoader:
+        """Streaming splits use worker processes; decoded splits use them only for augmentation, and only where
+        workers fork (sharing the decoded tiles instead of copying them)."""
+        workers = int(self.dataset_cfg.workers)
+        if ds.decoded is not None and not (heavy and multiprocessing.get_start_method() == "fork"):
+            workers = 0
+        return DataLoader(ds, batch_size=self.dataset_cfg.batch_size, sampler=sampler, shuffle=False,
+                          drop_last=drop_last, collate_fn=transform, num_workers=workers,
+                          persistent_workers=workers > 0, pin_memory=torch.cuda.is_available())
+
+
+def _same_source(a: PairTable, b: PairTable) -> bool:
+    return a.csv_path.resolve() == b.csv_path.resolve() and a.images_dir.resolve() == b.images_dir.resolve()

@@ -1,0 +1,42 @@
+"""Where a pair's image files live: TAO's rule `images_dir/<dir>/<object_name>[_<Light>]<image_ext>`."""
+from __future__ import annotations
+
+import os
+from pathlib import Path, PurePosixPath, PureWindowsPath
+
+
+def unsafe_part(value: str) -> str | None:
+    """Why a CSV path component would escape ``images_dir`` (absolute, drive, ``..``), or None when it is safe."""
+    text = value.replace("\\", "/")
+    if text.startswith("/") or PureWindowsPath(value).drive or PurePosixPath(text).is_absolute():
+        return "is absolute"
+    if ".." in PurePosixPath(text).parts:
+        return "contains '..'"
+    return None
+
+
+def image_paths(images_dir: str | Path, folder: str, object_name: str, lights: list[str], image_ext: str
+                ) -> list[str]:
+    """The normalised file path of each light (one file without a suffix when ``lights`` is empty)."""
+    stem = os.path.normpath(os.path.join(str(images_dir), folder.replace("\\", "/"), object_name))
+    if not lights:
+        return [stem + image_ext]
+    return [f"{stem}_{light}{image_ext}" for light in lights]
+
+
+def existing_files(paths: list[str]) -> set[str]:
+    """The subset of (normalised) ``paths`` that are files, listing each folder once instead of one stat per file."""
+    folders = {os.path.dirname(p) for p in paths}
+    found: set[str] = set()
+    for folder in folders:
+        try:
+            with os.scandir(folder or ".") as entries:
+                found.update(os.path.join(folder, e.name) for e in entries if e.is_file())
+        except OSError:
+            continue
+    return found.intersection(paths)
+
+
+def light_names(dataset_cfg) -> list[str]:
+    """The light suffixes: the keys of ``dataset.input_map`` in order; [] (one image per side) when it is empty."""
+    return list(dataset_cfg.input_map or {})

@@ -1,0 +1,148 @@
+"""THE preprocessing, shared by training, evaluation, ONNX Runtime and TensorRT.
+
+Each light image is decoded to RGB, resized to ``image_height x image_width`` (bilinear, antialiased), kept as
+uint8 tiles ``[N, 3, H, W]``; tiles are joined into a strip ``[3, H', W']`` (``linear``: stacked vertically in
+``input_map`` order, ``grid``: ``grid_map.y`` rows of ``grid_map.x`` tiles, row-major) and normalised with
+``rgb_input_mean/std`` after scaling to [0, 1].
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from ..errors import DataError, SpecError
+from .images import decode_image, to_rgb
+from .paths import light_names
+
+
+class Preprocessor:
+    """Geometry and normalisation of one dataset config; turns image files into model inputs."""
+
+    def __init__(self, dataset_cfg: Any) -> None:
+        self.lights: list[str] = light_names(dataset_cfg)
+        self.num_tiles = max(1, len(self.lights))
+        self.tile_size = (int(dataset_cfg.image_height), int(dataset_cfg.image_width))
+        self.concat_type: str = dataset_cfg.concat_type or "linear"
+        self.grid = (int(dataset_cfg.grid_map.x), int(dataset_cfg.grid_map.y))
+        aug = dataset_cfg.augmentation_config
+        self._check(dataset_cfg)
+        self.mean = torch.tensor(aug.rgb_input_mean, dtype=torch.float32).view(3, 1, 1)
+        self.std = torch.tensor(aug.rgb_input_std, dtype=torch.float32).view(3, 1, 1)
+
+    def _check(self, dataset_cfg: Any) -> None:
+        problems = []
+        num_input = dataset_cfg.num_input
+        if num_input is not None and num_input != self.num_tiles:
+            problems.append(f"dataset.num_input is {num_input} but dataset.input_map has {len(self.lights)} "
+                            f"light(s) {self.lights}; set num_input: {self.num_tiles} or null")
+        if self.concat_type == "grid" and self.grid[0] * self.grid[1] != self.num_tiles:
+            problems.append(f"dataset.grid_map {self.grid[0]}x{self.grid[1]} holds {self.grid[0] * self.grid[1]} "
+                            f"tiles but there are {self.num_tiles} light(s); make x*y equal the number of lights "
+                            f"or use concat_type: linear")
+        aug = dataset_cfg.augmentation_config
+        for key in ("rgb_input_mean", "rgb_input_std"):
+            values = getattr(aug, key)
+            if len(values) != 3:
+                problems.append(f"dataset.augmentation_config.{key} needs 3 values (R, G, B), got {len(values)}")
+        if any(v <= 0 for v in aug.rgb_input_std):
+            problems.append("dataset.augmentation_config.rgb_input_std values must be > 0")
+        if problems:
+            raise SpecError(problems)
+
+    @property
+    def strip_shape(self) -> tuple[int, int, int]:
+        """(3, H', W') of one side of a pair after concatenation."""
+        h, w = self.tile_size
+        if self.concat_type == "grid":
+            return 3, self.grid[1] * h, self.grid[0] * w
+        return 3, self.num_tiles * h, w
+
+    def load_tiles(self, paths: Sequence[str | Path], where: str = "", grey_ok: bool = False
+                   ) -> tuple[torch.Tensor, np.ndarray]:
+        """Decode and resize each light: uint8 ``[N, C, H, W]`` and the files' own sizes ``[N, 2]`` (H, W).
+
+        C is 3, or 1 when ``grey_ok`` and every light file is grey (expand with :meth:`as_rgb`; saves memory)."""
+        if len(paths) != self.num_tiles:
+            raise DataError(f"{where}expected {self.num_tiles} image(s) (one per light), got {len(paths)}")
+        arrays, sizes = zip(*(decode_image(str(p), self.tile_size, where) for p in paths))
+        if not (grey_ok and all(a.shape[-1] == 1 for a in arrays)):
+            arrays = [to_rgb(a) for a in arrays]
+        tiles = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+        return tiles, np.asarray(sizes, dtype=np.int32)
+
+    @staticmethod
+    def as_rgb(tiles: torch.Tensor) -> torch.Tensor:
+        """Tiles ``[..., C, H, W]`` with C 1 or 3 as 3 channels (a view for grey)."""
+        return tiles.expand(*tiles.shape[:-3], 3, *tiles.shape[-2:]) if tiles.shape[-3] == 1 else tiles
+
+    def concat(self, tiles: torch.Tensor) -> torch.Tensor:
+        """Join tiles ``[..., N, 3, H, W]`` into strips ``[..., 3, H', W']`` (any dtype)."""
+        *lead, n, c, h, w = tiles.shape
+        if self.concat_type == "grid":
+            gx, gy = self.grid
+            grid = tiles.reshape(*lead, gy, gx, c, h, w)
+            nd = len(lead)
+            # [..., gy, gx, c, h, w] -> [..., c, gy, h, gx, w]
+            perm = list(range(nd)) + [nd + 2, nd, nd + 3, nd + 1, nd + 4]
+            return grid.permute(*perm).reshape(*lead, c, gy * h, gx * w)
+        nd = len(lead)
+        perm = list(range(nd)) + [nd + 1, nd, nd + 2, nd + 3]
+        return tiles.permute(*perm).reshape(*lead, c, n * h, w)
+
+    def load_strip(self, paths: Sequence[str | Path]) -> torch.Tensor:
+        """uint8 strip ``[3, H', W']`` of one side of a pair (the light files in input_map order)."""
+        return self.concat(self.load_tiles(paths)[0])
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """float32 ``(x/255 - mean) / std`` of uint8 ``[..., C, H', W']`` (float input is taken as already /255).
+
+        C is 3, or 1 for grey images, which broadcast to 3 channels here (one fused pass, no RGB copy first)."""
+        x = images.float()
+        scale = (1.0 / (255.0 * self.std) if images.dtype == torch.uint8 else 1.0 / self.std).to(x.device)
+        return torch.addcmul((-self.mean / self.std).to(x.device), x, scale)
+
+    def load_pair_tiles(self, table: Any, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """uint8 tiles (test, golden) ``[N, C, H, W]`` of row ``i`` (C = 1 when both are grey, else 3);
+        DataError when their sizes differ."""
+        line = f"{table.csv_path} line {table.lines[i]}: "
+        test, test_sizes = self.load_tiles(table.test_paths(i), line, grey_ok=True)
+        golden, golden_sizes = self.load_tiles(table.golden_paths(i), line, grey_ok=True)
+        if not np.array_equal(test_sizes, golden_sizes):
+            raise DataError(size_mismatch_message(table, [i], test_sizes[None], golden_sizes[None]))
+        if test.shape[1] != golden.shape[1]:
+            test, golden = self.as_rgb(test), self.as_rgb(golden)
+        return test, golden
+
+    def load_pairs(self, table: Any, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalised float32 (test, golden) strips ``[B, 3, H', W']`` of the rows ``indices`` of a PairTable."""
+        test, golden = self.stack_pairs([self.load_pair_tiles(table, int(i)) for i in indices])
+        return self.normalize(self.concat(test)), self.normalize(self.concat(golden))
+
+    def stack_pairs(self, pairs: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Batch per-row (test, golden) tiles: ``[B, N, C, H, W]`` each (C = 3 unless every row is grey)."""
+        grey = all(t.shape[-3] == 1 for t, _ in pairs)
+        fix = (lambda x: x) if grey else self.as_rgb
+        return torch.stack([fix(t) for t, _ in pairs]), torch.stack([fix(g) for _, g in pairs])
+
+    def geometry(self) -> dict[str, Any]:
+        """Plain description stored with checkpoints and exports."""
+        return {"lights": list(self.lights), "image_height": self.tile_size[0], "image_width": self.tile_size[1],
+                "concat_type": self.concat_type, "grid_map": {"x": self.grid[0], "y": self.grid[1]},
+                "strip_shape": list(self.strip_shape), "rgb_input_mean": self.mean.flatten().tolist(),
+                "rgb_input_std": self.std.flatten().tolist()}
+
+
+def size_mismatch_message(table: Any, rows: Sequence[int], test_sizes: np.ndarray, golden_sizes: np.ndarray
+                          ) -> str:
+    """One message for the rows whose test and golden files differ in size (H x W of each light)."""
+    def fmt(sizes: np.ndarray) -> str:
+        return ", ".join(f"{h}x{w}" for h, w in sizes.tolist())
+
+    lines = [f"  - line {table.lines[r]}: test {fmt(t)} vs golden {fmt(g)} ({table.test_paths(r)[0]})"
+             for r, t, g in zip(list(rows)[:10], test_sizes[:10], golden_sizes[:10])]
+    more = f"\n  ... and {len(rows) - 10} more" if len(rows) > 10 else ""
+    return (f"{table.csv_path}: {len(rows)} pair(s) whose test and golden images differ in size (H x W per light); "
+            f"a pair must be two registered images of the same size:\n" + "\n".join(lines) + more)

@@ -1,0 +1,25 @@
+"""The one interface evaluate and inference use, whatever runs the model (PyTorch, ONNX Runtime, TensorRT)."""
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    """Scores pairs of preprocessed strips; larger = more defective.
+
+    threshold: the decision threshold stored with the model (calibrated after training), or the model's natural
+        one (TAO's margin for the Siamese types, 0 for Compact's logit); None when the file stores none.
+    meta: plain metadata of the model file (model settings, dataset geometry, metrics...).
+    max_batch: the largest batch one ``score`` call accepts (None = any).
+    """
+
+    threshold: float | None
+    meta: dict[str, Any]
+    max_batch: int | None
+
+    def score(self, test: Any, golden: Any) -> np.ndarray:
+        """float32[B] scores of ``test`` vs ``golden`` (float32[B, 3, H', W'] arrays or tensors)."""
+        ...

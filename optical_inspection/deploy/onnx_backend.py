@@ -1,0 +1,108 @@
+"""ONNX Runtime backend: scores pairs from an exported ONNX file (ours or TAO's).
+
+CPU provider by default; ``provider`` picks CUDA or TensorRT execution providers when onnxruntime-gpu offers them.
+For embedding exports (TAO's ``output_1``/``output_2``) the distance is computed outside the graph with the same
+formula as the torch models, so decisions match training and evaluation.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import OIError
+from .metadata import INPUT_NAMES, from_props, output_type_from_names, run_options, stored_threshold
+from .outputs import scores_from_outputs
+
+CPU, CUDA, TENSORRT = "CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"
+
+
+def choose_providers(provider: str, available: list[str], gpu_id: int = 0) -> list[Any]:
+    """Execution providers for ``provider`` (auto | cpu | cuda | tensorrt), best first, CPU always last."""
+    gpu = {"device_id": gpu_id}
+    if provider == "cpu":
+        return [CPU]
+    if provider == "auto":
+        return [(CUDA, gpu), CPU] if CUDA in available else [CPU]
+    wanted = {"cuda": [CUDA], "tensorrt": [TENSORRT, CUDA]}.get(provider)
+    if wanted is None:
+        raise OIError(f"unknown ONNX Runtime provider {provider!r}; use auto, cpu, cuda or tensorrt")
+    missing = [p for p in wanted if p not in available]
+    if missing:
+        raise OIError(f"provider '{provider}' needs {missing}, but this onnxruntime offers {available}; install "
+                      f"onnxruntime-gpu (with CUDA/TensorRT libraries) or use provider: cpu")
+    return [(p, gpu) for p in wanted] + [CPU]
+
+
+class OnnxScorer:
+    """Scores (test, golden) strips with an ONNX Runtime session; ``max_batch`` is the static batch or None."""
+
+    backend = "onnxruntime"
+
+    def __init__(self, path: str | Path, provider: str = "auto", gpu_id: int = 0, config: Any = None) -> None:
+        import onnxruntime as ort
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise OIError(f"ONNX file '{self.path}' does not exist; run export first or fix the path")
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        providers = choose_providers(provider, ort.get_available_providers(), gpu_id)
+        try:
+            self.session = ort.InferenceSession(str(self.path), options, providers=providers)
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own untyped errors for bad files
+            raise OIError(f"ONNX Runtime cannot load '{self.path}': {exc}") from None
+        self.providers = self.session.get_providers()
+        self.meta = from_props(self.session.get_modelmeta().custom_metadata_map, str(self.path))
+        inputs = {i.name: i.shape for i in self.session.get_inputs()}
+        if set(inputs) != set(INPUT_NAMES):
+            raise OIError(f"'{self.path}' has inputs {sorted(inputs)}; an OI model takes {list(INPUT_NAMES)}")
+        self.output_names = [o.name for o in self.session.get_outputs()]
+        self.output_type = self.meta.get("output_type") or output_type_from_names(self.output_names, str(self.path))
+        shape = inputs[INPUT_NAMES[0]]
+        self.input_shape = tuple(d if isinstance(d, int) else None for d in shape[1:])
+        self.max_batch: int | None = shape[0] if isinstance(shape[0], int) and shape[0] > 0 else None
+        self.threshold = stored_threshold(self.meta, config)
+
+    def score(self, test: Any, golden: Any) -> np.ndarray:
+        """float32[B] scores of float32 strips ``[B, 3, H', W']`` (numpy arrays or torch tensors)."""
+        test_np, golden_np = _as_array(test), _as_array(golden)
+        self._check(test_np, golden_np)
+        if self.max_batch is None:
+            return self._run(test_np, golden_np)
+        chunks = [self._run_padded(test_np[i:i + self.max_batch], golden_np[i:i + self.max_batch])
+                  for i in range(0, len(test_np), self.max_batch)]
+        return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
+
+    def _check(self, test: np.ndarray, golden: np.ndarray) -> None:
+        if test.shape != golden.shape or test.ndim != 4:
+            raise OIError(f"test and golden batches must both be [B, 3, H', W'], got {test.shape} and {golden.shape}")
+        expected = tuple(e if e is not None else g for e, g in zip(self.input_shape, test.shape[1:]))
+        if test.shape[1:] != expected:
+            raise OIError(f"'{self.path}' takes strips {expected} (C, H', W') but the data gives {test.shape[1:]}; "
+                          f"the dataset geometry (lights, image_height/width, concat_type) must match training")
+
+    def _run(self, test: np.ndarray, golden: np.ndarray) -> np.ndarray:
+        values = self.session.run(self.output_names, {INPUT_NAMES[0]: test, INPUT_NAMES[1]: golden})
+        return scores_from_outputs(dict(zip(self.output_names, values)), self.output_type)
+
+    def _run_padded(self, test: np.ndarray, golden: np.ndarray) -> np.ndarray:
+        """A static-batch model takes exactly ``max_batch`` rows: pad with zeros, drop the padded scores."""
+        n = len(test)
+        if n == self.max_batch:
+            return self._run(test, golden)
+        pad = [(0, self.max_batch - n)] + [(0, 0)] * 3
+        return self._run(np.pad(test, pad), np.pad(golden, pad))[:n]
+
+
+def _as_array(batch: Any) -> np.ndarray:
+    if hasattr(batch, "detach"):
+        batch = batch.detach().cpu().numpy()
+    return np.ascontiguousarray(batch, dtype=np.float32)
+
+
+def load(path: str | Path, config: Any = None, provider: str | None = None, gpu_id: int | None = None) -> OnnxScorer:
+    """The backend entry point of :func:`optical_inspection.deploy.load_scorer`."""
+    default_provider, default_gpu = run_options(config)
+    return OnnxScorer(path, provider or default_provider, default_gpu if gpu_id is None else gpu_id, config)

@@ -1,0 +1,143 @@
+"""Torch network → ONNX file, on the CPU, with TAO's I/O names and our metadata.
+
+``embeddings``: inputs ``input_1`` (test strip), ``input_2`` (golden strip) → ``output_1``, ``output_2`` (TAO).
+``score``: the same inputs → one ``score`` output (the whole decision value, any model type).
+Batch: a static size, or -1 for a dynamic ``batch`` axis on every input and output.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import onnx
+import torch
+from torch import nn
+
+from ..errors import OIError
+from .metadata import EMBEDDING_OUTPUTS, INPUT_NAMES, META_KEY, SCORE_OUTPUT
+
+PROTOBUF_LIMIT = 2 ** 31 - 2 ** 26  # stay clear of protobuf's 2 GiB: bigger models keep weights in <file>.data
+VERIFY_TOLERANCE = 1e-4
+DUMMY_DYNAMIC_BATCH = 2
+MIN_OPSET = 18  # the torch.export-based exporter cannot down-convert Pad/Reduce* below opset 18  # torch.export specialises size-1 dimensions, so trace a dynamic batch with 2
+
+
+class ScoreGraph(nn.Module):
+    """Exports ``model.score`` (one value per pair) instead of the embeddings."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_1: torch.Tensor, input_2: torch.Tensor) -> torch.Tensor:
+        return self.model.score(input_1, input_2)
+
+
+class EmbeddingGraph(nn.Module):
+    """Exports the Siamese embeddings (TAO's ``output_1``, ``output_2``)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_1: torch.Tensor, input_2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.model(input_1, input_2)
+
+
+def export_onnx(model: nn.Module, target: Path, *, output_type: str, strip_shape: tuple[int, int, int],
+                batch_size: int, opset: int, optimize: bool, meta_json: str, verify: bool) -> dict[str, Any]:
+    """Write ``target`` (and ``target.data`` for models over 2 GiB) only once it passes the full ONNX check
+    and, with ``verify``, reproduces the torch scores under ONNX Runtime (see :func:`verify_scores`).
+
+    Returns facts for the action's result: file size, external data flag, parameter count, max score difference.
+    """
+    graph = (EmbeddingGraph(model) if output_type == "embeddings" else ScoreGraph(model)).eval()
+    dynamic = batch_size == -1
+    batch = DUMMY_DYNAMIC_BATCH if dynamic else batch_size
+    generator = torch.Generator().manual_seed(0)
+    dummy = tuple(torch.randn(batch, *strip_shape, generator=generator) for _ in INPUT_NAMES)
+    outputs = list(EMBEDDING_OUTPUTS) if output_type == "embeddings" else [SCORE_OUTPUT]
+    dynamic_shapes = None
+    if dynamic:
+        dim = torch.export.Dim("batch", min=1, max=2 ** 20)
+        dynamic_shapes = {name: {0: dim} for name in INPUT_NAMES}
+    n_bytes = sum(p.numel() * p.element_size() for p in graph.parameters())
+    external = n_bytes > PROTOBUF_LIMIT
+    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+        warnings.simplefilter("ignore")
+        try:
+            program = torch.onnx.export(graph, dummy, None, dynamo=True, input_names=list(INPUT_NAMES),
+                                        output_names=outputs, opset_version=max(opset, MIN_OPSET), dynamic_shapes=dynamic_shapes,
+                                        optimize=optimize, verbose=False)
+        except Exception as exc:  # noqa: BLE001 - the exporter raises many internal error types
+            raise OIError(f"ONNX export failed: {type(exc).__name__}: {str(exc).splitlines()[0][:500]}") from None
+    program.model.metadata_props[META_KEY] = meta_json
+    facts: dict[str, Any] = {"external_data": external, "parameters": int(sum(p.numel() for p in graph.parameters()))}
+    with staged_files(target) as staged:
+        program.save(str(staged), external_data=external)
+        onnx.checker.check_model(str(staged), full_check=True)
+        facts["opset"] = _check_io(staged, outputs, dynamic)
+        if verify:
+            facts["max_abs_score_diff"] = verify_scores(model, staged, strip_shape, batch)
+    facts["onnx_bytes"] = target.stat().st_size
+    return facts
+
+
+def _check_io(path: Path, outputs: list[str], dynamic: bool) -> int:
+    """Check the I/O names and the batch axis; returns the file's opset."""
+    model = onnx.load(str(path), load_external_data=False)
+    names_in = [i.name for i in model.graph.input]
+    names_out = [o.name for o in model.graph.output]
+    if names_in != list(INPUT_NAMES) or names_out != outputs:
+        raise OIError(f"exported I/O {names_in} -> {names_out} differs from {list(INPUT_NAMES)} -> {outputs}")
+    if dynamic:
+        dims = [v.type.tensor_type.shape.dim[0] for v in list(model.graph.input) + list(model.graph.output)]
+        if any(d.HasField("dim_value") for d in dims):
+            raise OIError("the exporter fixed the batch axis; export with a static export.batch_size instead")
+    return next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+
+
+@contextmanager
+def staged_files(target: Path) -> Iterator[Path]:
+    """Yield ``<tmpdir>/<target name>`` next to ``target``; on success move it (and its ``.data``) into place.
+
+    The final names are used inside the temp folder because an ONNX file refers to its external data by name.
+    The old file stays intact when the block fails.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        staged = stage / target.name
+        yield staged
+        data = stage / (target.name + ".data")
+        if data.exists():
+            os.replace(data, target.with_name(target.name + ".data"))
+        with open(staged, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(staged, target)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def verify_scores(model: nn.Module, onnx_path: Path, strip_shape: tuple[int, int, int], batch: int) -> float:
+    """Max |torch score − ONNX Runtime score| on random pairs; OIError above ``VERIFY_TOLERANCE`` (relative to
+    the score scale when scores exceed 1)."""
+    from .onnx_backend import OnnxScorer
+
+    generator = torch.Generator().manual_seed(1)
+    test, golden = (torch.randn(batch, *strip_shape, generator=generator) for _ in range(2))
+    with torch.no_grad():
+        expected = model.eval().score(test, golden).float().numpy()
+    got = OnnxScorer(onnx_path, provider="cpu").score(test.numpy(), golden.numpy())
+    diff = float(np.max(np.abs(got - expected)))
+    allowed = VERIFY_TOLERANCE * max(1.0, float(np.max(np.abs(expected))))
+    if not diff <= allowed:
+        raise OIError(f"the exported ONNX does not reproduce the torch scores: max |difference| {diff:.3g} > "
+                      f"{allowed:.3g} on random pairs; the file was not written (report this with the checkpoint)")
+    return diff

@@ -1,0 +1,80 @@
+"""Score a whole split with any Scorer: the shared core of evaluate and inference (one code path per backend)."""
+from __future__ import annotations
+
+import copy
+import logging
+from typing import Any
+
+import numpy as np
+
+from ..errors import OIError
+from .base import Scorer
+
+log = logging.getLogger(__name__)
+
+
+def model_file(action_cfg: Any, action: str) -> str:
+    """``<action>.trt_engine``, else ``.onnx_file``, else ``.checkpoint``."""
+    for key in ("trt_engine", "onnx_file", "checkpoint"):
+        value = getattr(action_cfg, key, None)
+        if value:
+            return str(value)
+    raise OIError(f"set {action}.checkpoint (a .pth), {action}.onnx_file or {action}.trt_engine")
+
+
+def decision_threshold(config: Any, action_cfg: Any, scorer: Scorer) -> tuple[float, str]:
+    """(threshold, where it came from): ``<action>.threshold``, ``model.threshold``, then the model file's own."""
+    if action_cfg.threshold is not None:
+        return float(action_cfg.threshold), "spec (action threshold)"
+    if config.model.threshold is not None:
+        return float(config.model.threshold), "spec (model.threshold)"
+    if scorer.threshold is not None:
+        source = scorer.meta.get("threshold_source") if scorer.meta.get("threshold") is not None else None
+        return float(scorer.threshold), source or "model default (margin, or logit 0 for Compact)"
+    raise OIError("the model file stores no decision threshold; set model.threshold in the spec")
+
+
+def check_geometry(scorer: Scorer, pre: Any, model_path: str) -> None:
+    """The spec's dataset geometry must be the one the model was trained on."""
+    stored = scorer.meta.get("dataset") or {}
+    problems = []
+    if "strip_shape" in stored and list(stored["strip_shape"]) != list(pre.strip_shape):
+        problems.append(f"input strip {list(pre.strip_shape)} from the spec vs {list(stored['strip_shape'])} "
+                        f"in the model (check dataset.image_width/height, input_map, concat_type)")
+    if "lights" in stored and list(stored["lights"]) != list(pre.lights):
+        problems.append(f"lights {list(pre.lights)} from dataset.input_map vs {list(stored['lights'])} in the model")
+    if problems:
+        raise OIError(f"model '{model_path}' does not match the spec: " + "; ".join(problems))
+    for key, ours in (("rgb_input_mean", pre.mean), ("rgb_input_std", pre.std)):
+        if key in stored and not np.allclose(np.asarray(stored[key]), ours.flatten().numpy(), atol=1e-6):
+            log.warning("dataset.augmentation_config.%s %s differs from the model's %s; scores may be off",
+                        key, ours.flatten().tolist(), stored[key])
+
+
+def batch_size(action_cfg: Any, config: Any, scorer: Scorer) -> int:
+    """``<action>.batch_size`` (-1: dataset.batch_size), capped by what the backend accepts."""
+    size = int(action_cfg.batch_size)
+    if size == 0 or size < -1:
+        raise OIError(f"batch_size {size} is invalid; use -1 (dataset.batch_size) or a positive number")
+    size = int(config.dataset.batch_size) if size == -1 else size
+    return min(size, scorer.max_batch) if scorer.max_batch else size
+
+
+def score_split(scorer: Scorer, config: Any, split: str, batch: int) -> tuple[np.ndarray, Any]:
+    """Scores of every row of ``split`` ("test" or "predict") in CSV order, and the split's PairTable."""
+    from ..data.datamodule import OIDataModule
+
+    cfg = copy.deepcopy(config)
+    cfg.dataset.batch_size = batch
+    data = OIDataModule(cfg)
+    data.setup("test" if split == "test" else "predict")
+    table = data.table(split)
+    loader = data.test_dataloader() if split == "test" else data.predict_dataloader()
+    scores = np.full(len(table), np.nan, dtype=np.float32)
+    for item in loader:
+        scores[item["index"].numpy()] = np.asarray(scorer.score(item["test"], item["golden"]), dtype=np.float32)
+    missing = np.flatnonzero(np.isnan(scores))
+    if missing.size:
+        raise OIError(f"{missing.size} row(s) of {table.csv_path} got no score (first: row {int(missing[0])}); "
+                      f"the backend returned NaN or skipped them")
+    return scores, table

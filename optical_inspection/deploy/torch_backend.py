@@ -1,0 +1,35 @@
+"""PyTorch scorer: a checkpoint (.pth/.ckpt) run on the CPU or a GPU."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..models.checkpoint import load_checkpoint
+from ..models.factory import natural_threshold
+
+
+class TorchScorer:
+    """Scores pairs with a checkpoint's network in eval mode (no gradients)."""
+
+    max_batch: int | None = None
+
+    def __init__(self, model_path: str | Path, config: Any = None, device: str | torch.device | None = None) -> None:
+        self.model, self.meta = load_checkpoint(model_path, config)
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.model.to(self.device)
+        stored = self.meta.get("threshold")
+        self.threshold: float | None = float(stored) if stored is not None else natural_threshold(self.meta["model"])
+
+    @torch.inference_mode()
+    def score(self, test: Any, golden: Any) -> np.ndarray:
+        t = torch.as_tensor(test, dtype=torch.float32).to(self.device)
+        g = torch.as_tensor(golden, dtype=torch.float32).to(self.device)
+        return self.model.score(t, g).float().cpu().numpy()
+
+
+def load(model_path: str | Path, config: Any = None) -> TorchScorer:
+    """The backend entry point used by :func:`optical_inspection.deploy.load_scorer`."""
+    return TorchScorer(model_path, config)

@@ -1,0 +1,132 @@
+"""Checkpoints: tensors and plain metadata only, written atomically, read with ``torch.load(weights_only=True)``.
+
+Layout (a Lightning checkpoint dict, so TAO's key names hold): ``state_dict`` with keys prefixed ``model.``
+(``model.cnn1.1.weight``...), ``epoch``, ``global_step``, Lightning's resume state (``optimizer_states``,
+``lr_schedulers``, ``loops``, ``callbacks``) and ``oi_meta``: the plain metadata
+``{"model": {...}, "dataset": {...}, "epoch", "step", "metrics": {...}, "threshold", "threshold_source", ...}``.
+TAO's own ``.pth`` files (no ``oi_meta``) load too when the spec that describes them is given.
+"""
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from ..errors import OIError
+from ..io_utils import atomic_path
+from .factory import build_network, dataset_geometry, model_settings
+
+META_KEY = "oi_meta"
+PREFIX = "model."
+_PLAIN_SCALARS = (str, int, float, bool, type(None))
+
+
+def check_plain(value: Any, where: str = "checkpoint") -> None:
+    """Raise TypeError naming the first entry that is not a tensor, number, string, None, list, tuple or dict."""
+    if isinstance(value, (torch.Tensor, *_PLAIN_SCALARS)):
+        return
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, (str, int)):
+                raise TypeError(f"{where}: key {key!r} is a {type(key).__name__}, not a str or int")
+            check_plain(item, f"{where}[{key!r}]")
+        return
+    if isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            check_plain(item, f"{where}[{i}]")
+        return
+    raise TypeError(f"{where} is a {type(value).__module__}.{type(value).__name__}; checkpoints hold only tensors "
+                    f"and plain data (numbers, strings, lists, dicts)")
+
+
+def write_checkpoint(path: str | Path, checkpoint: Mapping[str, Any]) -> Path:
+    """Write a checkpoint dict atomically after checking that it is plain."""
+    check_plain(checkpoint)
+    with atomic_path(path) as tmp:
+        torch.save(dict(checkpoint), tmp)
+    return Path(path)
+
+
+def save_checkpoint(path: str | Path, model: nn.Module, meta: Mapping[str, Any]) -> Path:
+    """Save ``model``'s weights with ``meta`` (plain data: model/dataset settings, epoch, step, threshold...)."""
+    state = {PREFIX + k: v.detach().cpu() for k, v in model.state_dict().items()}
+    return write_checkpoint(path, {
+        "state_dict": state,
+        "epoch": int(meta.get("epoch", 0)),
+        "global_step": int(meta.get("step", 0)),
+        META_KEY: dict(meta),
+    })
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a checkpoint dict safely (``weights_only=True``); any pickled object is refused."""
+    p = Path(path)
+    if not p.is_file():
+        raise OIError(f"checkpoint '{p}' does not exist")
+    try:
+        data = torch.load(p, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise OIError(
+            f"checkpoint '{p}' holds pickled Python objects, which are refused because loading them can run "
+            f"arbitrary code ({str(exc).splitlines()[0]}). Only checkpoints of tensors and plain data load; "
+            f"re-save the weights as a plain state_dict if you trust the file."
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise OIError(f"checkpoint '{p}' is not a readable PyTorch checkpoint ({exc})") from None
+    if not isinstance(data, dict) or "state_dict" not in data:
+        raise OIError(f"checkpoint '{p}' has no 'state_dict' entry; it is not an optical_inspection or TAO checkpoint")
+    if data.get("state_dict_encrypted"):
+        raise OIError(f"checkpoint '{p}' is an encrypted TAO checkpoint; decrypt it with TAO first")
+    return data
+
+
+def checkpoint_meta(data: Mapping[str, Any], path: str | Path, config: Any = None) -> dict[str, Any]:
+    """``oi_meta`` of a checkpoint; for a TAO checkpoint (none stored) it is derived from ``config``."""
+    meta = data.get(META_KEY)
+    if isinstance(meta, dict):
+        return dict(meta)
+    if config is None:
+        raise OIError(f"checkpoint '{path}' carries no optical_inspection metadata (a TAO checkpoint?); "
+                      f"pass the spec it was trained with so the network can be rebuilt")
+    return {
+        "model": model_settings(config.model), "dataset": dataset_geometry(config.dataset),
+        "epoch": int(data.get("epoch", 0)), "step": int(data.get("global_step", 0)),
+        "metrics": {}, "threshold": None, "threshold_source": None, "origin": "tao",
+    }
+
+
+def model_state(data: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    """The network's state_dict (``model.`` prefix removed)."""
+    return {k[len(PREFIX):]: v for k, v in data["state_dict"].items() if k.startswith(PREFIX)}
+
+
+def load_state(model: nn.Module, state: Mapping[str, torch.Tensor], path: str | Path) -> None:
+    """Strict load with one clear message listing missing, unexpected and mis-shaped tensors."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+              for k in own if k in state and state[k].shape != own[k].shape]
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"missing {missing[:5]}{' ...' if len(missing) > 5 else ''}")
+        if unexpected:
+            parts.append(f"unexpected {unexpected[:5]}{' ...' if len(unexpected) > 5 else ''}")
+        if shapes:
+            parts.append("shape mismatch " + "; ".join(shapes[:5]))
+        raise OIError(f"checkpoint '{path}' does not fit this network ({', '.join(parts)}); check model.model_type, "
+                      f"embedding_vectors, base_channels and the dataset geometry (lights, image size)")
+    model.load_state_dict(state)
+
+
+def load_checkpoint(path: str | Path, config: Any = None) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the network stored in ``path``; returns (model in eval mode, metadata)."""
+    data = read_checkpoint(path)
+    meta = checkpoint_meta(data, path, config)
+    model = build_network(meta["model"], meta["dataset"]["strip_shape"])
+    load_state(model, model_state(data), path)
+    return model.eval(), meta

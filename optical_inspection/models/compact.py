@@ -1,0 +1,84 @@
+"""Our default network: a compact comparison network that tolerates a few pixels of misregistration.
+
+Design (why, in short):
+* One shared convolutional encoder (two stride-2 convs, then one more conv) turns each strip into a
+  1/4-resolution feature map.
+  Test and golden go through it in ONE batch, so BatchNorm sees the same statistics for both (TAO's two passes
+  give them different statistics in training). Parameters do not grow with the image size.
+* The comparison is explicit and shift tolerant: a test feature only counts as different when it lies outside the
+  [min, max] range of the golden features in a (2t+1)² neighbourhood (t = ``shift_tolerance`` feature cells, 4 px
+  each), and symmetrically for golden features missing from the test. Misregistered but identical boards give ~0;
+  extra copper (shorts, spurs) and missing copper (opens, pin holes) give large values. The plain |f_t − f_g| is
+  kept as a third input so the head can still use exact alignment when it exists.
+* A small head (1×1 conv, strided 3×3 conv) and global max + mean pooling give one logit per pair: defects are local, so
+  the max pool lets one bad spot decide. The score is that logit (larger = more defective, 0 = probability 0.5),
+  trained with binary cross-entropy.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def _conv_bn_relu(c_in: int, c_out: int, *, kernel: int = 3, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(inplace=True),
+    )
+
+
+class Compact(nn.Module):
+    """Shared encoder → shift-tolerant feature comparison → small head → one logit (the score)."""
+
+    def __init__(self, strip_shape: tuple[int, int, int], base_channels: int = 16, shift_tolerance: int = 1) -> None:
+        super().__init__()
+        channels, height, width = strip_shape
+        if channels != 3:
+            raise ValueError(f"Compact takes 3-channel strips, got {channels} channels")
+        self.strip_shape = (channels, height, width)
+        self.shift_tolerance = shift_tolerance
+        c = base_channels
+        self.encoder = nn.Sequential(
+            _conv_bn_relu(3, c // 2, stride=2),
+            _conv_bn_relu(c // 2, c, stride=2),
+            _conv_bn_relu(c, 2 * c),
+        )
+        self.head = nn.Sequential(
+            _conv_bn_relu(6 * c, 2 * c, kernel=1),
+            _conv_bn_relu(2 * c, 2 * c, stride=2),
+        )
+        self.classifier = nn.Linear(4 * c, 1)
+
+    def compare(self, feat_test: torch.Tensor, feat_golden: torch.Tensor) -> torch.Tensor:
+        """Per-cell differences that ignore shifts up to ``shift_tolerance`` cells."""
+        diff = (feat_test - feat_golden).abs()
+        if self.shift_tolerance == 0:
+            return torch.cat([diff, diff, diff], dim=1)
+        return torch.cat([
+            _outside_neighbourhood(feat_test, feat_golden, self.shift_tolerance),
+            _outside_neighbourhood(feat_golden, feat_test, self.shift_tolerance),
+            diff,
+        ], dim=1)
+
+    def forward(self, input_1: torch.Tensor, input_2: torch.Tensor) -> torch.Tensor:
+        """Logit per pair (input_1 = test, input_2 = golden)."""
+        features = self.encoder(torch.cat([input_1, input_2], dim=0))
+        # slicing (not chunk) keeps the batch axis symbolic when exported to ONNX with a dynamic batch
+        feat_test, feat_golden = features[: input_1.shape[0]], features[input_1.shape[0]:]
+        mixed = self.head(self.compare(feat_test, feat_golden))
+        pooled = torch.cat([mixed.amax(dim=(2, 3)), mixed.mean(dim=(2, 3))], dim=1)
+        return self.classifier(pooled).squeeze(1)
+
+    def score(self, input_1: torch.Tensor, input_2: torch.Tensor) -> torch.Tensor:
+        """The logit: larger = more defective."""
+        return self(input_1, input_2)
+
+
+def _outside_neighbourhood(x: torch.Tensor, ref: torch.Tensor, radius: int) -> torch.Tensor:
+    """How far each value of ``x`` lies outside the [min, max] of ``ref`` over a (2r+1)² window."""
+    k = 2 * radius + 1
+    ref_max = F.max_pool2d(ref, k, stride=1, padding=radius)
+    ref_min = -F.max_pool2d(-ref, k, stride=1, padding=radius)
+    return F.relu(x - ref_max) + F.relu(ref_min - x)

@@ -1,0 +1,60 @@
+"""Build a network from a spec (training) or from a checkpoint's metadata (evaluate, export, deploy)."""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from torch import nn
+
+from ..errors import OIError
+from .compact import Compact
+from .siamese import Siamese, Siamese3
+
+MODEL_TYPES = ("Siamese", "Siamese_3", "Compact")
+
+
+def dataset_geometry(dataset_cfg: Any) -> dict[str, Any]:
+    """What a model file must remember about its inputs: lights, tile size, layout, strip shape, mean/std."""
+    from ..data.preprocess import Preprocessor
+
+    return {**Preprocessor(dataset_cfg).geometry(), "image_ext": dataset_cfg.image_ext}
+
+
+def model_settings(model_cfg: Any) -> dict[str, Any]:
+    """The plain model section stored in checkpoints (enough to rebuild the network)."""
+    return {
+        "model_type": model_cfg.model_type,
+        "margin": float(model_cfg.margin),
+        "embedding_vectors": int(model_cfg.embedding_vectors),
+        "base_channels": int(model_cfg.base_channels),
+        "shift_tolerance": int(model_cfg.shift_tolerance),
+        "model_backbone": model_cfg.model_backbone,
+    }
+
+
+def build_network(model: Mapping[str, Any], strip_shape: tuple[int, int, int] | list[int]) -> nn.Module:
+    """The network named by ``model["model_type"]`` for strips of ``strip_shape`` (3, H', W')."""
+    model_type = model.get("model_type")
+    shape = tuple(int(v) for v in strip_shape)
+    if model_type == "Compact":
+        return Compact(shape, base_channels=int(model.get("base_channels", 16)),  # type: ignore[arg-type]
+                       shift_tolerance=int(model.get("shift_tolerance", 1)))
+    if model_type in ("Siamese", "Siamese_3"):
+        if model.get("model_backbone", "custom") != "custom":
+            raise OIError(f"model.model_backbone '{model['model_backbone']}' does not exist; use 'custom'")
+        cls = Siamese3 if model_type == "Siamese_3" else Siamese
+        return cls(shape, embedding_vectors=int(model.get("embedding_vectors", 5)))  # type: ignore[arg-type]
+    raise OIError(f"unknown model.model_type {model_type!r}; use one of {', '.join(MODEL_TYPES)}")
+
+
+def build_model(config: Any) -> nn.Module:
+    """The network of an ExperimentConfig (model section + dataset geometry)."""
+    return build_network(model_settings(config.model), dataset_geometry(config.dataset)["strip_shape"])
+
+
+def natural_threshold(model: Mapping[str, Any]) -> float:
+    """Threshold before any calibration: TAO's margin for the Siamese types, logit 0 (p = 0.5) for Compact."""
+    return 0.0 if model.get("model_type") == "Compact" else float(model.get("margin", 2.0))
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

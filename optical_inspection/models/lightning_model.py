@@ -1,0 +1,195 @@
+"""The LightningModule: one network, its loss, epoch metrics (gathered over DDP ranks) and checkpoint metadata."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+
+from ..errors import OIError
+from .checkpoint import META_KEY
+from .factory import build_network, model_settings, natural_threshold
+from .losses import pair_losses
+from .metrics import aoi_metrics, auroc, average_precision, recall_at_false_alarm, threshold_at_false_alarm
+
+FORMAT_VERSION = 1
+
+
+class OIModule(pl.LightningModule):
+    """Trains ``self.model`` (so state-dict keys read ``model.<layer>``, as in TAO's checkpoints)."""
+
+    def __init__(self, config: Any, geometry: dict[str, Any]) -> None:
+        super().__init__()
+        self.config = config
+        self.settings = model_settings(config.model)
+        self.geometry = geometry
+        self.model = build_network(self.settings, geometry["strip_shape"])
+        self.model_type = self.settings["model_type"]
+        self.margin = self.settings["margin"]
+        fixed = config.model.threshold
+        self.eval_threshold = float(fixed) if fixed is not None else natural_threshold(self.settings)
+        self.target_false_alarm = float(config.train.target_false_alarm)
+        self.seed = int(config.train.seed)
+        self.calibrated_threshold: float | None = None
+        self.val_metrics: dict[str, float] = {}
+        self.val_epoch: int | None = None  # epoch of the latest validation
+        self.epoch_in_progress = 0  # the epoch being trained, or the last one once fit returns
+        self._summary: tuple[int, dict[str, float]] | None = None
+        self._train: list[tuple[torch.Tensor, ...]] = []
+        self._val: list[tuple[torch.Tensor, ...]] = []
+
+    # -- optimisation -----------------------------------------------------------------------------------------
+    def configure_optimizers(self) -> Any:
+        optim = self.config.train.optim
+        params = self.model.parameters()
+        if optim.type == "Adam":
+            optimizer = torch.optim.Adam(params, lr=optim.lr, weight_decay=optim.weight_decay)
+        elif optim.type == "AdamW":
+            optimizer = torch.optim.AdamW(params, lr=optim.lr, weight_decay=optim.weight_decay)
+        elif optim.type == "SGD":
+            optimizer = torch.optim.SGD(params, lr=optim.lr, momentum=optim.momentum, weight_decay=optim.weight_decay)
+        else:
+            raise OIError(f"train.optim.type '{optim.type}' is unknown; use Adam, AdamW or SGD")
+        if optim.lr_scheduler == "none":
+            return optimizer
+        total = max(int(self.trainer.estimated_stepping_batches), 1)
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def on_train_epoch_start(self) -> None:
+        """Reseed from (seed, epoch): an epoch's sampling and augmentation depend on nothing else, so a run
+        resumed from any epoch-end checkpoint replays exactly what an uninterrupted run does."""
+        if self.seed >= 0:
+            pl.seed_everything((self.seed * 1_000_003 + self.current_epoch) % 2**32, workers=True, verbose=False)
+        self.epoch_in_progress = self.current_epoch
+        self._train.clear()
+        self._summary = None
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        score = self.model.score(batch["test"], batch["golden"])
+        losses = pair_losses(self.model_type, score, batch["label"], self.margin)
+        loss = losses.mean()
+        self._train.append((score.detach(), batch["label"], losses.detach()))
+        self.log("train_loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=score.numel())
+        return loss
+
+    # -- validation ---------------------------------------------------------------------------------------------
+    def on_validation_epoch_start(self) -> None:
+        self._val.clear()
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        score = self.model.score(batch["test"], batch["golden"])
+        losses = pair_losses(self.model_type, score, batch["label"], self.margin)
+        self._val.append((score, batch["label"], losses, batch["index"]))
+
+    def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking:
+            self._val.clear()
+            return
+        score, label, loss, index = (self._gather(torch.cat(parts)) for parts in zip(*self._val))
+        self._val.clear()
+        # DDP pads the last rank with repeated rows: keep each CSV row once.
+        _, first = np.unique(index.numpy(), return_index=True)
+        s, y, lo = score.numpy()[first], label.numpy()[first], loss.numpy()[first]
+        self.val_metrics = epoch_metrics("val", s, y, lo, self.eval_threshold)
+        passes = s[y == 0]
+        if passes.size:
+            self.calibrated_threshold = threshold_at_false_alarm(passes, self.target_false_alarm)
+        self.val_epoch = self.epoch_in_progress
+        self._summary = None
+        self.log_dict({k: v for k, v in self.val_metrics.items() if k.startswith("val_")}, prog_bar=False)
+
+    # -- epoch summary (used by the status and checkpoint callbacks) --------------------------------------------
+    def epoch_summary(self) -> dict[str, float]:
+        """train_loss/acc/fpr of this epoch (all ranks) plus the latest validation metrics. Collective under DDP:
+        every rank calls it, once per epoch; later calls return the cached values."""
+        if self._summary is not None and self._summary[0] == self.epoch_in_progress:
+            return self._summary[1]
+        if self._train:
+            score, label, loss = (self._gather(torch.cat(parts)) for parts in zip(*self._train))
+            train = epoch_metrics("train", score.numpy(), label.numpy(), loss.numpy(), self.eval_threshold)
+        else:
+            train = {}
+        summary = {**{k: train[k] for k in ("train_loss", "train_acc", "train_fpr") if k in train},
+                   **self.val_metrics}
+        self._summary = (self.epoch_in_progress, summary)
+        return summary
+
+    def on_train_epoch_end(self) -> None:
+        summary = self.epoch_summary()
+        self.log_dict({k: v for k, v in summary.items() if k.startswith("train_")})
+
+    def _gather(self, x: torch.Tensor) -> torch.Tensor:
+        """Concatenate a 1-D tensor over DDP ranks (ranks may hold different lengths); CPU result."""
+        x = x.detach()
+        if self.trainer.world_size == 1:
+            return x.cpu()
+        size = torch.tensor([x.numel()], device=x.device)
+        sizes = self.all_gather(size).view(-1).tolist()
+        padded = torch.zeros(max(sizes), dtype=x.dtype, device=x.device)
+        padded[: x.numel()] = x
+        stacked = self.all_gather(padded)
+        return torch.cat([stacked[r, :n] for r, n in enumerate(sizes)]).cpu()
+
+    # -- checkpoint metadata -------------------------------------------------------------------------------------
+    def meta(self) -> dict[str, Any]:
+        """Plain metadata stored in every checkpoint."""
+        return {
+            "format_version": FORMAT_VERSION,
+            "model": dict(self.settings),
+            "dataset": dict(self.geometry),
+            "epoch": int(self.epoch_in_progress),
+            "step": int(self.global_step),
+            "val_epoch": self.val_epoch,
+            "metrics": {k: _finite(v) for k, v in self.epoch_summary().items()},
+            "threshold": _finite(self.calibrated_threshold),
+            "threshold_source": (f"validation PASS scores at false alarm {self.target_false_alarm}"
+                                 if self.calibrated_threshold is not None else None),
+            "target_false_alarm": self.target_false_alarm,
+            "eval_threshold": self.eval_threshold,
+            "seed": self.seed,
+        }
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint[META_KEY] = self.meta()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        meta = checkpoint.get(META_KEY) or {}
+        stored = meta.get("model", {})
+        different = {k: (stored.get(k), v) for k, v in self.settings.items()
+                     if k in stored and stored[k] != v and k != "margin"}
+        if different:
+            raise OIError("cannot resume: the checkpoint's model differs from the spec ("
+                          + ", ".join(f"model.{k}: checkpoint {a!r} vs spec {b!r}" for k, (a, b) in different.items())
+                          + "); use train.pretrained_model_path for weights only, or a fresh results_dir")
+        self.calibrated_threshold = meta.get("threshold")
+        self.val_epoch = meta.get("val_epoch")
+        self.val_metrics = {k: v for k, v in meta.get("metrics", {}).items() if k.startswith("val_")}
+
+
+def epoch_metrics(prefix: str, score: np.ndarray, label: np.ndarray, loss: np.ndarray, threshold: float
+                  ) -> dict[str, float]:
+    """TAO's KPI names for one split (loss, acc = total accuracy %, fpr = FP/N %) plus threshold-free metrics."""
+    aoi = aoi_metrics(score, label, threshold)
+    out = {
+        f"{prefix}_loss": float(loss.mean()) if loss.size else math.nan,
+        f"{prefix}_acc": aoi["total_accuracy"],
+        f"{prefix}_fpr": aoi["false_alarm"],
+        f"{prefix}_fnr": aoi["false_negative"],
+        f"{prefix}_defect_acc": aoi["defect_accuracy"],
+    }
+    if prefix != "train":
+        out[f"{prefix}_auroc"] = auroc(score, label)
+        out[f"{prefix}_ap"] = average_precision(score, label)
+        out[f"{prefix}_recall_at_fa_1pct"] = recall_at_false_alarm(score, label, 0.01)
+        out[f"{prefix}_recall_at_fa_0_1pct"] = recall_at_false_alarm(score, label, 0.001)
+    return out
+
+
+def _finite(value: float | None) -> float | None:
+    """JSON- and checkpoint-friendly: NaN/inf become None."""
+    if value is None or not math.isfinite(value):
+        return None
+    return float(value)

@@ -1,0 +1,23 @@
+"""Training losses: TAO's contrastive loss for the Siamese types, BCE on the logit for Compact."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def contrastive_losses(distance: torch.Tensor, label: torch.Tensor, margin: float) -> torch.Tensor:
+    """TAO's ContrastiveLoss1 per pair: ``(1−y)·d² + y·max(0, m−d)²`` (y = 1 for a defect, no ½ factor).
+    TAO's loss is the batch mean of these."""
+    return (1.0 - label) * distance.pow(2) + label * F.relu(margin - distance).pow(2)
+
+
+def logit_losses(logit: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy per pair of the Compact model's logit (label 1 = defect)."""
+    return F.binary_cross_entropy_with_logits(logit, label, reduction="none")
+
+
+def pair_losses(model_type: str, score: torch.Tensor, label: torch.Tensor, margin: float) -> torch.Tensor:
+    """Per-pair loss of ``model_type`` for scores (distance or logit) and float labels in {0, 1}."""
+    if model_type == "Compact":
+        return logit_losses(score, label)
+    return contrastive_losses(score, label, margin)

@@ -1,0 +1,145 @@
+"""An AutoML job end to end: the runner's pending train job (policy on) becomes an Optuna study whose trials
+are child train jobs; the job ends with best_rec.json, trials.csv and plots in its results folder.
+
+Continuing after a crash: ``python -m runners run train --parent-job <automl job>`` makes a new AutoML job on the
+same study (storage and study name come from the parent, see :mod:`.handoff`): finished trials are kept, trials
+the dead process left running are re-run, and the study goes on to its budget.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import NotFoundError, RunnerError
+from ..launch import cancel, process_start, set_supervisor
+from ..records import TERMINAL, JobRecord, JobStore, now_iso
+from ..skill_info import load_skill_info
+from ..specbuild import load_schema
+from .driver import STOP_INTERRUPT, StudyDriver
+from .handoff import STUDY_DB
+from .results import best_record, state_counts, write_plots, write_tables
+from .settings import AutoMLSettings, read_settings
+from .space import SearchSpace, build_search_space
+from .study import open_study, recover_interrupted, redact_url, storage_url
+from .trial_job import TrainTrialObjective
+
+
+def launch(store: JobStore, record: JobRecord, detach: bool = False) -> JobRecord:
+    """Run the AutoML job (or start it in a detached ``python -m runners.automl`` process)."""
+    if not detach:
+        return run_automl_job(store, record.id)
+    log = open(record.log_path, "ab")  # noqa: SIM115 - handed to the child process
+    with log:
+        proc = subprocess.Popen([sys.executable, "-m", "runners.automl", record.id, "--jobs-root", str(store.root)],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
+                                start_new_session=True)
+    return store.update(record.id, lambda r: set_supervisor(r, proc.pid))
+
+
+def run_automl_job(store: JobStore, job_id: str) -> JobRecord:
+    """Run the study of a pending AutoML job to its end; the record ends success, failure or cancelled."""
+    record = store.load(job_id)
+    try:
+        spec = yaml.safe_load(Path(record.spec_path).read_text(encoding="utf-8")) or {}
+        skill = load_skill_info()
+        settings = read_settings(spec, skill)
+        space = build_search_space(load_schema(skill, "train"), settings.parameters, settings.parameter_ranges,
+                                   skill.shorthand_keys)
+        out_dir = Path(record.results_dir)
+        study = open_study(settings, out_dir, settings.study_name or record.id, _epochs(spec),
+                           fingerprint(settings, space, spec))
+    except RunnerError as exc:
+        store.update(job_id, lambda r: _end(r, "failure", str(exc), exc.exit_code))
+        raise
+    record = store.update(job_id, lambda r: _running(r, settings, space, study.study_name, out_dir))
+    for trial in recover_interrupted(study):
+        _stop_orphan(store, trial.user_attrs.get("job_id"))
+    objective = TrainTrialObjective(store, record, spec, settings)
+
+    def tables(s: Any) -> None:
+        write_tables(s, out_dir, space, settings.metric, settings.algorithm)
+
+    driver = StudyDriver(study, space, objective, base_spec=spec, max_trials=settings.max_trials,
+                         workers=settings.workers, max_time_s=settings.max_time_s, on_trial_done=tables)
+    handlers = {}
+    if threading.current_thread() is threading.main_thread():
+        handlers = {sig: signal.signal(sig, lambda *_: driver.stop(STOP_INTERRUPT))
+                    for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        reason = driver.run()
+    except BaseException as exc:  # noqa: BLE001 - the record must end terminal whatever happened
+        store.update(job_id, lambda r: _end(r, "failure", f"AutoML stopped: {type(exc).__name__}: {exc}", 1))
+        raise
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    artifacts = {**write_tables(study, out_dir, space, settings.metric, settings.algorithm),
+                 **write_plots(study, out_dir, settings.metric)}
+    if settings.storage is None:
+        artifacts["study_db"] = str(out_dir / STUDY_DB)
+    best = best_record(study, settings.metric, settings.algorithm)
+    counts = state_counts(study)
+    return store.update(job_id, lambda r: _finished(r, reason, best, counts, artifacts))
+
+
+def fingerprint(settings: AutoMLSettings, space: SearchSpace, spec: dict[str, Any]) -> dict[str, Any]:
+    """What must not change between runs of one study."""
+    return {"metric": settings.metric, "direction": settings.direction, "algorithm": settings.algorithm,
+            "search_space": space.describe(), "num_epochs": _epochs(spec)}
+
+
+def _epochs(spec: dict[str, Any]) -> int:
+    value = (spec.get("train") or {}).get("num_epochs", 10)
+    return int(value) if isinstance(value, int) else 10
+
+
+def _running(r: JobRecord, settings: AutoMLSettings, space: SearchSpace, study_name: str, out_dir: Path) -> None:
+    r.status, r.started, r.pid, r.pid_start = "running", r.started or now_iso(), os.getpid(), process_start(os.getpid())
+    set_supervisor(r, os.getpid())
+    r.decisions = {**r.decisions, "automl": {
+        "study_name": study_name, "storage": redact_url(storage_url(settings, out_dir)),
+        "algorithm": settings.algorithm, "metric": settings.metric, "direction": settings.direction,
+        "max_trials": settings.max_trials, "max_time_s": settings.max_time_s, "workers": settings.workers,
+        "seed": settings.seed, "search_space": space.describe()}}
+
+
+def _finished(r: JobRecord, reason: str | None, best: dict[str, Any] | None, counts: dict[str, int],
+              artifacts: dict[str, str]) -> None:
+    r.artifacts = dict(artifacts)
+    if best is not None:
+        r.metrics = {best["metric"]: best["value"], "best_trial": best["trial"], "best_epoch": best["best_epoch"]}
+        if best.get("checkpoint"):
+            r.artifacts["best_checkpoint"] = best["checkpoint"]
+    summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+    if reason == STOP_INTERRUPT:
+        _end(r, "cancelled", f"AutoML interrupted ({summary or 'no trial finished'}); continue the study with "
+             f"`python -m runners run train --parent-job {r.id}`", 130)
+    elif best is None:
+        _end(r, "failure", f"no trial completed ({reason or 'trial budget spent'}); see trials.csv and the child "
+             "jobs' logs", 1)
+    else:
+        why = f"; stopped early: {reason}" if reason else ""
+        _end(r, "success", f"best trial {best['trial']} (job {best['job_id']}): {best['metric']} = "
+             f"{best['value']:g} at epoch {best['best_epoch']} ({summary}){why}", 0)
+
+
+def _end(r: JobRecord, status: str, message: str, code: int) -> None:
+    r.status, r.finished, r.message, r.exit_code = status, now_iso(), message, code
+
+
+def _stop_orphan(store: JobStore, job_id: str | None) -> None:
+    """A child job of a dead AutoML process may still be training: stop it and mark it cancelled."""
+    if not job_id:
+        return
+    try:
+        if store.load(job_id).status not in TERMINAL:
+            cancel(store, job_id)
+    except NotFoundError:
+        pass  # a trial of another jobs root (shared storage): its own runner cleans it up

@@ -1,0 +1,190 @@
+"""One trial = one child train job of the AutoML job, launched the way the runner launches jobs.
+
+The child gets its own job record (parent id = the AutoML job), ``spec.yaml`` (the AutoML job's spec with the
+trial's values, a checkpoint and a validation every epoch, its own results folder) and ``job.log``. While it
+trains, its ``status.json`` per-epoch records feed the monitored metric to Optuna (step = epochs completed), so
+hyperband/asha can prune it. When it ends, the runner's own ``best`` rule picks the best epoch's checkpoint
+(highest/lowest recorded metric, never the file name and never simply the last epoch): that epoch's metric is
+the trial's value.
+"""
+from __future__ import annotations
+
+import copy
+import os
+import signal
+import subprocess
+import threading
+from pathlib import Path
+from typing import Any
+
+import optuna
+import yaml
+
+from optical_inspection.io_utils import write_text_atomic
+from optical_inspection.status import read_status
+
+from ..checkpoints import CheckpointRequest, choose, epoch_metrics, list_checkpoints
+from ..launch import finish, process_start, set_supervisor, trainer_command
+from ..parents import action_results
+from ..records import JobRecord, JobStore, now_iso
+from .driver import TrialStopped
+from .settings import AutoMLSettings
+
+STOP_GRACE_S = 20.0
+# Values every trial needs: a metric and a checkpoint after every epoch, and a fresh start in its own folder.
+FORCED = {
+    "train.checkpoint_interval": 1,
+    "train.checkpoint_interval_unit": "epoch",
+    "train.validation_interval": 1,
+    "train.resume_training_checkpoint_path": None,
+    "train.results_dir": None,
+}
+
+
+class TrialFailed(Exception):
+    """The child train job failed or left no usable metric/checkpoint."""
+
+
+class TrainTrialObjective:
+    """The study objective: train ``params`` as a child job and return its best epoch's metric."""
+
+    def __init__(self, store: JobStore, automl: JobRecord, base_spec: dict[str, Any], settings: AutoMLSettings,
+                 poll_s: float = 1.0) -> None:
+        self.store = store
+        self.automl = automl
+        self.base_spec = base_spec
+        self.settings = settings
+        self.poll_s = poll_s
+        cores = os.cpu_count() or 1
+        self.threads = str(max(1, cores // max(1, settings.workers)))
+
+    def __call__(self, trial: optuna.Trial, params: dict[str, Any], stop: threading.Event) -> float:
+        child = self.create_child(trial.number, params)
+        trial.set_user_attr("job_id", child.id)
+        trial.set_user_attr("job_dir", child.job_dir)
+        proc = self.launch(child)
+        try:
+            return self.watch(trial, child, proc, stop)
+        finally:
+            if proc.poll() is None:  # an unexpected error in the watcher: never leave a trainer behind
+                self.end(child, proc, "stopped: the AutoML trial watcher failed")
+
+    # ------------------------------------------------------------ child job
+
+    def trial_spec(self, child: JobRecord, params: dict[str, Any]) -> dict[str, Any]:
+        spec = copy.deepcopy(self.base_spec)
+        for key, value in {**params, **FORCED, "results_dir": child.results_dir}.items():
+            _set_dotted(spec, key, value)
+        return spec
+
+    def create_child(self, number: int, params: dict[str, Any]) -> JobRecord:
+        """Record the child job and write its spec; a spec the trainer would reject fails the trial here."""
+        from optical_inspection.errors import SpecError
+        from optical_inspection.spec import validate_dict
+
+        child = self.store.create("train", self.automl.id)
+        spec = self.trial_spec(child, params)
+        try:
+            validate_dict(copy.deepcopy(spec), "train")
+        except SpecError as exc:
+            self.store.update(child.id, lambda r: _failed(r, str(exc), 2))
+            raise TrialFailed(f"trial {number}: the sampled spec is invalid: {exc}") from None
+        write_text_atomic(child.spec_path, yaml.safe_dump(spec, sort_keys=False, default_flow_style=False))
+
+        def planned(r: JobRecord) -> None:
+            r.automl_policy = {"value": "off", "reason": f"trial {number} of AutoML job {self.automl.id}"}
+            r.decisions = {
+                "automl": {"parent_job": self.automl.id, "trial": number, "params": params,
+                           "forced": FORCED, "metric": self.settings.metric},
+                "results_folder": action_results(spec, "train"),
+            }
+            set_supervisor(r, os.getpid())
+
+        return self.store.update(child.id, planned)
+
+    def launch(self, child: JobRecord) -> subprocess.Popen:
+        """Start the trainer in its own process group; torch threads shared out between the workers."""
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env.setdefault("OMP_NUM_THREADS", self.threads)
+        with open(child.log_path, "ab") as log:
+            proc = subprocess.Popen(trainer_command(child), stdin=subprocess.DEVNULL, stdout=log,
+                                    stderr=subprocess.STDOUT, start_new_session=True, env=env)
+
+        def running(r: JobRecord) -> None:
+            r.status, r.started, r.pid, r.pid_start = "running", now_iso(), proc.pid, process_start(proc.pid)
+
+        self.store.update(child.id, running)
+        return proc
+
+    def end(self, child: JobRecord, proc: subprocess.Popen, message: str) -> None:
+        """Stop the trainer (SIGTERM to its group, SIGKILL after a grace period) and record it cancelled."""
+        _signal_group(proc.pid, signal.SIGTERM)
+        try:
+            code = proc.wait(timeout=STOP_GRACE_S)
+        except subprocess.TimeoutExpired:
+            _signal_group(proc.pid, signal.SIGKILL)
+            code = proc.wait()
+        finish(self.store, child.id, code, cancelled=True)
+        self.store.update(child.id, lambda r: setattr(r, "message", message))
+
+    # ------------------------------------------------------------ watching
+
+    def watch(self, trial: optuna.Trial, child: JobRecord, proc: subprocess.Popen, stop: threading.Event) -> float:
+        folder = Path(action_results(yaml.safe_load(Path(child.spec_path).read_text()), "train"))
+        metric = self.settings.metric
+        reported: set[int] = set()
+        while True:
+            code = proc.poll()
+            epochs = epoch_metrics(read_status(folder / "status.json"))
+            for epoch in sorted(e for e in epochs if e not in reported and metric in epochs[e]):
+                reported.add(epoch)
+                trial.report(epochs[epoch][metric], epoch + 1)
+                if code is None and trial.should_prune():
+                    self.end(child, proc, f"pruned by AutoML ({self.settings.algorithm}) after epoch {epoch + 1}")
+                    trial.set_user_attr("epochs_trained", epoch + 1)
+                    raise optuna.TrialPruned(f"pruned after epoch {epoch + 1}")
+            if code is not None:
+                break
+            if stop.wait(self.poll_s):
+                self.end(child, proc, "stopped by AutoML (time budget or interruption)")
+                raise TrialStopped()
+        record = finish(self.store, child.id, code)
+        trial.set_user_attr("epochs_trained", len(epochs))
+        if code != 0:
+            raise TrialFailed(f"child job {child.id} failed (exit {code}): {record.message} (log: {child.log_path})")
+        return self.best_epoch(trial, child, folder, epochs)
+
+    def best_epoch(self, trial: optuna.Trial, child: JobRecord, folder: Path,
+                   epochs: dict[int, dict[str, float]]) -> float:
+        """The best epoch's metric; its checkpoint and number (counted from 1) go to the trial's attributes."""
+        metric, direction = self.settings.metric, self.settings.direction
+        if not any(metric in m for m in epochs.values()):
+            raise TrialFailed(f"child job {child.id} finished without recording {metric} in {folder}/status.json")
+        chosen, _ = choose(list_checkpoints(folder, epochs), CheckpointRequest("best"), metric, direction,
+                           f"trial {trial.number} (job {child.id})")
+        assert chosen.epoch is not None
+        trial.set_user_attr("best_epoch", chosen.epoch + 1)
+        trial.set_user_attr("checkpoint", str(chosen.path))
+        self.store.update(child.id, lambda r: r.artifacts.setdefault("best_checkpoint", str(chosen.path)))
+        return float(chosen.metrics[metric])
+
+
+def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+    node = data
+    *parents, name = key.split(".")
+    for part in parents:
+        if not isinstance(node.get(part), dict):
+            node[part] = {}
+        node = node[part]
+    node[name] = value
+
+
+def _failed(record: JobRecord, message: str, code: int) -> None:
+    record.status, record.finished, record.message, record.exit_code = "failure", now_iso(), message, code
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass

@@ -1,0 +1,175 @@
+"""Choosing a checkpoint of a train job: ``best``, ``latest`` or ``epoch=N`` — never by file name.
+
+Metadata is read without torch: a ``.pth`` written by ``torch.save`` is a zip whose ``data.pkl`` is unpickled here
+with a restricted unpickler that builds no tensors (torch classes become inert placeholders; any other class is
+refused, as with ``weights_only=True``). The plain ``oi_meta`` entry gives each file's epoch, step and metrics.
+
+Epoch convention: users count epochs from 1. ``epoch=N`` means the checkpoint saved after the N-th epoch, whose
+metadata (like TAO's and Lightning's) stores the zero-based epoch index N-1, i.e. the file
+``model_epoch_{N-1:03d}_step_*.pth``. Two files for the same epoch (e.g. step-interval checkpoints) are ambiguous
+and rejected. ``best`` = the highest (or lowest, for a minimised metric) validation metric recorded for a
+checkpointed epoch, from the checkpoint's metadata (only when that epoch was validated: ``val_epoch``) or, for
+checkpoints without metadata metrics, from status.json's epoch records; ties go to the earliest epoch. ``latest`` = the highest epoch/step (the ``oi_model_latest.pth`` alias on a tie).
+"""
+from __future__ import annotations
+
+import math
+import pickle
+import re
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import NotFoundError, RequestError
+
+SUFFIXES = (".pth", ".ckpt", ".pt")
+LATEST_ALIAS = re.compile(r"latest", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class CheckpointRequest:
+    kind: str               # "best" | "latest" | "epoch"
+    epoch: int | None = None  # as the user counts (1-based)
+
+    def __str__(self) -> str:
+        return f"epoch={self.epoch}" if self.kind == "epoch" else self.kind
+
+
+def parse_request(text: str | None, default: str = "best") -> CheckpointRequest:
+    value = (text or default).strip().lower()
+    if value in ("best", "latest"):
+        return CheckpointRequest(value)
+    match = re.fullmatch(r"epoch\s*=\s*(\d+)", value)
+    if match and int(match.group(1)) >= 1:
+        return CheckpointRequest("epoch", int(match.group(1)))
+    raise RequestError(f"--checkpoint '{text}' is not best, latest or epoch=N (N counts epochs from 1)")
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    path: Path
+    epoch: int | None        # zero-based epoch index, as stored in the metadata
+    step: int | None
+    metrics: dict[str, float] = field(default_factory=dict)
+    is_alias: bool = False   # oi_model_latest.pth: a copy of the most recent state
+
+    def describe(self) -> str:
+        epoch = "?" if self.epoch is None else self.epoch + 1
+        return f"{self.path.name} (epoch {epoch}, step {self.step if self.step is not None else '?'})"
+
+
+class _Inert:
+    """Stands in for any torch object inside a checkpoint pickle; never runs torch code."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def __setstate__(self, state: Any) -> None:
+        pass
+
+
+class _Dict(dict):
+    """OrderedDict stand-in; ignores the attributes a state_dict carries (``_metadata``)."""
+
+    def __setstate__(self, state: Any) -> None:
+        pass
+
+
+class _MetaUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        if module == "collections" and name == "OrderedDict":
+            return _Dict
+        if module == "torch" or module.startswith("torch."):
+            return _Inert
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+
+    def persistent_load(self, pid: Any) -> Any:
+        return None
+
+
+def read_meta(path: Path) -> dict[str, Any]:
+    """The plain top-level entries of a torch.save checkpoint (tensors replaced by placeholders), torch-free."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            name = next((n for n in zf.namelist() if n.endswith("/data.pkl") or n == "data.pkl"), None)
+            if name is None:
+                raise NotFoundError(f"{path}: not a torch.save checkpoint (no data.pkl inside)")
+            with zf.open(name) as fh:
+                data = _MetaUnpickler(fh).load()
+    except (zipfile.BadZipFile, OSError, pickle.UnpicklingError, EOFError, ValueError) as exc:
+        raise NotFoundError(f"{path}: cannot read the checkpoint's metadata ({exc})") from None
+    return data if isinstance(data, dict) else {}
+
+
+def list_checkpoints(folder: Path, status_metrics: dict[int, dict[str, float]] | None = None) -> list[Checkpoint]:
+    """Every checkpoint file in ``folder`` with its epoch, step and validation metrics."""
+    found = []
+    for path in sorted(p for p in Path(folder).glob("*") if p.suffix in SUFFIXES and p.is_file()):
+        data = read_meta(path)
+        meta = data.get("oi_meta") if isinstance(data.get("oi_meta"), dict) else {}
+        epoch = _int(meta.get("epoch", data.get("epoch")))
+        step = _int(meta.get("step", data.get("global_step")))
+        if isinstance(meta.get("metrics"), dict):
+            metrics = {k: float(v) for k, v in meta["metrics"].items() if _number(v)}
+        else:
+            metrics = dict((status_metrics or {}).get(epoch, {}))
+        val_epoch = _int(meta.get("val_epoch"))
+        if val_epoch is not None and val_epoch != epoch:  # validation metrics carried over from an earlier epoch
+            metrics = {k: v for k, v in metrics.items() if not k.startswith("val_")}
+        found.append(Checkpoint(path, epoch, step, metrics, bool(LATEST_ALIAS.search(path.name))))
+    return found
+
+
+def epoch_metrics(status_records: list[dict[str, Any]]) -> dict[int, dict[str, float]]:
+    """{zero-based epoch: metrics} from status.json's per-epoch records (the last record of an epoch wins)."""
+    out: dict[int, dict[str, float]] = {}
+    for record in status_records:
+        epoch = _int(record.get("epoch"))
+        kpi = record.get("kpi")
+        if epoch is None or not isinstance(kpi, dict) or record.get("status") != "RUNNING":
+            continue
+        out[epoch] = {k: float(v) for k, v in kpi.items() if _number(v)}
+    return out
+
+
+def choose(checkpoints: list[Checkpoint], request: CheckpointRequest, metric: str, direction: str,
+           where: str) -> tuple[Checkpoint, str]:
+    """The checkpoint the request names, with the reason; NotFoundError listing what exists otherwise."""
+    if not checkpoints:
+        raise NotFoundError(f"{where}: no checkpoint files ({', '.join(SUFFIXES)}) exist")
+    listing = "; ".join(c.describe() for c in checkpoints)
+    epochs = [c for c in checkpoints if not c.is_alias and c.epoch is not None]
+    if request.kind == "latest":
+        chosen = max(checkpoints, key=lambda c: (c.epoch if c.epoch is not None else -1,
+                                                 c.step if c.step is not None else -1, c.is_alias))
+        return chosen, f"latest: {chosen.describe()}"
+    if request.kind == "epoch":
+        assert request.epoch is not None
+        matches = [c for c in epochs if c.epoch == request.epoch - 1]
+        if not matches:
+            raise NotFoundError(f"{where}: no checkpoint of epoch {request.epoch} (epochs count from 1); "
+                                f"existing: {listing}")
+        if len(matches) > 1:
+            raise NotFoundError(f"{where}: epoch {request.epoch} is ambiguous, several checkpoints hold it: "
+                                f"{'; '.join(c.describe() for c in matches)}; pass a path with --overrides instead")
+        return matches[0], f"epoch={request.epoch} (the checkpoint saved after epoch {request.epoch}): {matches[0].describe()}"
+    scored = [c for c in epochs if metric in c.metrics and not math.isnan(c.metrics[metric])]
+    if not scored:
+        raise NotFoundError(f"{where}: no checkpoint has a recorded {metric}, so 'best' cannot be chosen; "
+                            f"existing: {listing}; pass --checkpoint latest or epoch=N")
+    sign = 1.0 if direction == "maximize" else -1.0
+    best_value = max(sign * c.metrics[metric] for c in scored)
+    tied = sorted((c for c in scored if sign * c.metrics[metric] == best_value), key=lambda c: (c.epoch, c.step or 0))
+    chosen = tied[0]
+    tie = f"; tie with {len(tied) - 1} later checkpoint(s), the earliest is used" if len(tied) > 1 else ""
+    return chosen, (f"best: {direction} {metric} = {chosen.metrics[metric]:g} at {chosen.describe()} "
+                    f"among {len(scored)} checkpoint(s) with a recorded {metric}{tie}")
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _int(value: Any) -> int | None:
+    return int(value) if _number(value) else None

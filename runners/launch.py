@@ -1,0 +1,186 @@
+"""Launching the trainer (`python -m optical_inspection <action> -e spec.yaml`) for a job and recording the outcome.
+
+The supervisor starts the trainer in its own process group with its output in the job's log, marks the job
+running, waits, then records the exit code, status, metrics (the final status.json KPIs) and artefacts.
+`run --detach` runs the same supervisor as a detached ``python -m runners supervise JOB`` process.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .records import TERMINAL, JobRecord, JobStore, now_iso
+
+_CANCEL_GRACE_S = 20.0
+
+
+def trainer_command(record: JobRecord) -> list[str]:
+    return [sys.executable, "-m", "optical_inspection", record.action, "-e", record.spec_path]
+
+
+def child_env() -> dict[str, str]:
+    """The environment of launched processes: this one's, with the folder holding this runner (and the trainer
+    beside it) first on PYTHONPATH so the same code runs whatever the install, and unbuffered output."""
+    code_root = str(Path(__file__).resolve().parent.parent)
+    paths = [code_root] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != code_root]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths), "PYTHONUNBUFFERED": "1"}
+
+
+def start_detached(store: JobStore, record: JobRecord) -> JobRecord:
+    """Start ``python -m runners supervise`` in a new session and return the (pending) record."""
+    with open(record.log_path, "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "runners", "supervise", record.id, "--jobs-root", str(store.root)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True, env=child_env(),
+        )
+    return store.update(record.id, lambda r: set_supervisor(r, proc.pid))
+
+
+def set_supervisor(record: JobRecord, pid: int) -> None:
+    record.supervisor_pid, record.supervisor_start = pid, process_start(pid)
+
+
+def supervise(store: JobStore, job_id: str) -> JobRecord:
+    """Run the job's trainer to the end (SIGTERM/Ctrl-C stop it and mark the job cancelled)."""
+    record = store.load(job_id)
+    with open(record.log_path, "ab") as log:
+        proc = subprocess.Popen(trainer_command(record), stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True, env=child_env())
+
+    def mark_running(r: JobRecord) -> None:
+        r.status, r.started, r.pid, r.pid_start = "running", now_iso(), proc.pid, process_start(proc.pid)
+        set_supervisor(r, os.getpid())
+
+    record = store.update(job_id, mark_running)
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    interrupted = False
+    try:
+        if record.cancel_requested:
+            _stop(proc)
+        code = proc.wait()
+    except KeyboardInterrupt:
+        interrupted = True
+        _stop(proc)
+        code = proc.wait()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return finish(store, job_id, code, cancelled=interrupted)
+
+
+def finish(store: JobStore, job_id: str, code: int, cancelled: bool = False) -> JobRecord:
+    """Record the trainer's exit: status, exit code, metrics and artefacts from its status.json."""
+    record = store.load(job_id)
+    summary = read_outcome(Path(record.decisions.get("results_folder", record.results_dir)))
+
+    def done(r: JobRecord) -> None:
+        r.exit_code = code
+        r.finished = now_iso()
+        r.metrics = summary.get("kpi", {})
+        r.artifacts = summary.get("artifacts", {})
+        if code == 0:
+            r.status, r.message = "success", summary.get("message", "")
+        elif cancelled or r.cancel_requested:
+            r.status, r.message = "cancelled", "cancelled by request"
+        else:
+            r.status = "failure"
+            r.message = summary.get("message") or f"the trainer exited with code {code}; see {r.log_path}"
+
+    return store.update(job_id, done)
+
+
+def read_outcome(results_folder: Path) -> dict[str, Any]:
+    """The last terminal record of status.json: message, kpi and artifacts."""
+    from optical_inspection.status import read_status
+
+    for entry in reversed(read_status(results_folder / "status.json")):
+        if entry.get("status") in ("SUCCESS", "FAILURE"):
+            return {"message": entry.get("message", ""), "kpi": entry.get("kpi") or {},
+                    "artifacts": entry.get("artifacts") or {}}
+    return {}
+
+
+def cancel(store: JobStore, job_id: str) -> JobRecord:
+    """Ask a pending/running job to stop; the trainer gets SIGTERM and writes its FAILURE record."""
+    record = store.update(job_id, lambda r: setattr(r, "cancel_requested", r.status not in TERMINAL))
+    if record.status in TERMINAL:
+        return record
+    if process_alive(record.pid, record.pid_start):
+        _signal_group(record.pid, signal.SIGTERM)
+    deadline = time.monotonic() + _CANCEL_GRACE_S
+    while time.monotonic() < deadline:
+        record = store.load(job_id)
+        if record.status in TERMINAL:
+            return record
+        if not process_alive(record.supervisor_pid, record.supervisor_start):
+            break
+        time.sleep(0.2)
+    if process_alive(record.pid, record.pid_start):
+        _signal_group(record.pid, signal.SIGKILL)
+    return mark_cancelled(store, job_id)
+
+
+def mark_cancelled(store: JobStore, job_id: str) -> JobRecord:
+    def change(r: JobRecord) -> None:
+        r.status, r.finished, r.message = "cancelled", r.finished or now_iso(), "cancelled by request"
+
+    return store.update(job_id, change)
+
+
+def reconcile(store: JobStore, record: JobRecord) -> JobRecord:
+    """A pending/running job whose supervising runner is gone is marked failed (it can never finish)."""
+    if record.status in TERMINAL or process_alive(record.supervisor_pid, record.supervisor_start):
+        return record
+
+    def change(r: JobRecord) -> None:
+        if r.status not in TERMINAL:
+            r.status, r.finished = ("cancelled" if r.cancel_requested else "failure"), now_iso()
+            r.message = r.message or "the runner supervising this job exited without recording a result"
+
+    return store.update(record.id, change)
+
+
+def process_start(pid: int) -> str | None:
+    """The start time of ``pid`` (Linux /proc), so a reused pid is not taken for our process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[-1].split()[19]
+
+
+def process_alive(pid: int | None, start: str | None) -> bool:
+    """True when ``pid`` runs and is the process that was recorded (same start time, where known)."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    now = process_start(pid)
+    return start is None or now is None or now == start
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    _signal_group(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=_CANCEL_GRACE_S)
+    except subprocess.TimeoutExpired:
+        _signal_group(proc.pid, signal.SIGKILL)
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")

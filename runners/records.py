@@ -1,0 +1,140 @@
+"""Job records: one folder per job under the jobs root, holding ``job.json``, ``spec.yaml``, ``job.log`` and
+``results/`` (the action's results_dir).
+
+Every change is a read-modify-write under the job's file lock, written atomically (temp file + rename), so two
+runners at once never corrupt a record. Terminal states (success/failure/cancelled) are final.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from .errors import NotFoundError
+from .locks import file_lock
+
+STATUSES = ("pending", "running", "success", "failure", "cancelled")
+TERMINAL = ("success", "failure", "cancelled")
+RECORD_NAME = "job.json"
+SCHEMA_VERSION = 1
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass
+class JobRecord:
+    id: str
+    action: str
+    parent_id: str | None
+    status: str
+    created: str
+    job_dir: str
+    spec_path: str
+    results_dir: str
+    log_path: str
+    started: str | None = None
+    finished: str | None = None
+    exit_code: int | None = None
+    message: str = ""
+    automl_policy: dict[str, str] = field(default_factory=dict)
+    decisions: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    artifacts: dict[str, str] = field(default_factory=dict)
+    pid: int | None = None
+    pid_start: str | None = None
+    supervisor_pid: int | None = None
+    supervisor_start: str | None = None
+    cancel_requested: bool = False
+    schema_version: int = SCHEMA_VERSION
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def finished_ok(self) -> bool:
+        return self.status == "success"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "JobRecord":
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+class JobStore:
+    """The jobs root: creates, reads, updates and lists job records."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).expanduser().resolve()
+
+    @property
+    def cache_root(self) -> Path:
+        return self.root / ".cache"
+
+    def job_dir(self, job_id: str) -> Path:
+        return self.root / job_id
+
+    def create(self, action: str, parent_id: str | None, **fields: Any) -> JobRecord:
+        """Reserve a new job id (its folder is made with O_EXCL semantics) and write its pending record."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        while True:
+            job_id = f"oi-{action.replace('_', '-')}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+            folder = self.job_dir(job_id)
+            try:
+                folder.mkdir()
+                break
+            except FileExistsError:
+                continue
+        record = JobRecord(
+            id=job_id, action=action, parent_id=parent_id, status="pending", created=now_iso(),
+            job_dir=str(folder), spec_path=str(folder / "spec.yaml"), results_dir=str(folder / "results"),
+            log_path=str(folder / "job.log"), **fields,
+        )
+        self._write(record)
+        return record
+
+    def load(self, job_id: str) -> JobRecord:
+        path = self.job_dir(job_id) / RECORD_NAME
+        if not job_id or "/" in job_id or not path.is_file():
+            known = ", ".join(r.id for r in self.list()[-5:]) or "none"
+            raise NotFoundError(f"no job '{job_id}' in {self.root} (latest jobs: {known}); "
+                                "list them with `python -m runners list`")
+        return JobRecord.from_dict(json.loads(path.read_text(encoding="utf-8")))
+
+    def update(self, job_id: str, change: Callable[[JobRecord], None]) -> JobRecord:
+        """Apply ``change`` to the record under its lock; a terminal status is never changed again."""
+        with file_lock(self.job_dir(job_id) / ".lock"):
+            record = self.load(job_id)
+            before = record.status
+            change(record)
+            if before in TERMINAL and record.status != before:
+                record.status = before
+            if record.status not in STATUSES:
+                raise ValueError(f"bad job status {record.status!r}")
+            self._write(record)
+            return record
+
+    def list(self) -> list[JobRecord]:
+        """Every job, oldest first."""
+        if not self.root.is_dir():
+            return []
+        records = []
+        for entry in os.scandir(self.root):
+            path = Path(entry.path) / RECORD_NAME
+            if entry.is_dir() and path.is_file():
+                try:
+                    records.append(JobRecord.from_dict(json.loads(path.read_text(encoding="utf-8"))))
+                except (OSError, json.JSONDecodeError, TypeError):
+                    continue
+        return sorted(records, key=lambda r: (r.created, r.id))
+
+    def _write(self, record: JobRecord) -> None:
+        from optical_inspection.io_utils import write_text_atomic
+
+        write_text_atomic(self.job_dir(record.id) / RECORD_NAME, json.dumps(record.as_dict(), indent=2) + "\n")

@@ -1,0 +1,114 @@
+"""S3 data sources: list a split prefix and download its objects into the content-addressed cache.
+
+Credentials come from boto3's usual chain (environment, profile, instance role); the endpoint from
+``AWS_ENDPOINT_URL`` when set. No credential value is ever written or printed by the runner.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .cache import ContentCache
+from .errors import DataSourceError
+
+_NO_CREDENTIALS = ("no AWS credentials found: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, "
+                   "~/.aws/credentials or use an instance role")
+
+
+@dataclass(frozen=True)
+class S3Object:
+    bucket: str
+    key: str
+    etag: str
+    size: int
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+
+def parse_uri(uri: str) -> tuple[str, str]:
+    """(bucket, prefix without trailing slash) of ``s3://bucket/prefix``."""
+    rest = uri[len("s3://"):] if uri.startswith("s3://") else ""
+    bucket, _, prefix = rest.partition("/")
+    if not bucket:
+        raise DataSourceError(f"'{uri}' is not an S3 URI; expected s3://BUCKET/PREFIX")
+    return bucket, prefix.strip("/")
+
+
+def make_client() -> Any:
+    """A boto3 S3 client with standard retries (endpoint from AWS_ENDPOINT_URL when set)."""
+    try:
+        import boto3
+        from botocore.config import Config
+    except ImportError:
+        raise DataSourceError("S3 sources need boto3: pip install 'optical-inspection[s3]'") from None
+    config = Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=10, read_timeout=120)
+    return boto3.client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None, config=config)
+
+
+def list_split(client: Any, uri: str) -> dict[str, S3Object]:
+    """The objects directly under the split prefix, by file name."""
+    bucket, prefix = parse_uri(uri)
+    folder = f"{prefix}/" if prefix else ""
+    found: dict[str, S3Object] = {}
+    token = None
+    while True:
+        kwargs = {"Bucket": bucket, "Prefix": folder, "Delimiter": "/"}
+        if token:
+            kwargs["ContinuationToken"] = token
+        page = _call(lambda: client.list_objects_v2(**kwargs), uri)
+        for item in page.get("Contents", []):
+            name = item["Key"][len(folder):]
+            found[name] = S3Object(bucket, item["Key"], item.get("ETag", "").strip('"'), int(item.get("Size", 0)))
+        token = page.get("NextContinuationToken")
+        if not token:
+            return found
+
+
+def download(client: Any, obj: S3Object, cache: ContentCache) -> Path:
+    """The cached copy of ``obj`` (downloaded once per ETag and size; stored by its SHA-256)."""
+    index_key = json.dumps([obj.bucket, obj.key, obj.etag, obj.size])
+    cached = cache.lookup(index_key)
+    if cached is not None:
+        return cached
+    name = obj.key.rsplit("/", 1)[-1]
+    with cache.incoming(name) as tmp:
+        _call(lambda: client.download_file(obj.bucket, obj.key, str(tmp)), obj.uri)
+        return cache.store(tmp, name, index_key)
+
+
+def _call(fn: Any, uri: str) -> Any:
+    """Run one S3 call, turning botocore errors into clear DataSourceErrors (no credential values)."""
+    from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
+
+    bucket, prefix = parse_uri(uri)
+    try:
+        return fn()
+    except NoCredentialsError:
+        raise DataSourceError(f"{uri}: {_NO_CREDENTIALS}") from None
+    except EndpointConnectionError as exc:
+        raise DataSourceError(f"{uri}: cannot reach the S3 endpoint ({exc.kwargs.get('endpoint_url')}); "
+                              "check AWS_ENDPOINT_URL and the network") from None
+    except ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        raise DataSourceError(f"{uri}: {_explain(code, bucket, prefix)}") from None
+    except BotoCoreError as exc:
+        raise DataSourceError(f"{uri}: S3 request failed: {type(exc).__name__}") from None
+
+
+def _explain(code: str, bucket: str, key: str) -> str:
+    if code == "NoSuchBucket":
+        return f"bucket '{bucket}' does not exist (check the bucket name and the endpoint)"
+    if code in ("NoSuchKey", "404", "NotFound"):
+        return f"object '{key}' does not exist in bucket '{bucket}'"
+    if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken", "InvalidClientTokenId"):
+        return (f"the AWS credentials were rejected ({code}); check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY "
+                "or the profile in use")
+    if code in ("AccessDenied", "403", "Forbidden"):
+        return (f"access denied to bucket '{bucket}'; the credentials need s3:ListBucket and s3:GetObject "
+                "on this prefix")
+    return f"S3 error {code or 'unknown'}"

@@ -1,0 +1,150 @@
+"""Data sources: `--data SOURCE=LOCATION` → the spec keys that skill_info's data_sources table names.
+
+A LOCATION is a split folder holding ``dataset.csv`` and ``images/`` (or ``images.tar.gz``), or an
+``s3://bucket/prefix`` URI of such a folder. Archives are extracted once into the content-addressed cache and
+the image root is found by the data package's wrapper detection (``images/``, ``images/images/``...).
+``plan`` (materialize=False) checks that everything exists but downloads and extracts nothing.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .cache import ContentCache
+from .errors import DataSourceError, RequestError
+from .skill_info import SkillInfo
+
+CSV_NAME = "dataset.csv"
+ARCHIVE_NAMES = ("images.tar.gz", "images.tgz", "images.tar")
+
+
+@dataclass(frozen=True)
+class Split:
+    """One resolved location: where its CSV and image root are (or will be, once materialized)."""
+
+    location: str
+    folder: str
+    csv_path: str
+    images_dir: str
+    how: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"location": self.location, "csv_path": self.csv_path, "images_dir": self.images_dir, "how": self.how}
+
+
+def parse_data_args(items: list[str] | None) -> dict[str, list[str]]:
+    """`SOURCE=LOCATION` items (repeatable) → {source: [locations]}."""
+    data: dict[str, list[str]] = {}
+    for item in items or []:
+        source, sep, location = item.partition("=")
+        if not sep or not source.strip() or not location.strip():
+            raise RequestError(f"--data '{item}' is not SOURCE=LOCATION (e.g. train_datasets=/data/train "
+                               "or eval_dataset=s3://bucket/val)")
+        data.setdefault(source.strip(), []).append(location.strip())
+    return data
+
+
+def resolve_sources(action: str, data: dict[str, list[str]], skill: SkillInfo, cache: ContentCache,
+                    materialize: bool) -> tuple[list[tuple[str, Any, str]], dict[str, list[dict[str, str]]]]:
+    """The (key, value, source) assignments for the spec, and the resolved splits per source."""
+    table = skill.data_sources(action)
+    unknown = [s for s in data if s not in table]
+    if unknown:
+        allowed = ", ".join(table) or "none"
+        raise RequestError([f"--data {s}: {action} reads no data source '{s}' (its sources: {allowed})"
+                            for s in unknown])
+    assignments: list[tuple[str, Any, str]] = []
+    resolved: dict[str, list[dict[str, str]]] = {}
+    for source, locations in data.items():
+        splits = [resolve_split(loc, cache, materialize) for loc in locations]
+        resolved[source] = [s.as_dict() for s in splits]
+        for mapping in table[source]:
+            if "folder_list" in mapping:
+                folders = [split_folder(s, cache, materialize) for s in splits]
+                assignments.append((mapping["folder_list"], folders, f"data source {source}"))
+                continue
+            if len(splits) > 1:
+                raise RequestError(f"--data {source}: {action} takes one location for this source "
+                                   f"(got {len(splits)}: {', '.join(locations)})")
+            split = splits[0]
+            assignments.append((mapping["csv"], split.csv_path, f"data source {source} ({split.location})"))
+            assignments.append((mapping["images"], split.images_dir, f"data source {source} ({split.location})"))
+    return assignments, resolved
+
+
+def resolve_split(location: str, cache: ContentCache, materialize: bool) -> Split:
+    if location.startswith(("s3://", "aws://")):
+        return _s3_split("s3://" + location.split("://", 1)[1], cache, materialize)
+    return _local_split(location, cache, materialize)
+
+
+def _local_split(location: str, cache: ContentCache, materialize: bool) -> Split:
+    folder = Path(location).expanduser().resolve()
+    if not folder.exists():
+        raise DataSourceError(f"data location '{location}' does not exist (expected a split folder holding "
+                              f"{CSV_NAME} and images/ or images.tar.gz, or an s3:// URI)")
+    if not folder.is_dir():
+        raise DataSourceError(f"data location '{location}' is a file; give the split folder that holds {CSV_NAME} "
+                              "and images/ (or images.tar.gz)")
+    csv_path = folder / CSV_NAME
+    if not csv_path.is_file():
+        raise DataSourceError(f"{folder}: no {CSV_NAME} here (found: {_listing(folder)})")
+    archive = next((folder / n for n in ARCHIVE_NAMES if (folder / n).is_file()), None)
+    if archive is None or (folder / "images").is_dir():
+        images = _images_dir(folder, csv_path)
+        return Split(location, str(folder), str(csv_path), images, "local folder")
+    if not materialize:
+        return Split(location, str(folder), str(csv_path), f"<extracted at run time from {archive}>",
+                     f"local archive {archive.name} (extracted into the cache by run)")
+    root = cache.extracted(archive)
+    return Split(location, str(folder), str(csv_path), _images_dir(root, csv_path),
+                 f"local archive {archive.name} extracted into {root}")
+
+
+def _s3_split(uri: str, cache: ContentCache, materialize: bool) -> Split:
+    from . import s3
+
+    client = s3.make_client()
+    objects = s3.list_split(client, uri)
+    if CSV_NAME not in objects:
+        raise DataSourceError(f"{uri}/{CSV_NAME} does not exist (found under {uri}/: "
+                              f"{', '.join(sorted(objects)) or 'nothing'})")
+    archive_name = next((n for n in ARCHIVE_NAMES if n in objects), None)
+    if archive_name is None:
+        raise DataSourceError(f"{uri}: no images archive ({' / '.join(ARCHIVE_NAMES)}) next to {CSV_NAME} "
+                              f"(found: {', '.join(sorted(objects))})")
+    if not materialize:
+        pending = f"<downloaded at run time from {uri}>"
+        return Split(uri, pending, pending, pending, f"s3 {CSV_NAME} + {archive_name} (downloaded by run)")
+    csv_path = s3.download(client, objects[CSV_NAME], cache)
+    archive = s3.download(client, objects[archive_name], cache)
+    root = cache.extracted(archive)
+    return Split(uri, str(csv_path.parent), str(csv_path), _images_dir(root, csv_path),
+                 f"s3 {CSV_NAME} + {archive_name} downloaded into the cache, extracted into {root}")
+
+
+def split_folder(split: Split, cache: ContentCache, materialize: bool) -> str:
+    """A folder holding dataset.csv and images/ for keys that take split folders (calibration)."""
+    if split.how == "local folder":
+        return split.folder
+    if not materialize:
+        return split.images_dir
+    return str(cache.split_folder(Path(split.csv_path), Path(split.images_dir)))
+
+
+def _images_dir(root: Path, csv_path: Path) -> str:
+    """The folder under ``root`` that holds the CSV's image paths (data package's wrapper detection)."""
+    from optical_inspection.data.archives import resolve_images_dir
+    from optical_inspection.errors import OIError
+
+    try:
+        return str(resolve_images_dir(root, csv_path))
+    except OIError as exc:
+        raise DataSourceError(f"{root}: cannot find the images that {csv_path} names: {exc}") from None
+
+
+def _listing(folder: Path, limit: int = 20) -> str:
+    names = sorted(p.name + ("/" if p.is_dir() else "") for p in folder.iterdir())
+    more = f", ... ({len(names) - limit} more)" if len(names) > limit else ""
+    return (", ".join(names[:limit]) + more) or "an empty folder"

@@ -1,0 +1,252 @@
+"""Building a spec: template → shorthand keys → overrides → data sources → parent mappings → validation.
+
+Every key the runner sets is recorded with where its value came from (:class:`SpecDraft.sources`).
+Validation runs the action's JSON Schema (Draft 2020-12) and reports every problem at once, each with its key.
+"""
+from __future__ import annotations
+
+import copy
+import difflib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import yaml
+
+from .errors import RequestError
+from .skill_info import SkillInfo
+
+PLACEHOLDER = "???"
+SECRET_KEYS = ("encryption_key",)
+MASK = "***"
+
+
+@dataclass
+class SpecDraft:
+    """A spec being built, with the source of every value the runner set."""
+
+    data: dict[str, Any]
+    sources: dict[str, str] = field(default_factory=dict)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        node: Any = self.data
+        for part in key.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return default
+            node = node[part]
+        return node
+
+    def set(self, key: str, value: Any, source: str) -> None:
+        node = self.data
+        parts = key.split(".")
+        for part in parts[:-1]:
+            if not isinstance(node.get(part), dict):
+                node[part] = {}
+            node = node[part]
+        node[parts[-1]] = value
+        self.sources[key] = source
+
+    def provenance(self) -> dict[str, dict[str, Any]]:
+        """{key: {"value", "source"}} for every key not left at the template value; secrets masked."""
+        out = {}
+        for key, source in self.sources.items():
+            value = self.get(key)
+            out[key] = {"value": MASK if key in SECRET_KEYS and value else value, "source": source}
+        return out
+
+    def masked(self) -> dict[str, Any]:
+        """The spec with secret values replaced by ***, for printing and records."""
+        data = copy.deepcopy(self.data)
+        for key in SECRET_KEYS:
+            if data.get(key):
+                data[key] = MASK
+        return data
+
+
+# ---------------------------------------------------------------- schema and template
+
+def load_schema(skill: SkillInfo, action: str) -> dict[str, Any]:
+    path = skill.schema_path(action)
+    if not path.is_file():
+        raise RequestError(f"{path} does not exist; generate the schemas first with `python -m generators`")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise RequestError(f"{path}: not valid JSON ({exc}); regenerate it with `python -m generators`") from None
+
+
+def load_template(skill: SkillInfo, action: str) -> dict[str, Any]:
+    path = skill.template_path(action)
+    if not path.is_file():
+        raise RequestError(f"{path} does not exist; generate the templates first with `python -m generators`")
+    data = yaml.load(path.read_text(encoding="utf-8"), Loader=yaml.CSafeLoader)
+    if not isinstance(data, dict):
+        raise RequestError(f"{path}: a spec template must be a mapping of sections")
+    return data
+
+
+class SchemaKeys:
+    """Looks dotted keys up in a JSON Schema (following $ref, anyOf/oneOf and additionalProperties)."""
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        self.schema = schema
+
+    def _deref(self, node: dict[str, Any]) -> dict[str, Any]:
+        while isinstance(node, dict) and "$ref" in node:
+            ref = node["$ref"]
+            if not ref.startswith("#/"):
+                break
+            target: Any = self.schema
+            for part in ref[2:].split("/"):
+                target = target[part]
+            node = target
+        return node
+
+    def _objects(self, node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """The node and its object-typed alternatives (a nullable section is anyOf [object, null])."""
+        node = self._deref(node)
+        if "properties" in node or isinstance(node.get("additionalProperties"), dict) or node.get("type") == "object":
+            yield node
+        for combinator in ("anyOf", "oneOf", "allOf"):
+            for alt in node.get(combinator) or ():
+                yield from self._objects(alt)
+
+    def node(self, key: str) -> dict[str, Any] | None:
+        """The schema node of ``key``, or None when the schema does not allow it."""
+        node: dict[str, Any] | None = self.schema
+        for part in key.split("."):
+            nxt = None
+            for obj in self._objects(node or {}):
+                props = obj.get("properties") or {}
+                if part in props:
+                    nxt = props[part]
+                    break
+                extra = obj.get("additionalProperties")
+                if isinstance(extra, dict):
+                    nxt = extra
+                    break
+            if nxt is None:
+                return None
+            node = nxt
+        return node
+
+    def is_section(self, key: str) -> bool:
+        """True for a nested section (declared properties), False for a leaf or a free-form mapping."""
+        node = self.node(key)
+        return node is not None and any("properties" in obj for obj in self._objects(node))
+
+    def leaves(self, key: str, value: Any) -> Iterator[tuple[str, Any]]:
+        """(dotted key, value) of every leaf under ``key`` in ``value``, descending through sections only."""
+        if isinstance(value, dict) and self.is_section(key):
+            for name, child in value.items():
+                sub = f"{key}.{name}"
+                if self.node(sub) is not None:
+                    yield from self.leaves(sub, child)
+        else:
+            yield key, value
+
+    def leaf_keys(self, prefix: str = "", node: dict[str, Any] | None = None) -> list[str]:
+        """Every dotted key declared by the schema (sections and leaves)."""
+        keys = []
+        for obj in self._objects(node if node is not None else self.schema):
+            for name, child in (obj.get("properties") or {}).items():
+                path = f"{prefix}{name}"
+                keys.append(path)
+                keys += self.leaf_keys(path + ".", child)
+        return keys
+
+
+# ---------------------------------------------------------------- overrides
+
+def parse_overrides(text: str | None) -> dict[str, Any]:
+    """The --overrides JSON object."""
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RequestError(f"--overrides is not valid JSON: {exc.msg} at character {exc.pos} "
+                           "(example: '{\"epochs\": 5, \"train.optim.lr\": 0.001}')") from None
+    if not isinstance(value, dict):
+        raise RequestError("--overrides must be a JSON object of key: value "
+                           "(example: '{\"epochs\": 5, \"train.optim.lr\": 0.001}')")
+    return value
+
+
+def apply_overrides(draft: SpecDraft, overrides: dict[str, Any], skill: SkillInfo, keys: SchemaKeys,
+                    action: str) -> list[str]:
+    """Shorthand keys first, then dotted keys (which win); returns the problems (unknown keys)."""
+    shorthand = skill.shorthand_keys
+    problems = []
+    short_items = [(k, v) for k, v in overrides.items() if k in shorthand]
+    dotted_items = [(k, v) for k, v in overrides.items() if k not in shorthand]
+    for name, value in short_items:
+        targets = shorthand[name]
+        targets = [targets] if isinstance(targets, str) else list(targets)
+        usable = [t for t in targets if keys.node(t) is not None]
+        if not usable:
+            problems.append(f"{name}: shorthand for {', '.join(targets)}, which {action} does not read")
+            continue
+        for target in usable:
+            draft.set(target, value, f"override (shorthand '{name}')")
+    known: list[str] | None = None
+    for key, value in dotted_items:
+        if keys.node(key) is None:
+            known = known if known is not None else keys.leaf_keys() + list(shorthand)
+            problems.append(_unknown_key(key, known, action))
+            continue
+        draft.set(key, value, "override")
+    return problems
+
+
+def _unknown_key(key: str, known: list[str], action: str) -> str:
+    hint = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    if hint:
+        return f"{key}: unknown key for {action}; did you mean '{hint[0]}'?"
+    return f"{key}: unknown key for {action} (see schemas/{action}.schema.json, or a shorthand key of skill_info.yaml)"
+
+
+# ---------------------------------------------------------------- validation
+
+def validate(draft: SpecDraft, schema: dict[str, Any], action: str, hints: dict[str, str]) -> list[str]:
+    """Every problem of the built spec: placeholders left open, then the JSON Schema's errors, each by key.
+
+    hints: key -> how to fill it (e.g. "give --data train_datasets=LOCATION").
+    """
+    from jsonschema import Draft202012Validator
+
+    problems = []
+    open_keys = set()
+    for key in placeholders(draft.data):
+        open_keys.add(key)
+        how = hints.get(key, f"set it with --overrides '{{\"{key}\": ...}}'")
+        problems.append(f"{key}: a value is required for {action}; {how}")
+    validator = Draft202012Validator(schema)
+    for error in sorted(validator.iter_errors(draft.data), key=lambda e: list(map(str, e.absolute_path))):
+        key = ".".join(str(p) for p in error.absolute_path)
+        if any(o == key or (key and o.startswith(key + ".")) for o in open_keys):
+            continue  # already reported as a required value
+        shown = error.message
+        if key in SECRET_KEYS:
+            shown = "invalid value (not shown)"
+        problems.append(f"{key or '<spec>'}: {shown}")
+    return problems
+
+
+def placeholders(data: Any, prefix: str = "") -> list[str]:
+    """Dotted keys still holding the template's required placeholder '???'."""
+    found = []
+    if isinstance(data, dict):
+        for k, v in data.items():
+            found += placeholders(v, f"{prefix}{k}.")
+    elif data == PLACEHOLDER:
+        found.append(prefix[:-1])
+    return found
+
+
+def write_spec(draft: SpecDraft, path: Path) -> Path:
+    """The spec file the trainer reads, written atomically."""
+    from optical_inspection.io_utils import write_text_atomic
+
+    return write_text_atomic(path, yaml.safe_dump(draft.data, sort_keys=False, default_flow_style=False))

@@ -1,0 +1,36 @@
+"""Shared fixtures: a tiny synthetic multi-light split (made once per session) and data configs for it."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from optical_inspection.data.synthetic import DEFAULT_LIGHTS, make_synthetic_split
+from optical_inspection.spec import validate_dict
+
+FOUR_LIGHTS = {name: i for i, name in enumerate(DEFAULT_LIGHTS)}
+
+
+@pytest.fixture(scope="session")
+def synthetic_split(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(csv_path, images_dir) of 24 synthetic 4-light pairs of 32x32 pixels (read-only: copy before editing)."""
+    return make_synthetic_split(tmp_path_factory.mktemp("synthetic"), 24, size=32, defect_rate=0.3, seed=0)
+
+
+def dataset_spec(csv_path: Path | str, images_dir: Path | str, **dataset: Any) -> dict[str, Any]:
+    """A spec dict whose four splits all use one CSV, 4 lights, 32x32 tiles, batch 4, no workers."""
+    split = {"csv_path": str(csv_path), "images_dir": str(images_dir)}
+    base = {"train_dataset": split, "validation_dataset": dict(split), "test_dataset": dict(split),
+            "infer_dataset": dict(split), "input_map": dict(FOUR_LIGHTS), "image_height": 32, "image_width": 32,
+            "batch_size": 4, "workers": 0}
+    base.update(dataset)
+    return {"dataset": base}
+
+
+@pytest.fixture
+def make_config() -> Callable[..., Any]:
+    """``make_config(csv_path, images_dir, **dataset_keys) -> ExperimentConfig``."""
+    def build(csv_path: Path | str, images_dir: Path | str, **dataset: Any) -> Any:
+        return validate_dict(dataset_spec(csv_path, images_dir, **dataset), None)
+    return build

@@ -1,0 +1,68 @@
+"""Small models and data for the export/deploy tests: a synthetic two-light split and seeded checkpoints."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from optical_inspection.config import ExperimentConfig
+from optical_inspection.data.preprocess import Preprocessor
+from optical_inspection.data.synthetic import make_synthetic_split
+from optical_inspection.data.table import read_split
+from optical_inspection.models.checkpoint import save_checkpoint
+from optical_inspection.models.factory import build_model, dataset_geometry, model_settings
+
+LIGHTS = ("LowAngleLight", "WhiteLight")
+SIZE = 16  # tile size: strips are 3 x 32 x 16
+
+
+def small_config(model_type: str, csv_path: Path | None = None, images_dir: Path | None = None) -> ExperimentConfig:
+    """A spec for tiny strips of two lights; the split (if given) is used for test and inference."""
+    cfg = ExperimentConfig()
+    cfg.model.model_type = model_type
+    cfg.model.embedding_vectors = 5
+    cfg.model.base_channels = 8
+    cfg.dataset.input_map = {name: i for i, name in enumerate(LIGHTS)}
+    cfg.dataset.image_height = SIZE
+    cfg.dataset.image_width = SIZE
+    cfg.dataset.image_ext = ".jpg"
+    cfg.dataset.batch_size = 8
+    cfg.dataset.workers = 0
+    if csv_path is not None:
+        for split in (cfg.dataset.test_dataset, cfg.dataset.infer_dataset):
+            split.csv_path = str(csv_path)
+            split.images_dir = str(images_dir)
+    return cfg
+
+
+def make_split(folder: Path, n_pairs: int = 40, seed: int = 0) -> tuple[Path, Path]:
+    return make_synthetic_split(folder, n_pairs, lights=LIGHTS, size=SIZE, seed=seed)
+
+
+def load_split_pairs(cfg: ExperimentConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every pair of the spec's test split, preprocessed exactly as training does."""
+    split = cfg.dataset.test_dataset
+    table = read_split(split.csv_path, split.images_dir, cfg.dataset)
+    return Preprocessor(cfg.dataset).load_pairs(table, range(len(table)))
+
+
+def make_checkpoint(folder: Path, cfg: ExperimentConfig, seed: int = 0) -> Path:
+    """A seeded checkpoint with non-trivial BatchNorm statistics and a threshold that splits the split's scores
+    in two halves, midway between two scores (so decisions are well defined)."""
+    torch.manual_seed(seed)
+    model = build_model(cfg).eval()
+    for module in model.modules():
+        if isinstance(module, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
+            module.running_mean.uniform_(-0.2, 0.2)
+            module.running_var.uniform_(0.5, 1.5)
+    threshold = None
+    if cfg.dataset.test_dataset.csv_path:
+        test, golden = load_split_pairs(cfg)
+        with torch.no_grad():
+            scores = np.sort(model.score(test, golden).numpy())
+        mid = len(scores) // 2
+        threshold = float((scores[mid - 1] + scores[mid]) / 2)
+    meta = {"model": model_settings(cfg.model), "dataset": dataset_geometry(cfg.dataset), "epoch": 1, "step": 5,
+            "metrics": {}, "threshold": threshold, "threshold_source": "test fixture"}
+    return save_checkpoint(folder / f"{cfg.model.model_type}.pth", model, meta)

@@ -1,0 +1,97 @@
+"""OIDataModule: dict batches, decode-once cache vs streaming, training checks, archives as images_dir."""
+from __future__ import annotations
+
+import shutil
+import tarfile
+
+import numpy as np
+import pytest
+import torch
+
+import optical_inspection.data.images as images_module
+from optical_inspection.data.datamodule import OIDataModule
+from optical_inspection.errors import DataError
+
+
+class _CountOpens:
+    """Counts image-file opens by the data package (decodes)."""
+
+    def __init__(self, monkeypatch):
+        self.count = 0
+        real = images_module.Image.open
+
+        def counting(*args, **kwargs):
+            self.count += 1
+            return real(*args, **kwargs)
+        monkeypatch.setattr(images_module.Image, "open", counting)
+
+
+def test_batches_are_dicts(synthetic_split, make_config):
+    dm = OIDataModule(make_config(*synthetic_split))
+    dm.setup("fit")
+    batch = next(iter(dm.val_dataloader()))
+    assert set(batch) == {"test", "golden", "label", "index"}
+    assert batch["test"].shape == batch["golden"].shape == (4, 3, 128, 32)
+    assert batch["test"].dtype == torch.float32 and batch["label"].dtype == torch.float32
+    assert batch["index"].dtype == torch.int64 and batch["index"].tolist() == [0, 1, 2, 3]
+    assert batch["label"].tolist() == dm.table("val").labels[:4].astype(float).tolist()
+    train = list(dm.train_dataloader())
+    assert len(train) == 24 // 4 and all(len(b["index"]) == 4 for b in train)
+
+
+def test_decoded_once_and_equal_to_streaming(synthetic_split, make_config, monkeypatch):
+    opens = _CountOpens(monkeypatch)
+    cached = OIDataModule(make_config(*synthetic_split))
+    cached.setup("test")
+    first = opens.count
+    assert first == (24 + len({r["object_name"] for r in cached.table("test").rows})) * 4  # goldens once each
+    epochs = [torch.cat([b["test"] for b in cached.test_dataloader()]) for _ in range(2)]
+    assert opens.count == first  # epochs read memory, never the files
+    streamed = OIDataModule(make_config(*synthetic_split, cache_memory_mb=0))
+    streamed.setup("test")
+    assert streamed.dataset("test").decoded is None
+    stream = torch.cat([b["test"] for b in streamed.test_dataloader()])
+    assert torch.equal(epochs[0], epochs[1]) and torch.equal(epochs[0], stream)
+    assert opens.count == first + 24 * 8
+
+
+def test_streaming_with_worker_processes(synthetic_split, make_config):
+    dm = OIDataModule(make_config(*synthetic_split, cache_memory_mb=0, workers=1))
+    loader = dm.predict_dataloader()
+    assert loader.num_workers == 1
+    assert torch.cat([b["index"] for b in loader]).tolist() == list(range(24))
+
+
+def test_augmented_training_batches(synthetic_split, make_config):
+    torch.manual_seed(0)
+    dm = OIDataModule(make_config(*synthetic_split, augmentation_config={"augment": True}, fpratio_sampling=1.0))
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["test"].shape == (4, 3, 128, 32) and torch.isfinite(batch["test"]).all()
+
+
+def test_training_checks(synthetic_split, make_config):
+    with pytest.raises(DataError, match="batch_size must be > 1"):
+        OIDataModule(make_config(*synthetic_split, batch_size=1)).setup("fit")
+    with pytest.raises(DataError, match="has 24 rows, fewer than dataset.batch_size=32"):
+        OIDataModule(make_config(*synthetic_split, batch_size=32)).setup("fit")
+
+
+def test_missing_split_keys(synthetic_split, make_config):
+    cfg = make_config(*synthetic_split, infer_dataset={"csv_path": None, "images_dir": None})
+    with pytest.raises(DataError, match="dataset.infer_dataset.csv_path and dataset.infer_dataset.images_dir"):
+        OIDataModule(cfg).table("predict")
+
+
+def test_images_dir_as_archive_with_wrapper(tmp_path, synthetic_split, make_config):
+    csv_path, images = synthetic_split
+    archive = tmp_path / "images.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(images, arcname="images/images")  # the double wrapper some exports have
+    shutil.copy(csv_path, tmp_path / "dataset.csv")
+    dm = OIDataModule(make_config(tmp_path / "dataset.csv", tmp_path))
+    table = dm.table("test")
+    assert table.images_dir.name == "images" and table.images_dir.parent.name == "images"
+    direct = OIDataModule(make_config(*synthetic_split))
+    a = next(iter(dm.test_dataloader()))["test"]
+    b = next(iter(direct.test_dataloader()))["test"]
+    assert np.allclose(a.numpy(), b.numpy())

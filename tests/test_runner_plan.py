@@ -1,0 +1,143 @@
+"""`plan`: spec building order, shorthand/dotted overrides, every problem at once, no writes, speed, no torch."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from runner_support import REPO, TRAIN_OVERRIDES, make_split
+from runners.api import plan_job
+from runners.errors import DataSourceError, RequestError
+
+
+@pytest.fixture(scope="module")
+def splits(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("plan_data")
+    return {"train": make_split(root / "train", 6, seed=0), "val": make_split(root / "val", 4, seed=1)}
+
+
+def _data(splits):
+    return {"train_datasets": str(splits["train"]), "eval_dataset": str(splits["val"])}
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "runners", *args], cwd=cwd, capture_output=True, text=True,
+                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+
+
+def test_plan_builds_the_spec_in_order_and_records_sources(splits, tmp_path):
+    plan = plan_job("train", jobs_root=tmp_path / "jobs", automl_policy="off", data=_data(splits),
+                    overrides={"epochs": 3, "train.num_epochs": 4, "image_size": 48, "lr": 0.002})
+    spec, values = plan.draft.data, plan.decisions()["spec_values"]
+    assert spec["train"]["num_epochs"] == 4, "a dotted key wins over the shorthand for the same key"
+    assert values["train.num_epochs"]["source"] == "override"
+    assert spec["dataset"]["image_height"] == spec["dataset"]["image_width"] == 48
+    assert values["dataset.image_width"]["source"] == "override (shorthand 'image_size')"
+    assert spec["train"]["optim"]["lr"] == 0.002
+    assert spec["dataset"]["train_dataset"]["csv_path"] == str(splits["train"] / "dataset.csv")
+    assert spec["dataset"]["train_dataset"]["images_dir"] == str(splits["train"] / "images")
+    assert spec["dataset"]["validation_dataset"]["csv_path"] == str(splits["val"] / "dataset.csv")
+    assert values["dataset.validation_dataset.images_dir"]["source"].startswith("data source eval_dataset")
+    assert values["results_dir"]["source"] == "runner: this job's results folder"
+    template = yaml.safe_load((REPO / "references" / "spec_template_train.yaml").read_text())
+    assert spec["model"] == template["model"], "keys nobody touched keep the template values"
+    assert plan.decisions()["automl_policy"] == {"value": "off", "reason": "explicit automl_policy=off"}
+    assert not (tmp_path / "jobs").exists(), "plan writes nothing"
+
+
+def test_every_problem_is_reported_at_once_with_its_key(splits, tmp_path):
+    with pytest.raises(RequestError) as err:
+        plan_job("train", jobs_root=tmp_path, data={"train_datasets": str(splits["train"])},
+                 overrides={"train.num_epocs": 3, "batch_size": "big", "train.optim.lr": -1,
+                            "model.model_type": "ResNet"})
+    problems = err.value.problems
+    text = "\n".join(problems)
+    assert "train.num_epocs: unknown key for train; did you mean 'train.num_epochs'?" in text
+    assert any(p.startswith("dataset.batch_size:") for p in problems)
+    assert any(p.startswith("train.optim.lr:") for p in problems)
+    assert any(p.startswith("model.model_type:") for p in problems)
+    assert ("dataset.validation_dataset.csv_path: a value is required for train; give --data eval_dataset=LOCATION"
+            in problems)
+    assert len(problems) >= 6
+
+
+def test_shorthand_for_a_key_the_action_does_not_read(tmp_path):
+    with pytest.raises(RequestError, match="epochs: shorthand for train.num_epochs, which export does not read"):
+        plan_job("export", jobs_root=tmp_path, overrides={"epochs": 3, "export.checkpoint": "/x/model.pth"})
+
+
+def test_bad_data_arguments(splits, tmp_path):
+    with pytest.raises(RequestError, match="evaluate reads no data source 'train_datasets'"):
+        plan_job("evaluate", jobs_root=tmp_path, data={"train_datasets": str(splits["train"])})
+    with pytest.raises(DataSourceError, match="does not exist"):
+        plan_job("train", jobs_root=tmp_path, data={"train_datasets": str(tmp_path / "nope")})
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataSourceError, match=r"no dataset.csv here \(found: an empty folder\)"):
+        plan_job("train", jobs_root=tmp_path, data={"train_datasets": str(tmp_path / "empty")})
+    with pytest.raises(RequestError, match="takes one location"):
+        plan_job("train", jobs_root=tmp_path, data={"train_datasets": [str(splits["train"])] * 2})
+
+
+def test_an_override_of_a_runner_resolved_key_is_a_conflict(splits, tmp_path):
+    with pytest.raises(RequestError, match="results_dir: set by --overrides .* drop the override"):
+        plan_job("train", jobs_root=tmp_path, data=_data(splits), overrides={"results_dir": "/tmp/elsewhere"})
+
+
+def test_checkpoint_needs_a_parent_and_a_valid_form(tmp_path):
+    with pytest.raises(RequestError, match="needs --parent-job"):
+        plan_job("evaluate", jobs_root=tmp_path, checkpoint="best")
+    with pytest.raises(RequestError, match="best, latest or epoch=N"):
+        plan_job("evaluate", jobs_root=tmp_path, checkpoint="epoch=0", parent_job="x")
+
+
+def test_cli_plan_prints_json_and_documented_exit_codes(splits, tmp_path):
+    done = _cli("plan", "train", "--jobs-root", str(tmp_path / "jobs"), "--request", "no HPO",
+                "--data", f"train_datasets={splits['train']}", "--data", f"eval_dataset={splits['val']}",
+                "--overrides", json.dumps(TRAIN_OVERRIDES), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["automl_policy"] == {"value": "off", "reason": "the request says 'no HPO'"}
+    assert out["spec"]["train"]["num_epochs"] == 2
+    bad = _cli("plan", "train", "--overrides", "{epochs: 3}", cwd=tmp_path)
+    assert bad.returncode == 2 and "not valid JSON" in json.loads(bad.stdout)["error"]
+    assert bad.stderr.startswith("ERROR:")
+    missing = _cli("plan", "train", "--data", f"train_datasets={tmp_path / 'nope'}", cwd=tmp_path)
+    assert missing.returncode == 4
+    unknown_job = _cli("plan", "evaluate", "--parent-job", "oi-train-nope", "--jobs-root", str(tmp_path), cwd=tmp_path)
+    assert unknown_job.returncode == 3 and "no job 'oi-train-nope'" in unknown_job.stdout
+    assert _cli("plan", "fly", cwd=tmp_path).returncode == 2
+
+
+_PROBE = """
+import io, contextlib, json, sys, time
+t0 = time.perf_counter()
+from runners.cli import main
+buf = io.StringIO()
+with contextlib.redirect_stdout(buf):
+    code = main(sys.argv[1:])
+heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'pytorch_lightning', 'lightning', 'torchvision'))
+print(json.dumps({"code": code, "heavy": heavy, "out": json.loads(buf.getvalue())}))
+"""
+
+
+def test_plan_never_imports_torch_and_takes_under_half_a_second(splits, tmp_path):
+    args = ["plan", "train", "--jobs-root", str(tmp_path / "jobs"), "--automl-policy", "off",
+            "--data", f"train_datasets={splits['train']}", "--data", f"eval_dataset={splits['val']}",
+            "--overrides", json.dumps(TRAIN_OVERRIDES)]
+    probe = subprocess.run([sys.executable, "-c", _PROBE, *args], capture_output=True, text=True, cwd=tmp_path,
+                           env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    result = json.loads(probe.stdout)
+    assert result["code"] == 0 and result["heavy"] == []
+    walls = []
+    for _ in range(3):  # the best of three: the machine is shared by other work
+        start = time.perf_counter()
+        done = _cli(*args, cwd=tmp_path)
+        walls.append(time.perf_counter() - start)
+        assert done.returncode == 0, done.stderr
+    print(f"plan wall times: {', '.join(f'{w:.3f}' for w in walls)} s")
+    assert min(walls) <= 0.5

@@ -1,0 +1,239 @@
+"""TensorRT path: spec and environment errors (no GPU needed), calibration pairs, the TensorRT 11 ONNX rewrites
+(fp16 conversion, INT8 QDQ) checked with ONNX Runtime, and real engine builds where TensorRT and a GPU exist."""
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from deploy_helpers import load_split_pairs, make_checkpoint, make_split, small_config
+from optical_inspection.actions import export
+from optical_inspection.cli import run_action
+from optical_inspection.deploy.calibration import CalibrationPairs
+from optical_inspection.deploy.metadata import read_sidecar, write_sidecar
+from optical_inspection.deploy.onnx_backend import OnnxScorer
+from optical_inspection.deploy.onnx_fp16 import convert_to_fp16
+from optical_inspection.deploy.qdq import quantize_to_qdq
+from optical_inspection.deploy.trt_backend import check_batch
+from optical_inspection.deploy.trt_compat import import_tensorrt
+from optical_inspection.errors import OIError
+from optical_inspection.status import StatusLogger, read_status
+
+HAS_TRT = importlib.util.find_spec("tensorrt") is not None
+HAS_GPU = torch.cuda.is_available()
+needs_trt = pytest.mark.skipif(not (HAS_TRT and HAS_GPU),
+                               reason="needs TensorRT and an NVIDIA GPU (run benchmarks/gpu_check.sh on a GPU machine)")
+
+
+@pytest.fixture(scope="module")
+def model_files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("trt")
+    csv_path, images_dir = make_split(root / "cal", n_pairs=24, seed=3)
+    out = {}
+    for model_type in ("Compact", "Siamese_3"):
+        cfg = small_config(model_type, csv_path, images_dir)
+        checkpoint = make_checkpoint(root, cfg)
+        spec = copy.deepcopy(cfg)
+        spec.export.checkpoint = str(checkpoint)
+        spec.export.onnx_file = str(root / f"{model_type}.onnx")
+        export.run(spec, root, StatusLogger(root / "status.json"))
+        out[model_type] = (root / f"{model_type}.onnx", cfg)
+    return root, out
+
+
+def _engine_spec(cfg, onnx_path: Path, results: Path, **tensorrt):
+    spec = copy.deepcopy(cfg)
+    spec.results_dir = str(results)
+    spec.gen_trt_engine.onnx_file = str(onnx_path)
+    for key, value in tensorrt.items():
+        setattr(spec.gen_trt_engine.tensorrt, key, value)
+    return spec
+
+
+def test_spec_errors_are_reported_together_before_tensorrt_is_needed(model_files, tmp_path, capsys):
+    _, files = model_files
+    onnx_path, cfg = files["Compact"]
+    spec = _engine_spec(cfg, onnx_path, tmp_path, min_batch_size=8, opt_batch_size=4, max_batch_size=2,
+                        layers_precision=["conv1-fp16"], data_type="int8")
+    assert run_action("gen_trt_engine", spec) == 2
+    err = capsys.readouterr().err
+    assert "min_batch_size 8 <= opt_batch_size 4 <= max_batch_size 2" in err
+    assert "'conv1-fp16' must be 'layer_name:precision'" in err
+    assert "int8 needs calibration pairs" in err
+    spec = _engine_spec(cfg, tmp_path / "missing.onnx", tmp_path)
+    assert run_action("gen_trt_engine", spec) == 2
+    assert "missing.onnx' does not exist; run export first" in capsys.readouterr().err
+    assert read_status(tmp_path / "gen_trt_engine" / "status.json")[-1]["status"] == "FAILURE"
+
+
+@pytest.mark.skipif(HAS_TRT and HAS_GPU, reason="TensorRT and a GPU are present: the missing-TensorRT path can't run")
+def test_without_tensorrt_or_gpu_the_action_exits_1_and_says_what_to_do(model_files, tmp_path, capsys):
+    _, files = model_files
+    onnx_path, cfg = files["Compact"]
+    assert run_action("gen_trt_engine", _engine_spec(cfg, onnx_path, tmp_path)) == 1
+    err = capsys.readouterr().err
+    assert ("pip install tensorrt" in err) if not HAS_TRT else ("NVIDIA GPU" in err)
+    assert not (tmp_path / "gen_trt_engine" / "oi_model.engine").exists()
+
+
+@pytest.mark.skipif(HAS_TRT, reason="tensorrt is installed")
+def test_import_tensorrt_error_names_the_install_and_the_onnx_alternative():
+    with pytest.raises(OIError, match=r"pip install tensorrt.*onnx_file"):
+        import_tensorrt()
+
+
+@pytest.mark.skipif(HAS_TRT, reason="tensorrt is installed")
+def test_tensorrt_evaluate_without_tensorrt_exits_1(model_files, tmp_path):
+    from optical_inspection.deploy import load_scorer
+
+    engine = tmp_path / "model.engine"
+    engine.write_bytes(b"engine bytes")
+    with pytest.raises(OIError, match="TensorRT is not available"):
+        load_scorer(engine)
+
+
+def test_batch_outside_the_profile_is_refused_with_the_fix():
+    check_batch(4, 1, 32, "e.engine")
+    with pytest.raises(OIError, match=r"batch of 64 pair\(s\) is outside the engine's profile \[1, 32\].*max_batch_size"):
+        check_batch(64, 1, 32, "e.engine")
+    with pytest.raises(OIError, match="outside"):
+        check_batch(0, 1, 8, "e.engine")
+
+
+def test_calibration_pairs_feed_both_inputs_from_real_pairs(model_files):
+    root, files = model_files
+    _, cfg = files["Compact"]
+    pairs = CalibrationPairs([str(root / "cal")], cfg.dataset, batch_size=4, batches=3)
+    batches = list(pairs)
+    assert len(batches) == 3
+    test, golden = load_split_pairs(cfg)
+    for i, batch in enumerate(batches):
+        assert set(batch) == {"input_1", "input_2"}
+        np.testing.assert_array_equal(batch["input_1"], test[4 * i:4 * i + 4].numpy())
+        np.testing.assert_array_equal(batch["input_2"], golden[4 * i:4 * i + 4].numpy())
+
+
+def test_calibration_folder_errors(model_files, tmp_path):
+    root, files = model_files
+    _, cfg = files["Compact"]
+    with pytest.raises(OIError, match="needs cal_batch_size x cal_batches = 8 x 4 = 32 pairs"):
+        CalibrationPairs([str(root / "cal")], cfg.dataset, batch_size=8, batches=4)
+    with pytest.raises(OIError, match="does not exist"):
+        CalibrationPairs([str(tmp_path / "nowhere")], cfg.dataset, 1, 1)
+    with pytest.raises(OIError, match="has no dataset.csv"):
+        CalibrationPairs([str(tmp_path)], cfg.dataset, 1, 1)
+    with pytest.raises(OIError, match="set gen_trt_engine.tensorrt.calibration.cal_image_dir"):
+        CalibrationPairs([], cfg.dataset, 1, 1)
+
+
+@pytest.mark.parametrize("model_type", ["Compact", "Siamese_3"])
+def test_fp16_onnx_for_tensorrt_11_keeps_fp32_io_and_scores(model_files, tmp_path, model_type):
+    _, files = model_files
+    onnx_path, cfg = files[model_type]
+    half = convert_to_fp16(onnx.load(str(onnx_path)))
+    onnx.checker.check_model(half, full_check=True)
+    assert {i.type.tensor_type.elem_type for i in list(half.graph.input) + list(half.graph.output)} == {
+        onnx.TensorProto.FLOAT}
+    assert {t.data_type for t in half.graph.initializer if t.data_type in (1, 10)} == {onnx.TensorProto.FLOAT16}
+    path = tmp_path / "half.onnx"
+    onnx.save(half, str(path))
+    test, golden = load_split_pairs(cfg)
+    full = OnnxScorer(onnx_path, "cpu").score(test, golden)
+    got = OnnxScorer(path, "cpu").score(test, golden)
+    assert np.max(np.abs(got - full)) <= 2e-2 * max(1.0, float(np.max(np.abs(full))))
+
+
+def test_int8_qdq_onnx_for_tensorrt_11_is_calibrated_on_real_pairs_and_cached(model_files, tmp_path):
+    root, files = model_files
+    onnx_path, cfg = files["Compact"]
+    pairs = CalibrationPairs([str(root / "cal")], cfg.dataset, batch_size=4, batches=4)
+    cache = tmp_path / "cal.json"
+    quantized = tmp_path / "int8.onnx"
+    quantize_to_qdq(onnx_path, quantized, pairs, cache)
+    model = onnx.load(str(quantized))
+    onnx.checker.check_model(model, full_check=True)
+    ops = [n.op_type for n in model.graph.node]
+    assert ops.count("QuantizeLinear") >= 4 and ops.count("DequantizeLinear") >= 4
+    zero_points = [onnx.numpy_helper.to_array(t) for t in model.graph.initializer if t.name.endswith("_zero_point")]
+    assert zero_points and all(not np.any(z) for z in zero_points)  # symmetric, as TensorRT needs
+    assert cache.is_file() and "CLS" in json.loads(cache.read_text())
+    test, golden = load_split_pairs(cfg)
+    full = OnnxScorer(onnx_path, "cpu").score(test, golden)
+    got = OnnxScorer(quantized, "cpu").score(test, golden)
+    assert np.corrcoef(full, got)[0, 1] > 0.9
+    again = tmp_path / "int8_from_cache.onnx"
+    quantize_to_qdq(onnx_path, again, None, cache)  # no pairs: the cached ranges are enough
+    assert again.read_bytes() == quantized.read_bytes()
+
+
+def test_int8_without_pairs_or_cache_is_refused(model_files, tmp_path):
+    _, files = model_files
+    onnx_path, _ = files["Compact"]
+    with pytest.raises(OIError, match="cal_image_dir"):
+        quantize_to_qdq(onnx_path, tmp_path / "q.onnx", None, None)
+
+
+def test_engine_sidecar_round_trip(tmp_path):
+    engine = tmp_path / "m.engine"
+    meta = {"format_version": 1, "output_type": "score", "threshold": 0.25}
+    assert write_sidecar(engine, meta) == tmp_path / "m.engine.json"
+    assert read_sidecar(engine) == meta
+    assert read_sidecar(tmp_path / "tao.engine") == {}
+
+
+# ---------------------------------------------------------------- real TensorRT (GPU machines only)
+
+@needs_trt
+@pytest.mark.trt
+@pytest.mark.parametrize("model_type", ["Compact", "Siamese_3"])
+def test_fp32_engine_matches_onnxruntime_over_its_dynamic_profile(model_files, tmp_path, model_type):
+    from optical_inspection.deploy import load_scorer
+
+    _, files = model_files
+    onnx_path, cfg = files[model_type]
+    spec = _engine_spec(cfg, onnx_path, tmp_path, min_batch_size=1, opt_batch_size=8, max_batch_size=32)
+    spec.gen_trt_engine.timing_cache = str(tmp_path / "timing.cache")
+    assert run_action("gen_trt_engine", spec) == 0
+    engine = tmp_path / "gen_trt_engine" / "oi_model.engine"
+    assert (tmp_path / "timing.cache").stat().st_size > 0
+    scorer = load_scorer(engine, cfg)
+    assert (scorer.min_batch, scorer.max_batch) == (1, 32)
+    test, golden = load_split_pairs(cfg)
+    ref = OnnxScorer(onnx_path, "cpu")
+    for batch in (1, 24):
+        np.testing.assert_allclose(scorer.score(test[:batch], golden[:batch]),
+                                   ref.score(test[:batch], golden[:batch]), atol=1e-4, rtol=1e-4)
+    assert scorer.threshold == pytest.approx(ref.threshold)
+    big = torch.cat([test, test])[:33]
+    with pytest.raises(OIError, match="outside the engine's profile"):
+        scorer.score(big, big)
+    assert run_action("gen_trt_engine", spec) == 0  # reuses and merges the timing cache
+
+
+@needs_trt
+@pytest.mark.trt
+@pytest.mark.parametrize("data_type", ["fp16", "int8"])
+def test_reduced_precision_engines_build_and_track_fp32(model_files, tmp_path, data_type):
+    from optical_inspection.deploy import load_scorer
+
+    root, files = model_files
+    onnx_path, cfg = files["Compact"]
+    spec = _engine_spec(cfg, onnx_path, tmp_path, data_type=data_type, max_batch_size=16, opt_batch_size=8)
+    spec.gen_trt_engine.tensorrt.calibration.cal_image_dir = [str(root / "cal")]
+    spec.gen_trt_engine.tensorrt.calibration.cal_batch_size = 4
+    spec.gen_trt_engine.tensorrt.calibration.cal_batches = 4
+    spec.gen_trt_engine.tensorrt.calibration.cal_cache_file = str(tmp_path / "cal.cache")
+    assert run_action("gen_trt_engine", spec) == 0
+    scorer = load_scorer(tmp_path / "gen_trt_engine" / "oi_model.engine", cfg)
+    test, golden = load_split_pairs(cfg)
+    ref = OnnxScorer(onnx_path, "cpu").score(test[:16], golden[:16])
+    got = scorer.score(test[:16], golden[:16])
+    assert np.corrcoef(ref, got)[0, 1] > 0.9
+    if data_type == "int8":
+        assert (tmp_path / "cal.cache").stat().st_size > 0
