@@ -2,8 +2,9 @@
 
 Spec building order: template (or, when resuming, the parent's spec) → shorthand keys → overrides → data sources
 → parent mappings (the parent's model/geometry keys, then skill_info spec_params) → validation against the
-action's JSON Schema (every problem at once). ``run`` then resolves the data for real (download, extraction),
-checks the spec once more with the trainer's own rules, writes it and launches the trainer.
+action's JSON Schema (every problem at once). ``run`` also checks the spec with the trainer's own rules
+(cross-key checks) before it writes anything, then records the job, resolves the data for real (download,
+extraction), writes the spec and launches the trainer.
 """
 from __future__ import annotations
 
@@ -123,12 +124,11 @@ def run_job(action: str, *, jobs_root: str | Path = DEFAULT_JOBS_ROOT, detach: b
     req = make_request(action, **kwargs)
     store = JobStore(jobs_root)
     skill = load_skill_info()
-    build_plan(req, store, store.root / NEW_JOB, materialize=False, skill=skill)
+    check_with_trainer_rules(build_plan(req, store, store.root / NEW_JOB, materialize=False, skill=skill))
     record = store.create(action, req.parent_job)
     store.update(record.id, lambda r: set_supervisor(r, os.getpid()))
     try:
         plan = build_plan(req, store, Path(record.job_dir), materialize=True, skill=skill)
-        check_with_trainer_rules(plan)
         write_spec(plan.draft, Path(record.spec_path))
     except RunnerError as exc:
         store.update(record.id, lambda r: _fail(r, str(exc), exc.exit_code))

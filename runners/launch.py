@@ -17,6 +17,7 @@ from typing import Any
 from .records import TERMINAL, JobRecord, JobStore, now_iso
 
 _CANCEL_GRACE_S = 20.0
+_AWS_SECRETS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
 
 
 def trainer_command(record: JobRecord) -> list[str]:
@@ -24,11 +25,13 @@ def trainer_command(record: JobRecord) -> list[str]:
 
 
 def child_env() -> dict[str, str]:
-    """The environment of launched processes: this one's, with the folder holding this runner (and the trainer
-    beside it) first on PYTHONPATH so the same code runs whatever the install, and unbuffered output."""
+    """The environment of launched processes: this one's without AWS secrets (the runner fetched the data
+    already), with the folder holding this runner (and the trainer beside it) first on PYTHONPATH so the same
+    code runs whatever the install, and unbuffered output."""
     code_root = str(Path(__file__).resolve().parent.parent)
     paths = [code_root] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != code_root]
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths), "PYTHONUNBUFFERED": "1"}
+    env = {k: v for k, v in os.environ.items() if k not in _AWS_SECRETS}
+    return {**env, "PYTHONPATH": os.pathsep.join(paths), "PYTHONUNBUFFERED": "1"}
 
 
 def start_detached(store: JobStore, record: JobRecord) -> JobRecord:

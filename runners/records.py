@@ -25,7 +25,7 @@ SCHEMA_VERSION = 1
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
 @dataclass
@@ -56,10 +56,6 @@ class JobRecord:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-    @property
-    def finished_ok(self) -> bool:
-        return self.status == "success"
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "JobRecord":

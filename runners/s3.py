@@ -47,7 +47,8 @@ def make_client() -> Any:
     except ImportError:
         raise DataSourceError("S3 sources need boto3: pip install 'optical-inspection[s3]'") from None
     config = Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=10, read_timeout=120)
-    return boto3.client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None, config=config)
+    session = boto3.session.Session()  # a new session reads the credential chain now (the default one caches)
+    return session.client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None, config=config)
 
 
 def list_split(client: Any, uri: str) -> dict[str, S3Object]:

@@ -134,14 +134,11 @@ def split_folder(split: Split, cache: ContentCache, materialize: bool) -> str:
 
 
 def _images_dir(root: Path, csv_path: Path) -> str:
-    """The folder under ``root`` that holds the CSV's image paths (data package's wrapper detection)."""
+    """The folder under ``root`` that holds the CSV's image paths (the data package's wrapper detection: root,
+    images/, images/images/...); the trainer's file check lists any image still missing."""
     from optical_inspection.data.archives import resolve_images_dir
-    from optical_inspection.errors import OIError
 
-    try:
-        return str(resolve_images_dir(root, csv_path))
-    except OIError as exc:
-        raise DataSourceError(f"{root}: cannot find the images that {csv_path} names: {exc}") from None
+    return str(resolve_images_dir(root, csv_path))
 
 
 def _listing(folder: Path, limit: int = 20) -> str:

@@ -210,32 +210,50 @@ def _unknown_key(key: str, known: list[str], action: str) -> str:
 # ---------------------------------------------------------------- validation
 
 def validate(draft: SpecDraft, schema: dict[str, Any], action: str, hints: dict[str, str]) -> list[str]:
-    """Every problem of the built spec: placeholders left open, then the JSON Schema's errors, each by key.
+    """Every problem of the built spec by key (JSON Schema Draft 2020-12, whose conditional rules say which
+    '???' placeholders this spec needs); placeholders it does not need become null.
 
     hints: key -> how to fill it (e.g. "give --data train_datasets=LOCATION").
     """
     from jsonschema import Draft202012Validator
 
-    problems = []
-    open_keys = set()
-    for key in placeholders(draft.data):
-        open_keys.add(key)
-        how = hints.get(key, f"set it with --overrides '{{\"{key}\": ...}}'")
-        problems.append(f"{key}: a value is required for {action}; {how}")
-    validator = Draft202012Validator(schema)
-    for error in sorted(validator.iter_errors(draft.data), key=lambda e: list(map(str, e.absolute_path))):
+    problems: list[str] = []
+    errors = Draft202012Validator(schema).iter_errors(draft.data)
+    for error in sorted(errors, key=lambda e: [str(p) for p in e.absolute_path]):
         key = ".".join(str(p) for p in error.absolute_path)
-        if any(o == key or (key and o.startswith(key + ".")) for o in open_keys):
-            continue  # already reported as a required value
-        shown = error.message
-        if key in SECRET_KEYS:
-            shown = "invalid value (not shown)"
-        problems.append(f"{key or '<spec>'}: {shown}")
-    return problems
+        problems += _describe(error, key, action, hints)
+    if not problems:
+        for key in placeholders(draft.data):
+            draft.set(key, None, draft.sources.get(key, "template placeholder not needed by this spec"))
+    return list(dict.fromkeys(problems))
+
+
+def _describe(error: Any, key: str, action: str, hints: dict[str, str]) -> list[str]:
+    """One jsonschema error as problems naming the key (and, for a missing value, how to give it)."""
+    def required(k: str) -> str:
+        how = hints.get(k, f"set it with --overrides '{{\"{k}\": ...}}'")
+        return f"{k}: a value is required for {action}; {how}"
+
+    def join(*parts: str) -> str:
+        return ".".join(p for p in parts if p)
+
+    if error.validator == "required":
+        missing = [n for n in error.validator_value if not isinstance(error.instance, dict) or n not in error.instance]
+        return [required(join(key, n)) for n in missing]
+    if error.validator == "anyOf" and error.context:
+        options = sorted({join(key, ".".join(str(p) for p in e.relative_path)) for e in error.context
+                          if e.relative_path})
+        if options:
+            how = "; ".join(dict.fromkeys(hints[o] for o in options if o in hints)) or "set one with --overrides"
+            return [f"{key}: {action} needs a value for one of {', '.join(options)}; {how}"]
+    if error.instance in (PLACEHOLDER, None) and error.validator in ("not", "type", "const", "enum"):
+        return [required(key)]
+    shown = "invalid value (not shown)" if key in SECRET_KEYS else error.message
+    return [f"{key or '<spec>'}: {shown}"]
 
 
 def placeholders(data: Any, prefix: str = "") -> list[str]:
-    """Dotted keys still holding the template's required placeholder '???'."""
+    """Dotted keys still holding the template's placeholder '???'."""
     found = []
     if isinstance(data, dict):
         for k, v in data.items():

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -25,7 +26,7 @@ from runners.skill_info import load_skill_info
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = json.loads((REPO / "schemas" / "train.schema.json").read_text())
-KEYS = ["train.optim.lr", "model.margin", "dataset.augmentation_config.augment", "model.base_channels"]
+KEYS = ["train.optim.lr", "dataset.fpratio_sampling", "dataset.augmentation_config.augment", "model.base_channels"]
 
 
 def settings(**kw) -> AutoMLSettings:
@@ -36,9 +37,8 @@ def settings(**kw) -> AutoMLSettings:
 
 
 def score(params: dict) -> float:
-    """A smooth cheap objective: best near lr = 1e-3, margin = 2."""
-    import math
-    return -abs(math.log10(params["train.optim.lr"]) + 3) - abs(math.log(params["model.margin"] / 2.0))
+    """A smooth cheap objective: best near lr = 1e-3, fpratio_sampling = 0.5."""
+    return -abs(math.log10(params["train.optim.lr"]) + 3) - abs(params["dataset.fpratio_sampling"] - 0.5)
 
 
 def run(tmp: Path, objective, name: str = "s", fingerprint: dict | None = None, **kw):
@@ -123,15 +123,17 @@ def test_interrupted_trials_are_queued_again_and_not_counted(tmp_path):
 def test_asha_prunes_with_per_epoch_reports(tmp_path):
     def objective(trial, params, stop):
         value = score(params)
-        for epoch in range(1, 10):
+        for epoch in range(1, 7):
             trial.report(value + 0.01 * epoch, epoch)
             if trial.should_prune():
                 raise optuna.TrialPruned()
-        return value + 0.09
+        return value + 0.06
 
-    study, _, _ = run(tmp_path, objective, algorithm="asha", max_trials=12)
+    study, _, _ = run(tmp_path, objective, algorithm="asha", max_trials=8)
     states = [t.state for t in study.trials]
-    assert states.count(TrialState.PRUNED) >= 3 and states.count(TrialState.COMPLETE) >= 2
+    assert states.count(TrialState.PRUNED) >= 3 and states.count(TrialState.COMPLETE) >= 1
+    pruned = [t for t in study.trials if t.state == TrialState.PRUNED]
+    assert all(max(t.intermediate_values) < 6 for t in pruned)      # stopped before the last epoch
 
 
 def test_reopening_a_study_with_other_settings_is_refused(tmp_path):

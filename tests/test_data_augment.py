@@ -24,7 +24,8 @@ def _only(**on) -> AugmentationConfig:
 
 
 def _batch(b=64, n=2, c=3, size=16, seed=0) -> torch.Tensor:
-    return torch.randint(0, 256, (b, n, c, size, size), dtype=torch.uint8, generator=torch.Generator().manual_seed(seed))
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (b, n, c, size, size), dtype=torch.uint8, generator=gen)
 
 
 def _changed(before: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
@@ -115,3 +116,15 @@ def test_grey_tiles_and_determinism():
     a = PairAugmenter(cfg)(x, x, torch.Generator().manual_seed(3))
     b = PairAugmenter(cfg)(x, x, torch.Generator().manual_seed(3))
     assert a[0].shape == x.shape and torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+
+def test_hue_turns_colours_both_ways_and_keeps_grey():
+    colour = torch.tensor([200, 60, 30], dtype=torch.uint8).view(1, 1, 3, 1, 1).expand(400, 1, 3, 4, 4)
+    grey = torch.full((400, 1, 3, 4, 4), 90, dtype=torch.uint8)
+    cfg = _only(random_color={"color_probability": 1.0, "brightness": 0.0, "contrast": 0.0, "saturation": 0.0,
+                              "hue": 0.1})
+    turned, _ = PairAugmenter(cfg)(colour, colour, torch.Generator().manual_seed(0))
+    still, _ = PairAugmenter(cfg)(grey, grey)
+    assert torch.allclose(still, grey.float() / 255, atol=1e-5)
+    green_shift = turned[:, 0, 1, 0, 0] - 60 / 255
+    assert (green_shift > 0.01).any() and (green_shift < -0.01).any()

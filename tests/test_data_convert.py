@@ -29,7 +29,8 @@ def fake_deeppcb(tmp_path_factory) -> Path:
     lines = []
     for stem, boxes in BOXES.items():
         group = stem[:5]
-        img_dir, box_dir = root / "PCBData" / f"group{group}" / group, root / "PCBData" / f"group{group}" / f"{group}_not"
+        img_dir = root / "PCBData" / f"group{group}" / group
+        box_dir = img_dir.with_name(f"{group}_not")
         img_dir.mkdir(parents=True, exist_ok=True)
         box_dir.mkdir(parents=True, exist_ok=True)
         board = (rng.random((160, 160)) > 0.5).astype(np.uint8) * 255
@@ -60,8 +61,9 @@ def test_deeppcb_rows_labels_and_determinism(fake_deeppcb, tmp_path):
     assert a["csv_path"].read_bytes() == b["csv_path"].read_bytes()
     assert _digest(tmp_path / "a") == _digest(tmp_path / "b")
     assert a["csv_path"].read_bytes() != c["csv_path"].read_bytes()
+    assert _digest(tmp_path / "a") != _digest(tmp_path / "c")
     rows = list(csv.DictReader(a["csv_path"].open()))
-    assert list(rows[0]) == ["input_path", "golden_path", "label", "object_name", "group"]
+    assert list(rows[0]) == ["input_path", "golden_path", "label", "object_name", "group", "crop_x", "crop_y"]
     assert [r["label"] for r in rows if r["label"] != "PASS"] == ["open", "mousebite", "pin-hole", "short", "spur",
                                                                   "copper"]
     assert a["fail"] == 6 and 0 < a["pass"] <= 2 * 6
@@ -83,7 +85,7 @@ def test_deeppcb_split_loads(fake_deeppcb, tmp_path):
 
 
 def test_pass_crops_touch_no_box_and_fail_crops_hold_their_box():
-    boxes = np.array([[10, 10, 30, 30, 1], [100, 90, 120, 130, 3], [60, 5, 70, 20, 2]])
+    boxes = np.array([[10, 10, 30, 30, 1], [100, 90, 120, 115, 3], [60, 5, 70, 20, 2]])
     windows = crop_windows(boxes, (160, 160), 32, 8, 5.0, np.random.default_rng(0))
     assert [w[2] for w in windows[:3]] == ["open", "mousebite", "short"]
     for (left, top, _), (x1, y1, x2, y2, _) in zip(windows[:3], boxes):
@@ -122,7 +124,7 @@ def test_dataset_convert_action_via_cli(fake_deeppcb, tmp_path):
     missing = write_spec(tmp_path / "bad.yaml", {"results_dir": str(tmp_path / "r2"), "dataset_convert": {
         "format": "deeppcb", "data_convert_output_dir": str(tmp_path / "out2")}})
     done = run_cli("dataset_convert", "-e", str(missing))
-    assert done.returncode == 1 and "deeppcb.root_dir must be set" in done.stderr
+    assert done.returncode == 2 and "dataset_convert.deeppcb.root_dir" in done.stderr
 
 
 @pytest.mark.skipif(not DEEPPCB.is_dir(), reason=f"real DeepPCB data not present at {DEEPPCB}")

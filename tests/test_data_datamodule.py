@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import optical_inspection.data.images as images_module
+from optical_inspection.data.cache import DecodedSplit, OverBudget
 from optical_inspection.data.datamodule import OIDataModule
 from optical_inspection.errors import DataError
 
@@ -53,6 +54,15 @@ def test_decoded_once_and_equal_to_streaming(synthetic_split, make_config, monke
     stream = torch.cat([b["test"] for b in streamed.test_dataloader()])
     assert torch.equal(epochs[0], epochs[1]) and torch.equal(epochs[0], stream)
     assert opens.count == first + 24 * 8
+
+
+def test_budget_counts_grey_as_one_channel(synthetic_split, make_config):
+    dm = OIDataModule(make_config(*synthetic_split))
+    table, pre = dm.table("test"), dm.pre
+    grey_bytes = (24 + 8) * 4 * 32 * 32  # distinct images x lights x tile
+    with pytest.raises(OverBudget):  # colour images: 3 x grey_bytes do not fit
+        DecodedSplit(table, pre, max_bytes=2 * grey_bytes)
+    assert DecodedSplit(table, pre, max_bytes=3 * grey_bytes).nbytes == 3 * grey_bytes
 
 
 def test_streaming_with_worker_processes(synthetic_split, make_config):

@@ -70,6 +70,7 @@ def test_inference_csv_may_lack_label(split, make_config):
     ("input_path\tgolden_path\tlabel\tobject_name\na\tb\tPASS\tc\n", "tabs"),
     ("input_path,golden_path,Label ,object_name\na,b,PASS,c\n", r"'label' \(found 'Label ': rename it\)"),
     ("inputpath,golden_path,label,object_name\na,b,PASS,c\n", r"'input_path' \(found 'inputpath'"),
+    ("input_path,golden_path,label,object_name\na,b,PASS,c,extra\n", "line 2: more cells than header"),
 ])
 def test_bad_csv_shapes(tmp_path, make_config, content, pattern):
     csv_path = tmp_path / "dataset.csv"
@@ -114,7 +115,10 @@ def test_missing_files_counted_and_listed(split, make_config):
 
 def test_wrong_images_dir(split, make_config):
     csv_path, images = split
-    with pytest.raises(DataError, match="is not a folder"):
+    with pytest.raises(DataError, match="images_dir .*nope' does not exist"):
         _read(csv_path, images / "nope", make_config)
+    with pytest.raises(DataError, match="none of them exists"):
+        _read(csv_path, images / "golden", make_config)
+    assert _read(csv_path, images.parent, make_config).images_dir == images  # the images/ wrapper is found
     with pytest.raises(DataError, match="does not exist"):
         _read(csv_path.with_name("none.csv"), images, make_config)

@@ -74,8 +74,8 @@ def test_tao_style_onnx_without_metadata_uses_output_names_and_spec(exported, tm
     assert scorer.output_type == "embeddings"
     assert scorer.threshold == 3.5
     test, golden = load_split_pairs(cfg)
-    np.testing.assert_allclose(scorer.score(test[:4], golden[:4]), OnnxScorer(onnx_path, "cpu").score(test[:4], golden[:4]),
-                               atol=1e-6)
+    expected = OnnxScorer(onnx_path, "cpu").score(test[:4], golden[:4])
+    np.testing.assert_allclose(scorer.score(test[:4], golden[:4]), expected, atol=1e-6)
 
 
 def test_wrong_geometry_and_bad_files_get_clear_errors(exported, tmp_path):
@@ -169,3 +169,19 @@ def test_onnx_evaluate_writes_the_same_metrics_as_torch(exported, tmp_path):
         assert (tmp_path / name / "roc.png").is_file()
     for key in ("total_accuracy", "false_alarm", "false_negative", "defect_accuracy", "auroc", "threshold"):
         assert metrics["onnx"][key] == pytest.approx(metrics["torch"][key], abs=1e-6), key
+
+
+def test_cpu_micro_batches_give_the_same_scores(exported, tmp_path):
+    from optical_inspection.deploy.onnx_backend import MICRO_BATCH_BYTES, micro_batch
+
+    _, onnx_path, cfg = exported["Compact"]
+    assert micro_batch(onnx_path, (3, 512, 128), [CPU]) == MICRO_BATCH_BYTES // (2 * 4 * 3 * 512 * 128)
+    assert micro_batch(onnx_path, (3, 512, 128), [CUDA, CPU]) is None
+    big = tmp_path / "big.onnx"
+    big.write_bytes(b"\0" * (MICRO_BATCH_BYTES + 1))  # weights over budget (TAO's Siamese heads): whole batch
+    assert micro_batch(big, (3, 512, 128), [CPU]) is None
+    scorer = OnnxScorer(onnx_path, "cpu")
+    test, golden = load_split_pairs(cfg)
+    whole = scorer.score(test, golden)
+    scorer.micro_batch = 3
+    np.testing.assert_allclose(scorer.score(test, golden), whole, atol=1e-6)

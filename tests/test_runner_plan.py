@@ -141,3 +141,31 @@ def test_plan_never_imports_torch_and_takes_under_half_a_second(splits, tmp_path
         assert done.returncode == 0, done.stderr
     print(f"plan wall times: {', '.join(f'{w:.3f}' for w in walls)} s")
     assert min(walls) <= 0.5
+
+
+def test_encryption_key_comes_from_the_environment_and_is_never_shown(splits, tmp_path, monkeypatch):
+    monkeypatch.setenv("OI_ENCRYPTION_KEY", "s3cr3t-key")
+    plan = plan_job("train", jobs_root=tmp_path, automl_policy="off", data=_data(splits))
+    assert plan.draft.get("encryption_key") == "${oc.env:OI_ENCRYPTION_KEY}"
+    assert "s3cr3t-key" not in json.dumps(plan.as_dict())
+    given = plan_job("train", jobs_root=tmp_path, automl_policy="off", data=_data(splits),
+                     overrides={"encryption_key": "typed-key"})
+    shown = json.dumps(given.as_dict())
+    assert "typed-key" not in shown and given.as_dict()["spec"]["encryption_key"] == "***"
+    assert given.decisions()["spec_values"]["encryption_key"] == {"value": "***", "source": "override"}
+
+
+def test_dataset_convert_writes_into_the_job_folder(tmp_path):
+    plan = plan_job("dataset_convert", jobs_root=tmp_path,
+                    overrides={"dataset_convert.format": "deeppcb", "dataset_convert.deeppcb.root_dir": "/data/x"})
+    assert plan.draft.get("dataset_convert.data_convert_output_dir") == str(tmp_path.resolve() / "<new-job-id>" / "results")
+    assert plan.automl_policy.value == "off"
+
+
+def test_run_checks_the_trainer_rules_before_writing_anything(splits, tmp_path):
+    from runners.api import run_job
+
+    with pytest.raises(RequestError, match="dataset.num_input: 3 does not match dataset.input_map"):
+        run_job("train", jobs_root=tmp_path / "jobs", automl_policy="off", data=_data(splits),
+                overrides={**TRAIN_OVERRIDES, "dataset.num_input": 3})
+    assert not (tmp_path / "jobs").exists()

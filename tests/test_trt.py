@@ -100,7 +100,7 @@ def test_tensorrt_evaluate_without_tensorrt_exits_1(model_files, tmp_path):
 
 def test_batch_outside_the_profile_is_refused_with_the_fix():
     check_batch(4, 1, 32, "e.engine")
-    with pytest.raises(OIError, match=r"batch of 64 pair\(s\) is outside the engine's profile \[1, 32\].*max_batch_size"):
+    with pytest.raises(OIError, match=r"batch of 64 pair\(s\) is outside the engine's profile \[1, 32\]"):
         check_batch(64, 1, 32, "e.engine")
     with pytest.raises(OIError, match="outside"):
         check_batch(0, 1, 8, "e.engine")
@@ -237,3 +237,35 @@ def test_reduced_precision_engines_build_and_track_fp32(model_files, tmp_path, d
     assert np.corrcoef(ref, got)[0, 1] > 0.9
     if data_type == "int8":
         assert (tmp_path / "cal.cache").stat().st_size > 0
+
+
+def test_tensorrt_11_gets_a_typed_onnx_and_tensorrt_10_the_original(model_files, tmp_path):
+    from optical_inspection.deploy.trt_build import BuildSettings, _typed_onnx, onnx_batch
+
+    root, files = model_files
+    onnx_path, cfg = files["Compact"]
+    assert onnx_batch(onnx_path) == -1
+    assert _typed_onnx(10, onnx_path, tmp_path, BuildSettings(data_type="fp16"), None) == onnx_path
+    assert _typed_onnx(11, onnx_path, tmp_path, BuildSettings(data_type="fp32"), None) == onnx_path
+    half = _typed_onnx(11, onnx_path, tmp_path, BuildSettings(data_type="fp16"), None)
+    assert half != onnx_path and (tmp_path / "model_fp16.onnx.data").is_file()
+    onnx.checker.check_model(str(half), full_check=True)
+    pairs = CalibrationPairs([str(root / "cal")], cfg.dataset, batch_size=4, batches=2)
+    qdq = _typed_onnx(11, onnx_path, tmp_path, BuildSettings(data_type="int8"), pairs)
+    assert "QuantizeLinear" in {n.op_type for n in onnx.load(str(qdq)).graph.node}
+    with pytest.raises(OIError, match="layers_precision needs TensorRT 10"):
+        _typed_onnx(11, onnx_path, tmp_path, BuildSettings(data_type="fp16", layers_precision=["*:fp16"]), None)
+
+
+def test_onnx_without_oi_inputs_is_refused(tmp_path):
+    from onnx import TensorProto, helper
+
+    from optical_inspection.deploy.trt_build import onnx_batch
+
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])])
+    path = tmp_path / "other.onnx"
+    onnx.save(helper.make_model(graph), str(path))
+    with pytest.raises(OIError, match="not OI's input_1/input_2"):
+        onnx_batch(path)

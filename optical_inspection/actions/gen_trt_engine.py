@@ -12,7 +12,7 @@ from typing import Any
 
 import onnx
 
-from ..errors import OIError, SpecError
+from ..errors import SpecError
 from ..status import StatusLogger
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,8 @@ def _settings(cfg: Any, results_dir: Path) -> tuple[Any, Path, Path]:
         verbose=cfg.verbose, gpu_id=cfg.gpu_id,
     )
     problems = check_settings(settings, onnx_path)
-    if settings.data_type == "int8" and not cal.cal_image_dir and not (settings.cal_cache and settings.cal_cache.is_file()):
+    cached = settings.cal_cache is not None and settings.cal_cache.is_file()
+    if settings.data_type == "int8" and not cal.cal_image_dir and not cached:
         problems.append("gen_trt_engine.tensorrt.data_type int8 needs calibration pairs: set "
                         "tensorrt.calibration.cal_image_dir (split folders with dataset.csv) or an existing "
                         "cal_cache_file")

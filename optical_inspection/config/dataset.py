@@ -117,8 +117,10 @@ class DatasetConfig:
     image_ext: Str = spec_field(".jpg", description="Image file extension, with the dot.", tao_default="null (crashes)")
     batch_size: Int = spec_field(32, description="Batch size (training needs > 1).", ge=1, popular=True,
                                  automl=AutoML(enabled=False, low=8, high=128, math_cond="power_of_two"))
-    workers: Int = spec_field(2, description="Data-loader worker processes (used when streaming from disk).", ge=0,
-                              tao_default=8)
+    workers: Int = spec_field(
+        2, description="Data-loader worker processes: they decode a split streamed from disk, and augment a cached "
+        "training split where processes fork (Linux).", ge=0, tao_default=8,
+    )
     fpratio_sampling: Float = spec_field(
         0.1, description="Defect sampling weight: defects drawn with weight (n_pass/n_fail)*ratio; 0 = no reweighting.",
         ge=0.0, le=1.0, automl=AutoML(enabled=True, low=0.05, high=1.0),
@@ -139,5 +141,7 @@ class DatasetConfig:
     augmentation_config: AugmentationConfig = spec_field(description="Training augmentation.",
                                                          factory=AugmentationConfig)
     cache_memory_mb: Int = spec_field(
-        4096, description="Decode each split once and keep it in memory when it fits this budget; else stream.", ge=0
+        4096, description="Decode each split once and keep its uint8 tiles in memory while the cached splits fit this "
+        "budget in MiB (grey images take a third); a split that does not fit is streamed from disk. 0 = always stream.",
+        ge=0,
     )

@@ -24,33 +24,41 @@ def distinct_images(table: PairTable) -> tuple[list[tuple[str, ...]], np.ndarray
     return list(position), test, golden
 
 
-def cache_bytes(table: PairTable, pre: Preprocessor) -> int:
-    """Memory the decoded split would take."""
-    h, w = pre.tile_size
-    return len(distinct_images(table)[0]) * pre.num_tiles * 3 * h * w
+class OverBudget(Exception):
+    """The decoded split would not fit the memory budget (the caller streams it instead)."""
 
 
 class DecodedSplit:
     """Every image of ``table`` decoded once (threads; PIL releases the GIL) into ``tiles`` uint8 ``[U, N, C, H, W]``.
 
-    C is 1 while every file is grey (DeepPCB, mono AOI cameras: a third of the memory) and 3 once a colour file
-    appears. ``test_index[i]`` / ``golden_index[i]`` give row ``i``'s images. Test/golden size mismatches are
-    found here, all at once, before training starts.
+    C is 1 while every image is grey (DeepPCB, mono AOI cameras: a third of the memory) and 3 once a colour one
+    appears; OverBudget is raised (and decoding stops) when that growth would pass ``max_bytes``.
+    ``test_index[i]`` / ``golden_index[i]`` give row ``i``'s images. Test/golden size mismatches are found here,
+    all at once, before training starts.
     """
 
-    def __init__(self, table: PairTable, pre: Preprocessor, threads: int | None = None) -> None:
+    def __init__(self, table: PairTable, pre: Preprocessor, max_bytes: int | None = None,
+                 threads: int | None = None) -> None:
         keys, self.test_index, self.golden_index = distinct_images(table)
         h, w = pre.tile_size
         self.tiles = torch.empty((len(keys), pre.num_tiles, 1, h, w), dtype=torch.uint8)
+        if max_bytes is not None and self.tiles.numel() > max_bytes:
+            raise OverBudget(self.tiles.numel())
         sizes = np.zeros((len(keys), pre.num_tiles, 2), dtype=np.int32)
         first_row = _first_rows(len(keys), self.test_index, self.golden_index)
         lock = threading.Lock()
+        stop = threading.Event()
 
         def decode(u: int) -> None:
+            if stop.is_set():
+                return
             where = f"{table.csv_path} line {table.lines[first_row[u]]}: "
             tiles, sizes[u] = pre.load_tiles(keys[u], where, grey_ok=True)
             with lock:
                 if tiles.shape[1] == 3 and self.tiles.shape[2] == 1:
+                    if max_bytes is not None and 3 * self.tiles.numel() > max_bytes:
+                        stop.set()
+                        raise OverBudget(3 * self.tiles.numel())
                     self.tiles = self.tiles.expand(-1, -1, 3, -1, -1).clone()
                 self.tiles[u] = tiles
 

@@ -3,7 +3,8 @@ with the defect type) and crops touching no box (PASS).
 
 DeepPCB layout: ``PCBData/groupG/G/<id>_temp.jpg`` (template) and ``<id>_test.jpg``, boxes in
 ``PCBData/groupG/G_not/<id>.txt`` as ``x1 y1 x2 y2 type`` lines, and a split list of ``<image> <annotation>``
-lines (e.g. ``trainval.txt``). Output: ``dataset.csv`` (input_path, golden_path, label, object_name, group) and
+lines (e.g. ``trainval.txt``). Output: ``dataset.csv`` (input_path, golden_path, label, object_name, group, and
+the crop's top-left corner crop_x, crop_y in the source image) and
 ``images/<group>/{test,golden}/<id>_<k>.jpg``; use it with ``input_map: null`` (one image per side) and
 ``image_height = image_width = window_size``. Each image's crops come from a generator seeded by
 (seed, image id), so the output does not depend on threading or on which groups are converted.
@@ -25,10 +26,10 @@ from PIL import Image
 
 from ..errors import DataError
 from ..io_utils import write_text_atomic
-from .images import decode_image
+from .images import decode_image, to_rgb
 
 DEFECT_TYPES = {1: "open", 2: "short", 3: "mousebite", 4: "spur", 5: "copper", 6: "pin-hole"}
-FIELDS = ["input_path", "golden_path", "label", "object_name", "group"]
+FIELDS = ["input_path", "golden_path", "label", "object_name", "group", "crop_x", "crop_y"]
 PASS_TRIES = 50  # random positions tried per PASS crop before giving up on it
 JPEG_QUALITY = 95
 
@@ -157,6 +158,8 @@ def _convert_image(entry: Listing, images: Path, window: int, jitter: int, pass_
     where = f"DeepPCB {entry.group}/{entry.stem}: "
     test, _ = decode_image(str(entry.test), where=where)
     golden, _ = decode_image(str(entry.template), where=where)
+    if test.shape[-1] != golden.shape[-1]:  # one grey, one colour file: keep both in colour
+        test, golden = to_rgb(test), to_rgb(golden)
     if test.shape != golden.shape:
         raise DataError(f"{where}test {test.shape[:2]} and template {golden.shape[:2]} differ in size")
     if min(test.shape[:2]) < window:
@@ -175,6 +178,6 @@ def _convert_image(entry: Listing, images: Path, window: int, jitter: int, pass_
                                         if img.shape[-1] == 1 else img[top:top + window, left:left + window])
             Image.fromarray(crop).save(images / d / f"{name}.jpg", quality=JPEG_QUALITY)
         rows.append({"input_path": test_dir, "golden_path": golden_dir, "label": label, "object_name": name,
-                     "group": entry.group})
+                     "group": entry.group, "crop_x": str(left), "crop_y": str(top)})
     return rows
 

@@ -16,9 +16,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from ..errors import DataError
-from .archives import prepare_images_dir
 from .augment import PairAugmenter
-from .cache import DecodedSplit, cache_bytes
+from .cache import DecodedSplit, OverBudget
 from .dataset import BatchTransform, PairDataset
 from .preprocess import Preprocessor
 from .sampling import train_sampler
@@ -54,28 +53,27 @@ class OIDataModule(pl.LightningDataModule):
             if not split_cfg.csv_path or not split_cfg.images_dir:
                 raise DataError(f"dataset.{key}.csv_path and dataset.{key}.images_dir must be set for the "
                                 f"{split} split")
-            images_dir = prepare_images_dir(split_cfg.images_dir, split_cfg.csv_path)
-            self._tables[split] = read_split(split_cfg.csv_path, images_dir, self.dataset_cfg,
+            self._tables[split] = read_split(split_cfg.csv_path, split_cfg.images_dir, self.dataset_cfg,
                                              require_label=split != "predict")
         return self._tables[split]
 
     def dataset(self, split: str) -> PairDataset:
-        """The PairDataset of a split, decoded into memory when it fits the remaining budget."""
+        """The PairDataset of a split, decoded into memory when it fits what is left of the budget."""
         if split not in self._datasets:
             table = self.table(split)
             same = [s for s, t in self._tables.items() if s in self._datasets and _same_source(t, table)]
             if same:
                 self._datasets[split] = PairDataset(table, self.pre, self._datasets[same[0]].decoded)
                 return self._datasets[split]
-            need = cache_bytes(table, self.pre)
             decoded = None
-            if self._cached_bytes + need <= self._budget:
-                decoded = DecodedSplit(table, self.pre)
+            try:
+                decoded = DecodedSplit(table, self.pre, max_bytes=self._budget - self._cached_bytes)
                 self._cached_bytes += decoded.nbytes
-                log.info("%s split: %d rows decoded once into memory (%.1f MiB)", split, len(table), need / 2**20)
-            else:
+                log.info("%s split: %d rows decoded once into memory (%.1f MiB)", split, len(table),
+                         decoded.nbytes / 2**20)
+            except OverBudget as exc:
                 log.info("%s split: %.1f MiB decoded would exceed dataset.cache_memory_mb=%d; streaming from disk "
-                         "with %d worker(s)", split, need / 2**20, self.dataset_cfg.cache_memory_mb,
+                         "with %d worker(s)", split, exc.args[0] / 2**20, self.dataset_cfg.cache_memory_mb,
                          self.dataset_cfg.workers)
             self._datasets[split] = PairDataset(table, self.pre, decoded)
         return self._datasets[split]

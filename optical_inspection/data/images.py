@@ -13,7 +13,8 @@ GREY_MODES = ("1", "L")
 def decode_image(path: str, size: tuple[int, int] | None = None, where: str = ""
                  ) -> tuple[np.ndarray, tuple[int, int]]:
     """Decode ``path`` to uint8 ``[H, W, C]`` resized to ``size=(H, W)`` (bilinear, antialiased), and the file's
-    own (H, W). C is 1 for grey files (expand it to RGB with :func:`to_rgb`), else 3 (RGB; alpha dropped).
+    own (H, W). C is 1 for grey images (grey files, or RGB files whose channels are equal; expand with
+    :func:`to_rgb`), else 3 (RGB; alpha dropped).
 
     Never returns a half-decoded image: unreadable, truncated or non-image files raise DataError.
     """
@@ -25,7 +26,11 @@ def decode_image(path: str, size: tuple[int, int] | None = None, where: str = ""
             if size is not None and original != tuple(size):
                 out = out.resize((size[1], size[0]), Image.Resampling.BILINEAR)
             array = np.asarray(out, dtype=np.uint8)
-            return (array[..., None] if array.ndim == 2 else array), original
+            if array.ndim == 2:
+                return array[..., None], original
+            if (array[..., 0] == array[..., 1]).all() and (array[..., 1] == array[..., 2]).all():
+                return array[..., :1], original  # grey content stored as RGB
+            return array, original
     except FileNotFoundError:
         raise DataError(f"{where}image file not found: {path}") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:

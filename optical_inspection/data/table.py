@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError
+from .archives import prepare_images_dir
 from .paths import existing_files, image_paths, light_names, unsafe_part
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,9 @@ def read_split(csv_path: str | Path, images_dir: str | Path, dataset_cfg: Any, r
                check_files: bool = True) -> PairTable:
     """Read ``csv_path`` and check it against ``images_dir``; raise one DataError listing every problem found.
 
+    ``images_dir`` may be the folder holding the CSV's paths, a folder wrapping it (``images/``,
+    ``images/images/``), or an ``images.tar.gz`` (or a folder holding one), extracted safely once
+    (:func:`optical_inspection.data.archives.prepare_images_dir`); ``PairTable.images_dir`` is the folder used.
     Labels: ``PASS`` (case and surrounding spaces ignored) = 0, anything else = 1 (defect), -1 when the CSV has
     no label column (only allowed with ``require_label=False``, e.g. inference).
     """
@@ -74,8 +78,7 @@ def read_split(csv_path: str | Path, images_dir: str | Path, dataset_cfg: Any, r
     images_dir = Path(images_dir)
     fieldnames, rows, lines = _read_csv(csv_path, require_label)
     _check_cells(csv_path, rows, lines, fieldnames)
-    if not images_dir.is_dir():
-        raise DataError(f"images_dir '{images_dir}' is not a folder (from the spec's images_dir for {csv_path})")
+    images_dir = prepare_images_dir(images_dir, csv_path)
     lights = light_names(dataset_cfg)
     ext = dataset_cfg.image_ext
     test = [image_paths(images_dir, r["input_path"], r["object_name"], lights, ext) for r in rows]
@@ -104,7 +107,7 @@ def _read_csv(csv_path: Path, require_label: bool) -> tuple[list[str], list[dict
                 raise DataError(f"CSV '{csv_path}' separates columns with {name}; TAO splits use commas. "
                                 f"Re-save it comma-separated (header now: {header[:120]!r})")
     reader = csv.DictReader(io.StringIO(text))
-    fieldnames = [f for f in (reader.fieldnames or [])]
+    fieldnames = list(reader.fieldnames or [])
     required = list(PATH_COLUMNS) + ([LABEL_COLUMN] if require_label else [])
     missing = [c for c in required if c not in fieldnames]
     if missing:
@@ -115,14 +118,17 @@ def _read_csv(csv_path: Path, require_label: bool) -> tuple[list[str], list[dict
         raise DataError(f"CSV '{csv_path}' lacks column(s) {', '.join(hints)}; header is {fieldnames}. "
                         f"A split needs input_path, golden_path, object_name" + (", label" if require_label else ""))
     rows, lines = [], []
-    for row in reader:
-        if None in row:
-            raise DataError(f"CSV '{csv_path}' line {reader.line_num}: more cells than header columns "
-                            f"(unquoted comma in a value?)")
-        if not any((v or "").strip() for v in row.values()):
-            continue
-        rows.append({k: (v if v is not None else "") for k, v in row.items()})
-        lines.append(reader.line_num)
+    try:
+        for row in reader:
+            if None in row:
+                raise DataError(f"CSV '{csv_path}' line {reader.line_num}: more cells than header columns "
+                                f"(unquoted comma in a value?)")
+            if not any((v or "").strip() for v in row.values()):
+                continue
+            rows.append({k: (v if v is not None else "") for k, v in row.items()})
+            lines.append(reader.line_num)
+    except csv.Error as exc:
+        raise DataError(f"CSV '{csv_path}' line {reader.line_num}: {exc}") from None
     if not rows:
         raise DataError(f"CSV '{csv_path}' has a header but no rows; add one row per pair")
     return fieldnames, rows, lines
@@ -158,10 +164,12 @@ def _check_files(csv_path: Path, images_dir: Path, test: list[list[str]], golden
     found = existing_files(wanted)
     if len(found) == len(set(wanted)):
         return
+    hint = (" - none of them exists: is images_dir the folder holding the input_path/golden_path folders?"
+            if not found else "")
     missing = sorted((line, column, p) for column, table in (("input_path", test), ("golden_path", golden))
                      for files, line in zip(table, lines) for p in files if p not in found)
     raise DataError(_listing(f"{len(missing)} image file(s) referenced by '{csv_path}' are missing under "
-                             f"'{images_dir}' (check images_dir, image_ext and input_map)",
+                             f"'{images_dir}' (check images_dir, image_ext and input_map){hint}",
                              [f"line {line}, {column}: {p}" for line, column, p in missing]))
 
 

@@ -25,8 +25,9 @@ def model_dataset_config(dataset_cfg: Any, geometry: dict[str, Any]) -> tuple[An
         return dataset_cfg, []
     aug = dataset_cfg.augmentation_config
     if "rgb_input_mean" in geometry or "rgb_input_std" in geometry:
-        aug = dataclasses.replace(aug, rgb_input_mean=[float(v) for v in geometry.get("rgb_input_mean", aug.rgb_input_mean)],
-                                  rgb_input_std=[float(v) for v in geometry.get("rgb_input_std", aug.rgb_input_std)])
+        mean = geometry.get("rgb_input_mean", aug.rgb_input_mean)
+        std = geometry.get("rgb_input_std", aug.rgb_input_std)
+        aug = dataclasses.replace(aug, rgb_input_mean=[float(v) for v in mean], rgb_input_std=[float(v) for v in std])
     updates: dict[str, Any] = {"augmentation_config": aug}
     if "lights" in geometry:
         lights = list(geometry["lights"])

@@ -16,6 +16,10 @@ from .metadata import INPUT_NAMES, from_props, output_type_from_names, run_optio
 from .outputs import scores_from_outputs
 
 CPU, CUDA, TENSORRT = "CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"
+# On the CPU, a convolutional net with small weights runs fastest in micro-batches whose activations stay in cache
+# (measured: Compact at 4 lights x 128 px scores ~3x more pairs/s in micro-batches of 4 than in one batch of 32).
+# Nets whose weights exceed this budget (TAO's Siamese heads: ~1 GB) take the whole batch to amortise weight reads.
+MICRO_BATCH_BYTES = 8 << 20
 
 
 def choose_providers(provider: str, available: list[str], gpu_id: int = 0) -> list[Any]:
@@ -63,6 +67,7 @@ class OnnxScorer:
         shape = inputs[INPUT_NAMES[0]]
         self.input_shape = tuple(d if isinstance(d, int) else None for d in shape[1:])
         self.max_batch: int | None = shape[0] if isinstance(shape[0], int) and shape[0] > 0 else None
+        self.micro_batch = micro_batch(self.path, self.input_shape, self.providers) if self.max_batch is None else None
         self.threshold = stored_threshold(self.meta, config)
 
     def score(self, test: Any, golden: Any) -> np.ndarray:
@@ -70,9 +75,13 @@ class OnnxScorer:
         test_np, golden_np = _as_array(test), _as_array(golden)
         self._check(test_np, golden_np)
         if self.max_batch is None:
-            return self._run(test_np, golden_np)
-        chunks = [self._run_padded(test_np[i:i + self.max_batch], golden_np[i:i + self.max_batch])
-                  for i in range(0, len(test_np), self.max_batch)]
+            step = self.micro_batch or len(test_np)
+            if len(test_np) <= step:
+                return self._run(test_np, golden_np)
+            chunks = [self._run(test_np[i:i + step], golden_np[i:i + step]) for i in range(0, len(test_np), step)]
+        else:
+            chunks = [self._run_padded(test_np[i:i + self.max_batch], golden_np[i:i + self.max_batch])
+                      for i in range(0, len(test_np), self.max_batch)]
         return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
 
     def _check(self, test: np.ndarray, golden: np.ndarray) -> None:
@@ -94,6 +103,16 @@ class OnnxScorer:
             return self._run(test, golden)
         pad = [(0, self.max_batch - n)] + [(0, 0)] * 3
         return self._run(np.pad(test, pad), np.pad(golden, pad))[:n]
+
+
+def micro_batch(path: Path, strip_shape: tuple, providers: list[str]) -> int | None:
+    """Pairs per ONNX Runtime call on the CPU (None: the whole batch); see MICRO_BATCH_BYTES."""
+    data = path.with_name(path.name + ".data")
+    weight_bytes = path.stat().st_size + (data.stat().st_size if data.exists() else 0)
+    if providers[0] != CPU or weight_bytes > MICRO_BATCH_BYTES or None in strip_shape:
+        return None
+    pair_bytes = 2 * 4 * int(np.prod(strip_shape))
+    return max(1, MICRO_BATCH_BYTES // pair_bytes)
 
 
 def _as_array(batch: Any) -> np.ndarray:

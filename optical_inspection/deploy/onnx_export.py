@@ -24,8 +24,8 @@ from .metadata import EMBEDDING_OUTPUTS, INPUT_NAMES, META_KEY, SCORE_OUTPUT
 
 PROTOBUF_LIMIT = 2 ** 31 - 2 ** 26  # stay clear of protobuf's 2 GiB: bigger models keep weights in <file>.data
 VERIFY_TOLERANCE = 1e-4
-DUMMY_DYNAMIC_BATCH = 2
-MIN_OPSET = 18  # the torch.export-based exporter cannot down-convert Pad/Reduce* below opset 18  # torch.export specialises size-1 dimensions, so trace a dynamic batch with 2
+DUMMY_DYNAMIC_BATCH = 2  # torch.export specialises size-1 dimensions, so trace a dynamic batch with 2
+MIN_OPSET = 18  # the torch.export-based exporter cannot down-convert Pad/Reduce* below opset 18
 
 
 class ScoreGraph(nn.Module):
@@ -73,8 +73,8 @@ def export_onnx(model: nn.Module, target: Path, *, output_type: str, strip_shape
         warnings.simplefilter("ignore")
         try:
             program = torch.onnx.export(graph, dummy, None, dynamo=True, input_names=list(INPUT_NAMES),
-                                        output_names=outputs, opset_version=max(opset, MIN_OPSET), dynamic_shapes=dynamic_shapes,
-                                        optimize=optimize, verbose=False)
+                                        output_names=outputs, opset_version=max(opset, MIN_OPSET),
+                                        dynamic_shapes=dynamic_shapes, optimize=optimize, verbose=False)
         except Exception as exc:  # noqa: BLE001 - the exporter raises many internal error types
             raise OIError(f"ONNX export failed: {type(exc).__name__}: {str(exc).splitlines()[0][:500]}") from None
     program.model.metadata_props[META_KEY] = meta_json

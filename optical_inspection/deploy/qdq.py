@@ -6,34 +6,49 @@ ONNX Runtime's static quantiser fed by :class:`CalibrationPairs`; symmetric int8
 from __future__ import annotations
 
 import inspect
+import shutil
 from pathlib import Path
 
 from ..errors import OIError
+from ..io_utils import atomic_path
 from .calibration import CalibrationPairs, ort_reader
 
 QUANTIZED_OPS = ["Conv", "Gemm", "MatMul"]
 
 
 def quantize_to_qdq(onnx_in: Path, onnx_out: Path, pairs: CalibrationPairs | None, cache_file: Path | None) -> None:
-    """Write a QDQ-quantised copy of ``onnx_in`` to ``onnx_out``; ranges cached in ``cache_file`` when given."""
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    """Write a QDQ-quantised copy of ``onnx_in`` to ``onnx_out``; the calibrated ranges are read from / written
+    to ``cache_file`` (JSON, atomically) when given, so a later build needs no pairs."""
+    from onnxruntime.quantization import quantize_static
 
-    kwargs = {}
-    if cache_file is not None:
-        if "calibration_cache_path" not in inspect.signature(quantize_static).parameters:
-            raise OIError("cal_cache_file with TensorRT 11 needs onnxruntime >= 1.24 (calibration cache support); "
-                          "upgrade onnxruntime or unset gen_trt_engine.tensorrt.calibration.cal_cache_file")
-        kwargs["calibration_cache_path"] = str(cache_file)
     if pairs is None and (cache_file is None or not cache_file.is_file()):
         raise OIError("INT8 needs calibration pairs (calibration.cal_image_dir) or an existing cal_cache_file")
+    if cache_file is None:
+        _quantize(onnx_in, onnx_out, pairs, {})
+        return
+    if "calibration_cache_path" not in inspect.signature(quantize_static).parameters:
+        raise OIError("cal_cache_file with TensorRT 11 needs an onnxruntime whose quantize_static takes "
+                      "calibration_cache_path; upgrade onnxruntime or unset calibration.cal_cache_file")
+    with atomic_path(cache_file) as staged:
+        if cache_file.is_file():
+            shutil.copyfile(cache_file, staged)  # a cache hit: the ranges are reused, the file rewritten as is
+        else:
+            staged.unlink()  # a miss: ONNX Runtime calibrates and writes the ranges here
+        _quantize(onnx_in, onnx_out, pairs, {"calibration_cache_path": str(staged)})
+
+
+def _quantize(onnx_in: Path, onnx_out: Path, pairs: CalibrationPairs | None, cache: dict[str, str]) -> None:
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
     try:
         quantize_static(
             str(onnx_in), str(onnx_out), ort_reader(pairs) if pairs is not None else None,
             quant_format=QuantFormat.QDQ, op_types_to_quantize=QUANTIZED_OPS, per_channel=True,
             activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
             calibrate_method=CalibrationMethod.MinMax,
-            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True},
-            **kwargs,
+            # TensorRT takes symmetric int8 Q/DQ on activations and weights; biases stay float (no int32 DQ)
+            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False},
+            **cache,
         )
     except ValueError as exc:
         raise OIError(f"INT8 quantisation of {onnx_in} failed: {exc}") from None

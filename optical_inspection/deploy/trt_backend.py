@@ -1,8 +1,8 @@
 """TensorRT backend: scores pairs with a serialized engine (TensorRT 10 or 11, name-based I/O API).
 
-Buffers are torch CUDA tensors (no pycuda needed); the engine's optimisation profile bounds the batch: a batch above
-its maximum is refused with a message saying how to rebuild, a short batch below its minimum is zero-padded. Engines from TAO (no metadata sidecar) work too:
-their output layout is recognised from the tensor names.
+Buffers are torch CUDA tensors (no pycuda needed). The engine's optimisation profile bounds the batch: a batch above
+its maximum is refused with a message saying how to rebuild, a short batch below its minimum is zero-padded.
+Engines from TAO (no metadata sidecar) work too: their output layout is recognised from the tensor names.
 """
 from __future__ import annotations
 
@@ -72,7 +72,8 @@ class TrtScorer:
         n = int(test_t.shape[0])
         if 0 < n < self.min_batch:  # a short last batch: pad with zeros up to the profile minimum, drop the padding
             pad = self.min_batch - n
-            test_t, golden_t = (torch.nn.functional.pad(t, (0, 0, 0, 0, 0, 0, 0, pad)) for t in (test_t, golden_t))
+            padding = (0, 0, 0, 0, 0, 0, 0, pad)
+            test_t, golden_t = (torch.nn.functional.pad(t, padding) for t in (test_t, golden_t))
         check_batch(int(test_t.shape[0]), self.min_batch, self.max_batch, str(self.path))
         feeds = {INPUT_NAMES[0]: test_t, INPUT_NAMES[1]: golden_t}
         for name, tensor in feeds.items():

@@ -117,7 +117,8 @@ def _typed_onnx(major: int, onnx_path: Path, work: Path, settings: BuildSettings
         from .onnx_fp16 import convert_to_fp16
 
         converted = work / "model_fp16.onnx"
-        onnx.save(convert_to_fp16(onnx.load(str(onnx_path))), str(converted))
+        onnx.save(convert_to_fp16(onnx.load(str(onnx_path))), str(converted), save_as_external_data=True,
+                  location=converted.name + ".data")  # any size: protobuf alone stops at 2 GiB
         return converted
     from .qdq import quantize_to_qdq
 

@@ -9,6 +9,7 @@ TAO's own ``.pth`` files (no ``oi_meta``) load too when the spec that describes 
 from __future__ import annotations
 
 import pickle
+import re
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -69,10 +70,13 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         data = torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        if found is None:
+            raise OIError(f"checkpoint '{p}' is not a readable PyTorch checkpoint (corrupt or not a .pth)") from None
         raise OIError(
-            f"checkpoint '{p}' holds pickled Python objects, which are refused because loading them can run "
-            f"arbitrary code ({str(exc).splitlines()[0]}). Only checkpoints of tensors and plain data load; "
-            f"re-save the weights as a plain state_dict if you trust the file."
+            f"checkpoint '{p}' holds a pickled Python object ({found.group(1)}), which is refused because loading "
+            f"it could run arbitrary code. Only checkpoints of tensors and plain data load; if you trust the "
+            f"file, re-save its weights as a plain state_dict."
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
         raise OIError(f"checkpoint '{p}' is not a readable PyTorch checkpoint ({exc})") from None

@@ -17,8 +17,10 @@ from typing import Any
 
 import yaml
 
+from optical_inspection.status import read_status
+
 from ..errors import NotFoundError, RunnerError
-from ..launch import cancel, process_start, set_supervisor
+from ..launch import mark_cancelled, process_alive, process_start, set_supervisor
 from ..records import TERMINAL, JobRecord, JobStore, now_iso
 from ..skill_info import load_skill_info
 from ..specbuild import load_schema
@@ -28,7 +30,7 @@ from .results import best_record, state_counts, write_plots, write_tables
 from .settings import AutoMLSettings, read_settings
 from .space import SearchSpace, build_search_space
 from .study import open_study, recover_interrupted, redact_url, storage_url
-from .trial_job import TrainTrialObjective
+from .trial_job import ADOPT_ATTR, TrainTrialObjective
 
 
 def launch(store: JobStore, record: JobRecord, detach: bool = False) -> JobRecord:
@@ -59,8 +61,7 @@ def run_automl_job(store: JobStore, job_id: str) -> JobRecord:
         store.update(job_id, lambda r: _end(r, "failure", str(exc), exc.exit_code))
         raise
     record = store.update(job_id, lambda r: _running(r, settings, space, study.study_name, out_dir))
-    for trial in recover_interrupted(study):
-        _stop_orphan(store, trial.user_attrs.get("job_id"))
+    recover_interrupted(study, adopt=lambda trial: _adopt_or_stop(store, trial.user_attrs.get("job_id")))
     objective = TrainTrialObjective(store, record, spec, settings)
 
     def tables(s: Any) -> None:
@@ -134,12 +135,25 @@ def _end(r: JobRecord, status: str, message: str, code: int) -> None:
     r.status, r.finished, r.message, r.exit_code = status, now_iso(), message, code
 
 
-def _stop_orphan(store: JobStore, job_id: str | None) -> None:
-    """A child job of a dead AutoML process may still be training: stop it and mark it cancelled."""
+def _adopt_or_stop(store: JobStore, job_id: str | None) -> dict[str, Any] | None:
+    """The child job of a trial whose AutoML process died: adopt it when its training finished (the re-queued
+    trial takes its result, nothing is trained twice); else kill its trainer and mark the job cancelled."""
     if not job_id:
-        return
+        return None
     try:
-        if store.load(job_id).status not in TERMINAL:
-            cancel(store, job_id)
+        record = store.load(job_id)
     except NotFoundError:
-        pass  # a trial of another jobs root (shared storage): its own runner cleans it up
+        return None  # a trial of another jobs root (shared storage): its own runner cleans it up
+    folder = Path(record.decisions.get("results_folder", record.results_dir))
+    ends = [r.get("status") for r in read_status(folder / "status.json") if r.get("status") in ("SUCCESS", "FAILURE")]
+    if ends and ends[-1] == "SUCCESS" and not process_alive(record.pid, record.pid_start):
+        return {ADOPT_ATTR: job_id}
+    if process_alive(record.pid, record.pid_start):
+        try:
+            os.killpg(record.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    if record.status not in TERMINAL:
+        mark_cancelled(store, job_id)
+        store.update(job_id, lambda r: setattr(r, "message", "stopped: its AutoML process died; the trial is re-run"))
+    return None

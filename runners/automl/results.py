@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -91,8 +92,8 @@ def trial_rows(study: optuna.Study, space: SearchSpace) -> tuple[list[str], list
             "best_epoch": attrs.get("best_epoch"),
             "epochs_trained": attrs.get("epochs_trained"),
             "job_id": attrs.get("job_id"),
-            "started": start.isoformat(timespec="seconds") if start else None,
-            "finished": end.isoformat(timespec="seconds") if end else None,
+            "started": start.isoformat(timespec="milliseconds") if start else None,
+            "finished": end.isoformat(timespec="milliseconds") if end else None,
             "duration_s": round((end - start).total_seconds(), 2) if start and end else None,
             "retry_of": attrs.get("retry_of"),
             "note": attrs.get("failure") or attrs.get("stopped") or "",
@@ -177,8 +178,10 @@ def param_importances(study: optuna.Study) -> dict[str, float]:
     if len(complete) < 2:
         return {}
     try:
-        raw = optuna.importance.get_param_importances(
-            study, evaluator=optuna.importance.PedAnovaImportanceEvaluator())
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "fewer than 2 trials in a regime": expected when small
+            raw = optuna.importance.get_param_importances(
+                study, evaluator=optuna.importance.PedAnovaImportanceEvaluator())
     except (RuntimeError, ValueError):  # e.g. no parameter shared by every complete trial
         return {}
     return {name.removesuffix(CDF_SUFFIX): value for name, value in raw.items()}

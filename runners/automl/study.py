@@ -15,7 +15,7 @@ import socket
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -124,21 +124,28 @@ def owner_alive(owner: dict[str, Any] | None, heartbeat: float | None) -> bool:
     return owner.get("start") is None or _process_start(pid) == owner.get("start")
 
 
-def recover_interrupted(study: optuna.Study) -> list[FrozenTrial]:
-    """Fail the RUNNING trials whose process died and queue their configuration again; return them."""
+def recover_interrupted(study: optuna.Study,
+                        adopt: Callable[[FrozenTrial], dict[str, Any] | None] | None = None) -> list[FrozenTrial]:
+    """Fail the RUNNING trials whose process died and queue their configuration again; return them.
+
+    ``adopt(trial)`` may return user attributes for the queued trial (e.g. a child job that finished training
+    before the process died, so the new trial takes its result instead of training again).
+    """
     recovered = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if owner_alive(trial.user_attrs.get("owner"), trial.user_attrs.get("heartbeat")):
             continue
-        requeue(study, trial.number, trial.params, reason="its AutoML process died")
+        extra = adopt(trial) if adopt is not None else None
+        requeue(study, trial.number, trial.params, reason="its AutoML process died", extra=extra)
         recovered.append(trial)
     return recovered
 
 
-def requeue(study: optuna.Study, number: int, params: dict[str, Any], reason: str) -> None:
+def requeue(study: optuna.Study, number: int, params: dict[str, Any], reason: str,
+            extra: dict[str, Any] | None = None) -> None:
     """Mark an interrupted trial failed and queue the same configuration as a new trial (not counted twice)."""
     study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
-    study.enqueue_trial(dict(params), user_attrs={"retry_of": number, "retry_reason": reason})
+    study.enqueue_trial(dict(params), user_attrs={**(extra or {}), "retry_of": number, "retry_reason": reason})
 
 
 def retried_numbers(study: optuna.Study) -> set[int]:

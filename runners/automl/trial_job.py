@@ -26,11 +26,12 @@ from optical_inspection.status import read_status
 from ..checkpoints import CheckpointRequest, choose, epoch_metrics, list_checkpoints
 from ..launch import finish, process_start, set_supervisor, trainer_command
 from ..parents import action_results
-from ..records import JobRecord, JobStore, now_iso
+from ..records import TERMINAL, JobRecord, JobStore, now_iso
 from .driver import TrialStopped
 from .settings import AutoMLSettings
 
 STOP_GRACE_S = 20.0
+ADOPT_ATTR = "adopt_job"  # a re-queued trial whose child job had already finished training
 # Values every trial needs: a metric and a checkpoint after every epoch, and a fresh start in its own folder.
 FORCED = {
     "train.checkpoint_interval": 1,
@@ -59,6 +60,8 @@ class TrainTrialObjective:
         self.threads = str(max(1, cores // max(1, settings.workers)))
 
     def __call__(self, trial: optuna.Trial, params: dict[str, Any], stop: threading.Event) -> float:
+        if trial.user_attrs.get(ADOPT_ATTR):
+            return self.adopt(trial, trial.user_attrs[ADOPT_ATTR])
         child = self.create_child(trial.number, params)
         trial.set_user_attr("job_id", child.id)
         trial.set_user_attr("job_dir", child.job_dir)
@@ -126,6 +129,18 @@ class TrainTrialObjective:
             code = proc.wait()
         finish(self.store, child.id, code, cancelled=True)
         self.store.update(child.id, lambda r: setattr(r, "message", message))
+
+    def adopt(self, trial: optuna.Trial, job_id: str) -> float:
+        """Take the result of a child job that finished training for an interrupted trial of this config."""
+        child = self.store.load(job_id)
+        if child.status not in TERMINAL:
+            child = finish(self.store, job_id, 0)
+        trial.set_user_attr("job_id", child.id)
+        trial.set_user_attr("job_dir", child.job_dir)
+        folder = Path(child.decisions.get("results_folder", child.results_dir))
+        epochs = epoch_metrics(read_status(folder / "status.json"))
+        trial.set_user_attr("epochs_trained", len(epochs))
+        return self.best_epoch(trial, child, folder, epochs)
 
     # ------------------------------------------------------------ watching
 

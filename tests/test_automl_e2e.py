@@ -1,0 +1,131 @@
+"""AutoML through the runner's front door on a tiny generated dataset: parallel trials as child train jobs, the
+best epoch's checkpoint handed to evaluate, and a kill -9 + restart that continues the same study."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+import yaml
+
+from optical_inspection.data.synthetic import make_synthetic_split
+from optical_inspection.status import read_status
+
+REPO = Path(__file__).resolve().parents[1]
+OVERRIDES = {"epochs": 2, "image_size": 32, "batch_size": 8, "dataset.workers": 0, "train.progress_bar": False,
+             "automl.max_trials": 6, "automl.workers": 2, "automl.seed": 11}
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("automl_data")
+    make_synthetic_split(root / "train", 24, lights=(), size=32, seed=1)
+    make_synthetic_split(root / "val", 12, lights=(), size=32, seed=2)
+    return root
+
+
+def runner_args(jobs: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "runners", *args, "--jobs-root", str(jobs)]
+
+
+def runner(jobs: Path, *args: str, timeout: float = 300) -> dict:
+    proc = subprocess.run(runner_args(jobs, *args), cwd=REPO, capture_output=True, text=True, timeout=timeout,
+                          env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    assert proc.returncode == 0, proc.stderr[-3000:] + proc.stdout[-2000:]
+    return json.loads(proc.stdout)
+
+
+def train_args(data: Path, **extra) -> list[str]:
+    return ["run", "train", "--data", f"train_datasets={data / 'train'}", "--data", f"eval_dataset={data / 'val'}",
+            "--overrides", json.dumps({**OVERRIDES, **extra})]
+
+
+def children(jobs: Path, parent_ids: set[str]) -> list[dict]:
+    """The trial jobs (plain train jobs) of the given AutoML jobs."""
+    records = [json.loads(p.read_text()) for p in jobs.glob("*/job.json")]
+    return [r for r in records if r["parent_id"] in parent_ids and r["automl_policy"].get("value") == "off"]
+
+
+def trial_rows(results_dir: str) -> list[dict]:
+    with open(Path(results_dir) / "trials.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_policy_on_runs_parallel_trials_and_evaluate_takes_the_best_epoch(data, tmp_path):
+    jobs = tmp_path / "jobs"
+    automl = runner(jobs, *train_args(data))
+    assert automl["automl_policy"]["value"] == "on" and automl["status"] == "success", automl["message"]
+    results = Path(automl["results_dir"])
+    for name in ("best_rec.json", "trials.csv", "metric_vs_trial.png", "param_importance.png", "study.db"):
+        assert (results / name).is_file(), name
+
+    rows = trial_rows(automl["results_dir"])
+    assert [r["state"] for r in rows] == ["COMPLETE"] * 6
+    spans = [(datetime.fromisoformat(r["started"]), datetime.fromisoformat(r["finished"])) for r in rows]
+    assert any(a[0] < b[1] and b[0] < a[1] for i, a in enumerate(spans) for b in spans[i + 1:])  # 2 at once
+
+    kids = children(jobs, {automl["id"]})
+    assert len(kids) == 6 and all(k["status"] == "success" and k["action"] == "train" for k in kids)
+    spec = yaml.safe_load(Path(kids[0]["spec_path"]).read_text())
+    assert spec["train"]["checkpoint_interval"] == 1 and spec["results_dir"] == kids[0]["results_dir"]
+
+    best = json.loads((results / "best_rec.json").read_text())
+    assert best["value"] == max(float(r["value"]) for r in rows) and best["epochs_trained"] == 2
+    child = next(k for k in kids if k["id"] == best["job_id"])
+    epochs = {r["epoch"]: r["kpi"]["val_acc"] for r in read_status(Path(child["decisions"]["results_folder"])
+                                                                    / "status.json") if "epoch" in r}
+    best_epoch = max(sorted(epochs), key=lambda e: epochs[e])      # earliest epoch with the best val_acc
+    assert best["best_epoch"] == best_epoch + 1 and best["value"] == epochs[best_epoch]
+    assert Path(best["checkpoint"]).name.startswith(f"model_epoch_{best_epoch:03d}_")
+    assert {k: v for k, v in best["params"].items() if k.startswith("model.")}  # base_channels/shift under Compact
+    assert "model.margin" not in best["params"]                                # dead under Compact
+
+    evaluate = runner(jobs, "run", "evaluate", "--parent-job", automl["id"], "--data", f"eval_dataset={data / 'val'}")
+    assert evaluate["status"] == "success", evaluate["message"]
+    assert yaml.safe_load(Path(evaluate["spec_path"]).read_text())["evaluate"]["checkpoint"] == best["checkpoint"]
+    assert "best_rec.json" in evaluate["decisions"]["parent"]["choice"]
+
+
+def test_kill_9_mid_study_then_restart_continues_without_rerunning_finished_trials(data, tmp_path):
+    jobs = tmp_path / "jobs"
+    proc = subprocess.Popen(runner_args(jobs, *train_args(data)), cwd=REPO, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    deadline = time.monotonic() + 240
+    first: dict = {}
+    while time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.3)
+        records = [json.loads(p.read_text()) for p in jobs.glob("*/job.json")] if jobs.is_dir() else []
+        first = next((r for r in records if r.get("automl_policy", {}).get("value") == "on"), {})
+        states = [k["status"] for k in children(jobs, {first["id"]})] if first else []
+        if states.count("success") >= 2 and "running" in states:   # kill while a trial is training
+            break
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = {k["id"] for k in children(jobs, {first["id"]}) if k["status"] == "success"}
+    assert 2 <= len(done_before) < 6
+
+    assert runner(jobs, "status", first["id"])["status"] == "failure"      # its runner is gone
+    resumed = runner(jobs, "run", "train", "--parent-job", first["id"])
+    assert resumed["automl_policy"]["value"] == "on" and resumed["status"] == "success", resumed["message"]
+    assert first["id"] in yaml.safe_load(Path(resumed["spec_path"]).read_text())["automl"]["storage"]
+
+    rows = trial_rows(resumed["results_dir"])
+    counted = [r for r in rows if r["state"] != "INTERRUPTED"]
+    assert len(counted) == 6 and all(r["state"] == "COMPLETE" for r in counted)
+    assert done_before <= {r["job_id"] for r in counted}                   # finished trials kept, not re-run
+    interrupted = {r["trial"]: r["job_id"] for r in rows if r["state"] == "INTERRUPTED"}
+    retries = {r["retry_of"]: r["job_id"] for r in rows if r["retry_of"]}
+    assert interrupted and set(interrupted) == set(retries)
+    assert any(interrupted[n] != retries[n] for n in retries)              # a killed training was trained again
+    kids = children(jobs, {first["id"], resumed["id"]})
+    assert sum(k["status"] == "success" for k in kids) == 6               # each configuration trained once to the end
+    assert all(k["status"] in ("success", "cancelled") for k in kids)     # no orphan left running

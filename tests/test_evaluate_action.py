@@ -1,0 +1,96 @@
+"""evaluate: metrics (stdout, metrics.json, status KPIs), plots, threshold precedence, clear errors."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from model_helpers import config_of, make_splits, train_spec
+from optical_inspection.actions import evaluate
+from optical_inspection.deploy import load_scorer
+from optical_inspection.deploy.scoring import decision_threshold
+from optical_inspection.errors import DataError, OIError
+from optical_inspection.models.checkpoint import load_checkpoint, save_checkpoint
+from optical_inspection.models.factory import build_model, dataset_geometry, model_settings
+from optical_inspection.models.metrics import auroc
+from optical_inspection.status import StatusLogger, read_status
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
+    """Splits and an (untrained, seeded) checkpoint with a stored threshold."""
+    root = tmp_path_factory.mktemp("eval")
+    splits = make_splits(root, n_train=8, n_val=24)
+    config = config_of(train_spec(splits, root / "results"))
+    torch.manual_seed(0)
+    model = build_model(config)
+    meta = {"model": model_settings(config.model), "dataset": dataset_geometry(config.dataset), "epoch": 0,
+            "step": 0, "metrics": {}, "threshold": 0.0123, "threshold_source": "test"}
+    return splits, save_checkpoint(root / "model.pth", model, meta)
+
+
+def _run(splits: dict, checkpoint: Path, results: Path, **dotted) -> dict:
+    config = config_of(train_spec(splits, results.parent, evaluate__checkpoint=str(checkpoint), **dotted), "evaluate")
+    results.mkdir(parents=True, exist_ok=True)
+    return evaluate.run(config, results, StatusLogger(results / "status.json"))
+
+
+def test_metrics_files_plots_and_kpis(setup: tuple[dict, Path], tmp_path: Path, capsys) -> None:
+    splits, checkpoint = setup
+    out = _run(splits, checkpoint, tmp_path / "evaluate")
+    printed = capsys.readouterr().out
+    assert "Tot Comp 24 Total Accuracy" in printed and "for Margin 0.0123" in printed and "AUROC" in printed
+    metrics = json.loads((tmp_path / "evaluate" / "metrics.json").read_text())
+    assert metrics["threshold"] == pytest.approx(0.0123) and metrics["threshold_source"] == "test"
+    assert metrics["num_pairs"] == 24 and metrics["tp"] + metrics["fp"] + metrics["fn"] + metrics["tn"] == 24
+
+    model, _ = load_checkpoint(checkpoint)
+    config = config_of(train_spec(splits, tmp_path))
+    from optical_inspection.data.preprocess import Preprocessor
+    from optical_inspection.data.table import read_split
+    table = read_split(*splits["val"], config.dataset)
+    test, golden = Preprocessor(config.dataset).load_pairs(table, range(len(table)))
+    with torch.no_grad():
+        scores = model.score(test, golden).numpy()
+    assert metrics["auroc"] == pytest.approx(auroc(scores, table.labels), abs=1e-6)
+    assert metrics["tp"] == int(((scores > 0.0123) & (table.labels == 1)).sum())
+
+    for name in ("roc", "score_histogram", "confusion_matrix", "worst_pairs"):
+        path = Path(out["artifacts"][name])
+        assert path.read_bytes()[:8] == PNG and path.stat().st_size > 2000
+    kpi = read_status(tmp_path / "evaluate" / "status.json")[-1]["kpi"]
+    assert {"test_acc", "test_fpr", "test_fnr", "defect_acc", "test_auroc", "test_recall_at_fa_1pct"} <= set(kpi)
+    assert kpi["test_acc"] == pytest.approx(metrics["total_accuracy"])
+
+
+def test_threshold_precedence(setup: tuple[dict, Path], tmp_path: Path) -> None:
+    splits, checkpoint = setup
+    scorer = load_scorer(checkpoint)
+
+    def chosen(**dotted) -> tuple[float, str]:
+        config = config_of(train_spec(splits, tmp_path, **dotted))
+        return decision_threshold(config, config.evaluate, scorer)
+
+    assert chosen() == (0.0123, "test")
+    assert chosen(model__threshold=5.0) == (5.0, "spec (model.threshold)")
+    assert chosen(model__threshold=5.0, evaluate__threshold=-5.0) == (-5.0, "spec (action threshold)")
+
+
+def test_unlabelled_split_wrong_geometry_and_missing_model_fail(setup: tuple[dict, Path], tmp_path: Path) -> None:
+    splits, checkpoint = setup
+    csv_path, images = splits["val"]
+    unlabelled = tmp_path / "nolabel.csv"
+    rows = [line.split(",") for line in csv_path.read_text().splitlines()]
+    col = rows[0].index("label")
+    unlabelled.write_text("\n".join(",".join(r[:col] + r[col + 1:]) for r in rows) + "\n")
+    with pytest.raises(DataError):
+        _run(splits, checkpoint, tmp_path / "x", dataset__test_dataset__csv_path=str(unlabelled))
+    with pytest.raises(OIError, match="does not match the spec: input strip"):
+        _run(splits, checkpoint, tmp_path / "y", dataset__image_width=16)
+    with pytest.raises(OIError, match="does not exist"):
+        _run(splits, tmp_path / "missing.pth", tmp_path / "z")
+    assert not (tmp_path / "y" / "metrics.json").exists()

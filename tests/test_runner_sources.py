@@ -1,0 +1,188 @@
+"""Data sources: local folders, images.tar.gz (wrappers detected, extracted once into the content-addressed
+cache) and S3 against moto's standalone server on localhost (real HTTP, IAM auth enforced)."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from runner_support import REPO, TRAIN_OVERRIDES, archive_split, make_split
+from runners.api import plan_job, run_job
+from runners.cache import ContentCache
+from runners.errors import DataSourceError
+from runners.skill_info import load_skill_info
+from runners.sources import resolve_sources
+
+BUCKET = "oi-data"
+
+
+@pytest.fixture(scope="module")
+def base_split(tmp_path_factory) -> Path:
+    return make_split(tmp_path_factory.mktemp("src") / "split", 6, seed=3)
+
+
+@pytest.mark.parametrize("arcname", ["images", "images/images", "./images"])
+def test_archive_is_extracted_once_and_its_wrapper_detected(base_split, tmp_path, arcname):
+    folder = archive_split(base_split, tmp_path / "split", arcname)
+    cache = ContentCache(tmp_path / "cache")
+    skill = load_skill_info()
+    data = {"train_datasets": [str(folder)]}
+    planned, _ = resolve_sources("train", data, skill, cache, materialize=False)
+    assert dict((k, v) for k, v, _ in planned)["dataset.train_dataset.images_dir"].startswith("<extracted at run")
+    assert not cache.root.exists(), "plan extracts nothing"
+    done, resolved = resolve_sources("train", data, skill, cache, materialize=True)
+    images = Path(dict((k, v) for k, v, _ in done)["dataset.train_dataset.images_dir"])
+    assert (images / "golden").is_dir() and (images / "boards").is_dir()
+    assert images.is_relative_to(cache.root / "extracted")
+    stamp = images.stat().st_mtime_ns
+    again, _ = resolve_sources("train", data, skill, cache, materialize=True)
+    assert dict((k, v) for k, v, _ in again)["dataset.train_dataset.images_dir"] == str(images)
+    assert images.stat().st_mtime_ns == stamp, "the same archive content is not extracted twice"
+    assert "extracted into" in resolved["train_datasets"][0]["how"]
+
+
+def test_unsafe_archive_is_refused_with_a_clear_error(base_split, tmp_path):
+    import io
+    import tarfile
+
+    folder = tmp_path / "evil"
+    folder.mkdir()
+    (folder / "dataset.csv").write_bytes((base_split / "dataset.csv").read_bytes())
+    with tarfile.open(folder / "images.tar.gz", "w:gz") as tar:
+        info = tarfile.TarInfo("../escape.txt")
+        info.size = 2
+        tar.addfile(info, io.BytesIO(b"hi"))
+    with pytest.raises(DataSourceError, match="refusing to extract"):
+        resolve_sources("train", {"train_datasets": [str(folder)]}, load_skill_info(),
+                        ContentCache(tmp_path / "cache"), materialize=True)
+    assert not (tmp_path / "escape.txt").exists()
+
+
+# ---------------------------------------------------------------- S3 (moto standalone server)
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory, base_split):
+    """A moto server with a bucket holding train/ and val/ splits (images.tar.gz + dataset.csv), then IAM auth on."""
+    import boto3
+
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(url + "/moto-api/", timeout=1)
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                server.kill()
+                raise
+            time.sleep(0.1)
+    admin = dict(endpoint_url=url, aws_access_key_id="setup", aws_secret_access_key="setup", region_name="us-east-1")
+    iam = boto3.client("iam", **admin)
+    iam.create_user(UserName="runner")
+    iam.put_user_policy(UserName="runner", PolicyName="s3", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
+    key = iam.create_access_key(UserName="runner")["AccessKey"]
+    client = boto3.client("s3", **admin)
+    client.create_bucket(Bucket=BUCKET)
+    staging = tmp_path_factory.mktemp("s3staging")
+    for prefix, seed, arcname in (("train", 3, "images/images"), ("val", 4, "images")):
+        split = archive_split(make_split(staging / f"{prefix}_src", 6, seed=seed), staging / prefix, arcname)
+        for name in ("dataset.csv", "images.tar.gz"):
+            client.upload_file(str(split / name), BUCKET, f"{prefix}/{name}")
+    client.put_object(Bucket=BUCKET, Key="csvonly/dataset.csv", Body=b"input_path,golden_path,label,object_name\n")
+    urllib.request.urlopen(urllib.request.Request(url + "/moto-api/reset-auth", data=b"0", method="POST",
+                                                  headers={"Content-Type": "text/plain"}))
+    yield {"url": url, "key_id": key["AccessKeyId"], "secret": key["SecretAccessKey"]}
+    server.terminate()
+    server.wait(timeout=10)
+
+
+@pytest.fixture
+def aws_env(s3, monkeypatch):
+    for var in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3["url"])
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3["key_id"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3["secret"])
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/config")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    return monkeypatch
+
+
+def test_s3_train_job_runs_end_to_end_and_writes_no_credentials(aws_env, s3, tmp_path):
+    jobs = tmp_path / "jobs"
+    data = {"train_datasets": f"s3://{BUCKET}/train", "eval_dataset": f"s3://{BUCKET}/val"}
+    planned = plan_job("train", jobs_root=jobs, automl_policy="off", data=data, overrides=TRAIN_OVERRIDES)
+    assert planned.draft.get("dataset.train_dataset.csv_path").startswith("<downloaded at run time from s3://")
+    record = run_job("train", jobs_root=jobs, automl_policy="off", data=data,
+                     overrides={**TRAIN_OVERRIDES, "epochs": 1})
+    assert record.status == "success", Path(record.log_path).read_text()[-3000:]
+    images = Path(record.decisions["spec_values"]["dataset.train_dataset.images_dir"]["value"])
+    assert images.name == "images" and images.parent.name == "images", "the images/images wrapper is found"
+    assert images.is_relative_to(jobs / ".cache" / "extracted")
+    csv_path = Path(record.decisions["spec_values"]["dataset.train_dataset.csv_path"]["value"])
+    assert csv_path.parent.parent == jobs / ".cache" / "objects" and len(csv_path.parent.name) == 64
+    secrets = (s3["key_id"].encode(), s3["secret"].encode())
+    leaks = [p for p in jobs.rglob("*") if p.is_file() and any(s in p.read_bytes() for s in secrets)]
+    assert leaks == []
+    mtime = csv_path.stat().st_mtime_ns
+    again = plan_job("train", jobs_root=jobs, automl_policy="off", data=data, overrides=TRAIN_OVERRIDES)
+    assert again.data_sources["train_datasets"][0]["location"] == f"s3://{BUCKET}/train"
+    cache = ContentCache(jobs / ".cache")
+    done, _ = resolve_sources("train", {"train_datasets": [f"s3://{BUCKET}/train"]}, load_skill_info(), cache, True)
+    assert dict((k, v) for k, v, _ in done)["dataset.train_dataset.csv_path"] == str(csv_path)
+    assert csv_path.stat().st_mtime_ns == mtime, "a cached object is not downloaded again"
+
+
+@pytest.mark.parametrize("uri, message", [
+    (f"s3://no-such-bucket/train", "bucket 'no-such-bucket' does not exist"),
+    (f"s3://{BUCKET}/missing", f"s3://{BUCKET}/missing/dataset.csv does not exist (found under s3://{BUCKET}/missing/: nothing)"),
+    (f"s3://{BUCKET}/csvonly", "no images archive (images.tar.gz / images.tgz / images.tar) next to dataset.csv"),
+])
+def test_s3_missing_bucket_or_key_is_a_clear_error(aws_env, tmp_path, uri, message):
+    with pytest.raises(DataSourceError) as err:
+        plan_job("train", jobs_root=tmp_path, data={"train_datasets": uri})
+    assert message in str(err.value)
+
+
+@pytest.mark.parametrize("key_id, secret, code", [
+    (None, "wrong-secret", "SignatureDoesNotMatch"),
+    ("AKIAUNKNOWNKEY000000", "whatever-secret", "InvalidAccessKeyId"),
+])
+def test_s3_bad_credentials_are_a_clear_error_without_the_values(aws_env, s3, tmp_path, key_id, secret, code):
+    aws_env.setenv("AWS_ACCESS_KEY_ID", key_id or s3["key_id"])
+    aws_env.setenv("AWS_SECRET_ACCESS_KEY", secret)
+    with pytest.raises(DataSourceError) as err:
+        plan_job("train", jobs_root=tmp_path, data={"train_datasets": f"s3://{BUCKET}/train"})
+    assert f"the AWS credentials were rejected ({code})" in str(err.value)
+    assert secret not in str(err.value)
+
+
+def test_s3_cli_exit_code_and_missing_credentials(aws_env, tmp_path):
+    done = subprocess.run([sys.executable, "-m", "runners", "plan", "train", "--jobs-root", str(tmp_path),
+                           "--data", "train_datasets=s3://no-such-bucket/x"], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 4
+    assert "bucket 'no-such-bucket' does not exist" in json.loads(done.stdout)["error"]
+    aws_env.delenv("AWS_ACCESS_KEY_ID")
+    aws_env.delenv("AWS_SECRET_ACCESS_KEY")
+    with pytest.raises(DataSourceError, match="no AWS credentials found"):
+        plan_job("train", jobs_root=tmp_path, data={"train_datasets": f"s3://{BUCKET}/train"})
