@@ -27,7 +27,7 @@ if [ "${1:-}" = "--fetch-wheels" ]; then
     exit 0
 fi
 
-OUT=${1:-${OUT:-gpu_check_out}}
+OUT=${1:-${OUT:-benchmarks/out/gpu_check}}
 mkdir -p "$OUT"
 START=$(date +%s)
 log() { echo "[gpu_check $(( $(date +%s) - START ))s] $*"; }
@@ -46,7 +46,7 @@ if ! $PY -c 'import optical_inspection.cli, pydantic, omegaconf' 2>/dev/null; th
     exit 1
 fi
 $PY -c 'import torch; assert torch.cuda.is_available()' 2>/dev/null && GPU=yes || GPU=no
-if ! $PY -c 'import tensorrt' 2>/dev/null; then
+if [ "$GPU" = yes ] && ! $PY -c 'import tensorrt' 2>/dev/null; then
     log "tensorrt missing: trying to install it"
     install tensorrt || install $TRT_WHEELS || true
 fi

@@ -104,7 +104,7 @@ def backends(model: torch.nn.Module, onnx_path: Path, args: argparse.Namespace, 
         return score
 
     out["torch eager cpu"] = (torch_score(model), lambda: None, "cpu")
-    ort = OnnxScorer(onnx_path, provider="cpu")
+    ort = OnnxScorer(onnx_path, provider="cpu", threads=args.threads)
     out["onnxruntime cpu"] = (ort.score, lambda: None, "numpy")
     if args.trt:
         if not torch.cuda.is_available():

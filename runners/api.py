@@ -101,6 +101,10 @@ def build_plan(req: JobRequest, store: JobStore, job_dir: Path, materialize: boo
     for key, value, source in mappings:
         _assign(draft, key, value, source, problems)
     problems += validate(draft, schema, req.action, _hints(req.action, skill))
+    if policy.value == "on":
+        from .automl.space import space_problems
+
+        problems += space_problems(draft.data, schema, skill.shorthand_keys)
     if problems:
         raise RequestError(problems)
     return Plan(req.action, policy, draft, base, resolved, parent_details, action_results(draft.data, req.action))

@@ -93,6 +93,10 @@ def test_policy_on_runs_parallel_trials_and_evaluate_takes_the_best_epoch(data, 
     assert evaluate["status"] == "success", evaluate["message"]
     assert yaml.safe_load(Path(evaluate["spec_path"]).read_text())["evaluate"]["checkpoint"] == best["checkpoint"]
     assert "best_rec.json" in evaluate["decisions"]["parent"]["choice"]
+    plan = runner(jobs, "plan", "evaluate", "--parent-job", automl["id"], "--checkpoint", "epoch=2",
+                  "--data", f"eval_dataset={data / 'val'}")
+    chosen = Path(plan["spec"]["evaluate"]["checkpoint"])                # epoch=N: N-th epoch of the best trial
+    assert chosen.parent == Path(best["checkpoint"]).parent and chosen.name.startswith("model_epoch_001_")
 
 
 def test_kill_9_mid_study_then_restart_continues_without_rerunning_finished_trials(data, tmp_path):
@@ -129,3 +133,20 @@ def test_kill_9_mid_study_then_restart_continues_without_rerunning_finished_tria
     kids = children(jobs, {first["id"], resumed["id"]})
     assert sum(k["status"] == "success" for k in kids) == 6               # each configuration trained once to the end
     assert all(k["status"] in ("success", "cancelled") for k in kids)     # no orphan left running
+
+
+def test_detached_automl_job_is_cancelled_with_its_running_trials(data, tmp_path):
+    jobs = tmp_path / "jobs"
+    started = runner(jobs, *train_args(data, **{"automl.max_trials": 2, "epochs": 4}), "--detach")
+    assert started["status"] in ("pending", "running")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if [k["status"] for k in children(jobs, {started["id"]})].count("running") == 2:
+            break
+        time.sleep(0.3)
+    cancelled = runner(jobs, "cancel", started["id"])
+    assert cancelled["status"] == "cancelled" and f"--parent-job {started['id']}" in cancelled["message"]
+    kids = children(jobs, {started["id"]})
+    assert len(kids) == 2 and all(k["status"] == "cancelled" for k in kids)
+    assert [r["state"] for r in trial_rows(str(jobs / started["id"] / "results"))] == ["INTERRUPTED"] * 2 + [
+        "WAITING"] * 2                                                    # re-queued for a continuation

@@ -111,7 +111,7 @@ def test_every_bad_setting_is_reported_at_once():
     with pytest.raises(RequestError) as err:
         build_search_space(
             SCHEMA,
-            ["train.optim.lrr", "automl.seed", "train.clip_grad_norm", "train.optim.lr", "train.optim.type",
+            ["train.optim.lrr", "automl.seed", "train.seed", "train.optim.lr", "train.optim.type",
              "model.base_channels", "train.optim.weight_decay"],
             {"train.optim.lr": {"low": -1.0},
              "train.optim.type": {"options": ["Lion", "Adam"]},
@@ -121,7 +121,7 @@ def test_every_bad_setting_is_reported_at_once():
     text = "\n".join(err.value.problems)
     for needle in ("'train.optim.lrr' is not a train spec key; did you mean 'train.optim.lr'",
                    "'automl.seed' is an AutoML setting",
-                   "train.clip_grad_norm: 'train.clip_grad_norm' has an open search range",
+                   "train.seed: 'train.seed' has an open search range",
                    "automl.parameter_ranges.train.optim.lr: low -1.0 is outside",
                    "['Lion'] not allowed",
                    "must be a power of two",
@@ -140,3 +140,27 @@ def test_condition_matching_is_type_strict():
     assert condition_holds(True, True) and not condition_holds(1, True) and not condition_holds(True, 1)
     assert condition_holds("Siamese", ["Siamese", "Siamese_3"]) and not condition_holds("Compact", ["Siamese"])
     assert condition_holds(2.0, 2)
+
+
+def test_plan_reports_search_space_problems_before_anything_runs(tmp_path):
+    from optical_inspection.data.synthetic import make_synthetic_split
+    from runners.api import plan_job
+
+    make_synthetic_split(tmp_path / "split", 4, lights=(), size=16)
+    data = {"train_datasets": str(tmp_path / "split"), "eval_dataset": str(tmp_path / "split")}
+    overrides = {"automl.parameters": ["lr", "train.optim.momentum", "model.margn"],
+                 "automl.parameter_ranges": {"lr": {"low": 0.0, "high": 0.1}}}
+    with pytest.raises(RequestError) as err:
+        plan_job("train", jobs_root=tmp_path / "jobs", automl_policy="on", overrides=overrides, data=data)
+    text = "\n".join(err.value.problems)
+    assert "did you mean 'model.margin'" in text and "a log-scale range needs low > 0" in text
+    overrides = {"automl.parameters": ["lr", "train.optim.momentum"]}
+    with pytest.raises(RequestError, match="'train.optim.momentum' is only searched when"):
+        plan_job("train", jobs_root=tmp_path / "jobs", automl_policy="on", overrides=overrides, data=data)
+    with pytest.raises(RequestError, match="hyperband spends train.num_epochs as its budget"):
+        plan_job("train", jobs_root=tmp_path / "jobs", automl_policy="on", data=data,
+                 overrides={"automl.parameters": ["epochs", "lr"], "automl.algorithm": "hyperband"})
+    overrides["train.optim.type"] = "SGD"
+    plan = plan_job("train", jobs_root=tmp_path / "jobs", automl_policy="on", overrides=overrides, data=data)
+    assert plan.automl_policy.value == "on"
+    assert not (tmp_path / "jobs").exists()                       # planning writes nothing

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import io
 import os
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -122,3 +124,11 @@ def test_resolve_images_dir_without_match_returns_root(tmp_path):
     csv_path = tmp_path / "d.csv"
     csv_path.write_text("input_path,golden_path,label,object_name\nx,y,PASS,C1\n")
     assert resolve_images_dir(tmp_path, csv_path) == tmp_path
+
+
+def test_archives_and_tables_import_without_torch():
+    """The runner (never torch) uses archives; keep it and the CSV reader torch-free."""
+    code = ("import sys, optical_inspection.data.archives, optical_inspection.data.table, "
+            "optical_inspection.data.convert_factory; print('torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"

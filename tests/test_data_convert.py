@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -110,6 +111,19 @@ def test_deeppcb_errors(fake_deeppcb, tmp_path):
     with pytest.raises(DataError, match="line 1: expected 'x1 y1 x2 y2 type'"):
         read_boxes(bad)
     assert not (tmp_path / "o").exists()
+
+
+def test_deeppcb_unreadable_image_leaves_nothing(fake_deeppcb, tmp_path):
+    root = tmp_path / "copy"
+    shutil.copytree(fake_deeppcb, root)
+    (root / "PCBData" / "group34000" / "34000" / "34000002_test.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(DataError, match="34000002_test.jpg"):
+        _convert(root, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    (tmp_path / "kept").mkdir()
+    with pytest.raises(DataError):
+        _convert(root, tmp_path / "kept")
+    assert list((tmp_path / "kept").iterdir()) == []
 
 
 def test_dataset_convert_action_via_cli(fake_deeppcb, tmp_path):

@@ -105,3 +105,23 @@ def test_images_dir_as_archive_with_wrapper(tmp_path, synthetic_split, make_conf
     a = next(iter(dm.test_dataloader()))["test"]
     b = next(iter(direct.test_dataloader()))["test"]
     assert np.allclose(a.numpy(), b.numpy())
+
+
+def test_gpu_augmentation_path_gives_the_same_batches(synthetic_split, make_config, monkeypatch):
+    """With a GPU trainer the loader yields uint8 tiles, finished in on_after_batch_transfer; same draws, same
+    batches as the CPU path (checked here on CPU tensors)."""
+    cfg = make_config(*synthetic_split, augmentation_config={"augment": True}, fpratio_sampling=1.0)
+    cpu = OIDataModule(cfg)
+    torch.manual_seed(0)
+    expected = list(cpu.train_dataloader())
+    gpu = OIDataModule(cfg)
+    monkeypatch.setattr(gpu, "_on_gpu", lambda: True)
+    torch.manual_seed(0)
+    raw = list(gpu.train_dataloader())
+    assert raw[0]["test"].dtype == torch.uint8 and raw[0]["test"].dim() == 5
+    done = [gpu.on_after_batch_transfer(b, 0) for b in raw]
+    for a, b in zip(expected, done):
+        assert torch.equal(a["index"], b["index"]) and torch.allclose(a["test"], b["test"], atol=1e-6)
+        assert torch.allclose(a["golden"], b["golden"], atol=1e-6)
+    val = next(iter(gpu.val_dataloader()))
+    assert gpu.on_after_batch_transfer(val, 0) is val  # other loaders are already finished

@@ -33,6 +33,7 @@ def test_strip_shapes():
     ({"input_map": LIGHTS4, "num_input": 8}, "num_input is 8 but dataset.input_map has 4"),
     ({"augmentation_config": {"rgb_input_mean": [0.5]}}, "rgb_input_mean needs 3 values"),
     ({"augmentation_config": {"rgb_input_std": [0.2, 0.0, 0.2]}}, "must be > 0"),
+    ({"image_ext": "jpg"}, "image_ext must start with a dot"),
 ])
 def test_impossible_geometry_is_a_spec_error(dataset, pattern):
     with pytest.raises(SpecError, match=pattern):

@@ -143,3 +143,17 @@ def test_cli_export_exit_codes(workspace, tmp_path):
     assert "export.overwrite=true" in again.stderr
     status = [json.loads(line) for line in (onnx_path.parent / "status.json").read_text().splitlines()]
     assert [s["status"] for s in status][-1] == "FAILURE"
+
+
+def test_models_over_the_protobuf_limit_keep_weights_in_a_data_file(workspace, tmp_path, monkeypatch):
+    from optical_inspection.deploy import onnx_export
+
+    _, checkpoints = workspace
+    checkpoint, cfg = checkpoints["Siamese_3"]
+    monkeypatch.setattr(onnx_export, "PROTOBUF_LIMIT", 0)  # as if the weights exceeded 2 GiB
+    result = _export(cfg, checkpoint, tmp_path / "big.onnx")
+    data = Path(result["artifacts"]["onnx_external_data"])
+    assert data == tmp_path / "big.onnx.data" and data.stat().st_size > 4 * 2_000_000
+    assert (tmp_path / "big.onnx").stat().st_size < 1_000_000
+    assert result["kpi"]["max_abs_score_diff"] <= 1e-4  # ONNX Runtime found the weights next to the file
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

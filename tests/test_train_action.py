@@ -103,9 +103,14 @@ def test_pretrained_weights_and_explicit_resume(splits: dict, tmp_path: Path) ->
 
 def test_tensorboard_and_interval_checks(splits: dict, tmp_path: Path) -> None:
     results = tmp_path / "train"
-    _train(splits, results, train__num_epochs=1, train__tensorboard__enabled=True)
-    events = list((results / "lightning_logs" / "version_1").glob("events.out.tfevents.*"))
-    assert events and events[0].stat().st_size > 0
+    _train(splits, results, train__num_epochs=1, train__tensorboard__enabled=True,
+           train__tensorboard__infrequent_logging_frequency=1)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(results / "lightning_logs" / "version_1"), size_guidance={"images": 4})
+    events.Reload()
+    assert {"image/compare_sample", "image/golden_sample"} <= set(events.Tags()["images"])
+    assert {"train_loss", "val_acc", "val_auroc"} <= set(events.Tags()["scalars"])
     with pytest.raises(OIError, match="validation_interval"):
         _train(splits, tmp_path / "x" / "train", train__num_epochs=1, train__validation_interval=2)
 

@@ -14,7 +14,7 @@ import torch
 from helpers import REPO, write_spec
 from model_helpers import make_splits, train_spec
 
-EPOCHS = 3
+EPOCHS = 2
 
 
 def _cli(spec: Path) -> list[str]:

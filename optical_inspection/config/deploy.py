@@ -75,19 +75,29 @@ class CalibrationConfig:
     cal_image_dir: list[Str] = spec_field(
         description="Folders of calibration pairs (each a split folder with dataset.csv + images).", factory=list
     )
-    cal_cache_file: Optional[Str] = spec_field(None, description="INT8 calibration cache (reused when present).")
+    cal_cache_file: Optional[Str] = spec_field(
+        None, description="INT8 calibration cache, reused when present (TensorRT 10: its calibration table; "
+        "TensorRT 11: the ONNX Runtime ranges used for the QDQ nodes).",
+    )
     cal_batch_size: Int = spec_field(1, description="Pairs per calibration batch.", ge=1)
     cal_batches: Int = spec_field(1, description="Calibration batches.", ge=1)
 
 
 @section
 class TensorRTConfig:
-    data_type: Literal["fp32", "fp16", "int8"] = spec_field("fp32", description="Engine precision.")
+    data_type: Literal["fp32", "fp16", "int8"] = spec_field(
+        "fp32", description="Engine precision. TensorRT 10: builder flags (int8: a calibrator fed with real pairs). "
+        "TensorRT 11 (strongly typed): fp16 builds from an fp16 copy of the ONNX, int8 from a QDQ copy calibrated "
+        "on real pairs. fp32 disables TF32.",
+    )
     workspace_size: Int = spec_field(1024, description="Builder workspace in MB (TAO applies GB).", ge=1)
     min_batch_size: Int = spec_field(1, description="Optimisation profile: minimum batch.", ge=1, popular=True)
     opt_batch_size: Int = spec_field(1, description="Optimisation profile: optimal batch.", ge=1, popular=True)
     max_batch_size: Int = spec_field(1, description="Optimisation profile: maximum batch.", ge=1, popular=True)
-    layers_precision: list[Str] = spec_field(description="'layer:precision' entries (TRT 10).", factory=list)
+    layers_precision: list[Str] = spec_field(
+        description="'layer:precision' entries, precision fp32/fp16/int32/int8, '*' for every other layer "
+        "(TensorRT 10 only; refused by TensorRT 11).", factory=list,
+    )
     calibration: CalibrationConfig = spec_field(description="INT8 calibration.", factory=CalibrationConfig)
 
 
@@ -96,7 +106,10 @@ class GenTrtEngineConfig:
     results_dir: Optional[Str] = spec_field(None, description="Results folder; default <results_dir>/gen_trt_engine.")
     gpu_id: Int = spec_field(0, description="GPU index.", ge=0)
     onnx_file: Optional[Str] = spec_field(None, description="ONNX model to build from.", required_for=("gen_trt_engine",))
-    trt_engine: Optional[Str] = spec_field(None, description="Engine output path; null: <results>/oi_model.engine.")
+    trt_engine: Optional[Str] = spec_field(
+        None, description="Engine output path; null: <results>/oi_model.engine. A <engine>.json sidecar carries "
+        "the ONNX's metadata (threshold, preprocessing).",
+    )
     timing_cache: Optional[Str] = spec_field(None, description="Timing cache file (read, merged, written back).")
     batch_size: Int = spec_field(-1, description="Unused for ONNX (the ONNX batch axis decides).", ge=-1)
     verbose: Bool = spec_field(False, description="Verbose builder log.")

@@ -14,7 +14,7 @@ class ModelConfig:
     model_type: Literal["Siamese", "Siamese_3", "Compact"] = spec_field(
         "Compact",
         description=(
-            "Network. 'Compact': our pooled comparison network (~20k parameters, tolerant to misregistration). "
+            "Network. 'Compact': our pooled comparison network (~15k parameters, tolerant to misregistration). "
             "'Siamese' / 'Siamese_3': TAO's networks (embedding heads, tens of millions of parameters)."
         ),
         tao_default="Siamese_3",
@@ -40,7 +40,8 @@ class ModelConfig:
         False, description="Kept for TAO spec compatibility; there are no pretrained weights for these networks."
     )
     base_channels: Int = spec_field(
-        16, description="Compact model: encoder width (stages have c/2, c, 2c channels; ~c² · 80 parameters).", ge=4, le=128,
+        16, description="Compact model: width c (encoder c/2, c, c channels; head 2c; ~57·c² parameters).",
+        ge=4, le=128,
         automl=AutoML(enabled=True, low=8, high=32, math_cond="power_of_two", when={"model.model_type": "Compact"}),
     )
     shift_tolerance: Int = spec_field(

@@ -28,7 +28,8 @@ class OptimConfig:
         automl=AutoML(enabled=False, low=1e-6, high=1e-2, log=True),
     )
     lr_scheduler: Literal["none", "cosine"] = spec_field(
-        "cosine", description="Learning-rate schedule over the run (our addition; TAO has none).", tao_default="none"
+        "cosine", description="Learning-rate schedule: cosine decay to 0 over num_epochs, per step (our addition; "
+        "TAO has none).", tao_default="none", automl=AutoML(enabled=False),
     )
 
 
@@ -46,14 +47,20 @@ class TrainConfig:
     accelerator: Literal["auto", "cpu", "gpu"] = spec_field(
         "auto", description="Device: auto picks a GPU when one exists (TAO requires a GPU)."
     )
-    seed: Int = spec_field(1234, description="Random seed; negative disables seeding.")
+    seed: Int = spec_field(
+        1234, description="Random seed; negative disables seeding. Each epoch reseeds from (seed, epoch), so a run "
+        "resumed from an epoch checkpoint replays an uninterrupted one (with dataset.workers: 0).",
+    )
     cudnn: CudnnConfig = spec_field(description="cuDNN flags.", factory=CudnnConfig)
     num_epochs: Int = spec_field(10, description="Epochs to train.", ge=1, popular=True,
                                  automl=AutoML(enabled=False, low=2, high=50))
     max_time_minutes: Optional[Float] = spec_field(
         None, description="Stop training after this many minutes (our addition).", gt=0.0
     )
-    checkpoint_interval: Int = spec_field(1, description="Save a checkpoint every N units.", ge=1, popular=True)
+    checkpoint_interval: Int = spec_field(
+        1, description="Save model_epoch_XXX_step_YYYYY.pth (and refresh oi_model_latest.pth) every N units; the "
+        "last epoch is always saved.", ge=1, popular=True,
+    )
     checkpoint_interval_unit: Literal["epoch", "step"] = spec_field("epoch", description="Unit of checkpoint_interval.")
     validation_interval: Int = spec_field(1, description="Validate every N epochs.", ge=1, popular=True)
     resume_training_checkpoint_path: Optional[Str] = spec_field(
@@ -63,7 +70,8 @@ class TrainConfig:
     results_dir: Optional[Str] = spec_field(None, description="Results folder; default <results_dir>/train.")
     optim: OptimConfig = spec_field(description="Optimiser.", factory=OptimConfig)
     loss: Optional[Str] = spec_field(None, description="Unused (TAO never reads it); the loss follows model_type.")
-    clip_grad_norm: Float = spec_field(0.0, description="Gradient-norm clipping; 0 disables.", ge=0.0)
+    clip_grad_norm: Float = spec_field(0.0, description="Gradient-norm clipping; 0 disables.", ge=0.0,
+                                       automl=AutoML(enabled=False, low=0.1, high=10.0, log=True))
     tensorboard: TensorboardConfig = spec_field(description="TensorBoard logging.", factory=TensorboardConfig)
     target_false_alarm: Float = spec_field(
         0.01, description="After training, calibrate the threshold to this false-alarm rate on validation PASS pairs.",

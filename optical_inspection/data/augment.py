@@ -24,7 +24,9 @@ _YIQ_TO_RGB = torch.linalg.inv(_RGB_TO_YIQ)
 
 
 class PairAugmenter:
-    """``augmenter(test_u8, golden_u8) -> (test, golden)`` float32 in [0, 1], shapes ``[B, N, C, H, W]`` (C 1 or 3)."""
+    """``augmenter(test_u8, golden_u8) -> (test, golden)`` float32 in [0, 1], shapes ``[B, N, C, H, W]`` (C 1 or 3).
+
+    Random draws are made on the CPU (``generator``); the images stay on their device (CPU or GPU)."""
 
     def __init__(self, aug_cfg: Any) -> None:
         self.cfg = aug_cfg
@@ -79,7 +81,7 @@ class PairAugmenter:
             return x
         scale = torch.tensor([w / 2, h / 2])
         theta = torch.cat([matrix * scale[None, None, None, :] / scale[None, None, :, None],
-                           (offset / scale)[..., None]], dim=-1).reshape(b * 2, 2, 3)
+                           (offset / scale)[..., None]], dim=-1).reshape(b * 2, 2, 3).to(x.device)
         grid = F.affine_grid(theta, [b * 2, n * c, h, w], align_corners=False)
         out = F.grid_sample(x.reshape(b * 2, n * c, h, w), grid, mode="bilinear", padding_mode="border",
                             align_corners=False)
@@ -96,7 +98,8 @@ class PairAugmenter:
             return x
         k = torch.arange(-BLUR_RADIUS, BLUR_RADIUS + 1, dtype=torch.float32)
         kernel = torch.exp(-(k[None] ** 2) / (2 * sigma[picked, None] ** 2))
-        kernel = (kernel / kernel.sum(1, keepdim=True)).view(len(picked), -1, 1, 1, 1)  # [P, K, 1, 1, 1]
+        kernel = (kernel / kernel.sum(1, keepdim=True)).view(len(picked), -1, 1, 1, 1).to(x.device)  # [P, K, 1,1,1]
+        picked = picked.to(x.device)
         r = BLUR_RADIUS
         padded = F.pad(x[picked].reshape(len(picked), s * n * c, h, w), [r, r, r, r], mode="reflect")
         rows = padded[..., 0:h, :] * kernel[:, 0]
@@ -123,16 +126,16 @@ class PairAugmenter:
         bright, contrast, sat = factor(cfg.brightness), factor(cfg.contrast), factor(cfg.saturation)
         turn = torch.where(on, cfg.hue * (2 * _uniform(b, gen) - 1), torch.zeros(b)) * (2 * math.pi)
         mean_luma = _grey(x).mean(dim=(-2, -1), keepdim=True)  # [B, S, N, 1, 1, 1]
-        offset = ((1 - contrast) * bright).view(b, 1, 1, 1, 1, 1) * mean_luma
+        offset = ((1 - contrast) * bright).view(b, 1, 1, 1, 1, 1).to(x.device) * mean_luma
         gain = (contrast * bright).view(b, 1, 1)
         if c == 1:  # grey tiles: saturation and hue change nothing
-            return (x * gain.view(b, 1, 1, 1, 1, 1) + offset).clamp_(0, 1)
+            return (x * gain.view(b, 1, 1, 1, 1, 1).to(x.device) + offset).clamp_(0, 1)
         eye = torch.eye(3).expand(b, 3, 3)
         saturation = sat.view(b, 1, 1) * eye + (1 - sat).view(b, 1, 1) * _LUMA.view(1, 1, 3).expand(b, 3, 3)
         cos, sin = torch.cos(turn), torch.sin(turn)
         rot = eye.clone()
         rot[:, 1, 1], rot[:, 1, 2], rot[:, 2, 1], rot[:, 2, 2] = cos, -sin, sin, cos
-        matrix = gain * (_YIQ_TO_RGB @ rot @ _RGB_TO_YIQ @ saturation)  # [B, 3, 3]
+        matrix = (gain * (_YIQ_TO_RGB @ rot @ _RGB_TO_YIQ @ saturation)).to(x.device)  # [B, 3, 3]
         out = matrix[:, None] @ x.reshape(b, s * n, 3, h * w)
         return (out.view(x.shape) + offset).clamp_(0, 1)
 
@@ -149,4 +152,4 @@ def _grey(x: torch.Tensor) -> torch.Tensor:
     """ITU-R 601 luma ``[..., 1, H, W]`` of RGB ``[..., 3, H, W]`` (grey ``[..., 1, H, W]`` is its own luma)."""
     if x.shape[-3] == 1:
         return x
-    return (x * _LUMA.view(3, 1, 1)).sum(-3, keepdim=True)
+    return (x * _LUMA.view(3, 1, 1).to(x.device)).sum(-3, keepdim=True)

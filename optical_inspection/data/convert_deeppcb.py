@@ -128,6 +128,7 @@ def convert_deeppcb(root: str | Path, output_dir: str | Path, *, split_list: str
     if not (root / "PCBData").is_dir():
         raise DataError(f"'{root}' is not a DeepPCB folder (no PCBData/ inside); set dataset_convert.deeppcb.root_dir")
     entries = read_listing(root, split_list, list(groups or []))
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / ".images.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -138,11 +139,12 @@ def convert_deeppcb(root: str | Path, output_dir: str | Path, *, split_list: str
     try:
         with ThreadPoolExecutor(max_workers=threads or min(8, os.cpu_count() or 1)) as pool:
             rows = [row for rows in pool.map(one, entries) for row in rows]
-        images = out / "images"
-        shutil.rmtree(images, ignore_errors=True)
-        os.replace(tmp, images)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(out if created else tmp, ignore_errors=True)  # nothing half-written stays
+        raise
+    images = out / "images"
+    shutil.rmtree(images, ignore_errors=True)
+    os.replace(tmp, images)
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=FIELDS, lineterminator="\n")
     writer.writeheader()

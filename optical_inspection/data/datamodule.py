@@ -3,13 +3,14 @@
 Batches: ``{"test", "golden": float32 [B, 3, H', W'], "label": float32 [B] (1 defect, 0 pass, -1 unknown),
 "index": int64 [B] (row of the split's CSV)}``. Each split is decoded once and kept in memory while the
 decoded splits fit ``dataset.cache_memory_mb``; a split that does not fit is streamed from disk by
-``dataset.workers`` worker processes.
+``dataset.workers`` worker processes. Training augmentation runs batched, on the CPU in the loader, or on the GPU
+(after the uint8 tiles are moved there) when the Trainer uses one.
 """
 from __future__ import annotations
 
 import logging
 import multiprocessing
-from typing import Any
+from typing import Any, Callable
 
 import pytorch_lightning as pl
 import torch
@@ -18,7 +19,7 @@ from torch.utils.data import DataLoader
 from ..errors import DataError
 from .augment import PairAugmenter
 from .cache import DecodedSplit, OverBudget
-from .dataset import BatchTransform, PairDataset
+from .dataset import BatchTransform, PairDataset, keep_tiles
 from .preprocess import Preprocessor
 from .sampling import train_sampler
 from .table import PairTable, read_split
@@ -41,6 +42,7 @@ class OIDataModule(pl.LightningDataModule):
         self._datasets: dict[str, PairDataset] = {}
         self._budget = int(self.dataset_cfg.cache_memory_mb) * 2**20
         self._cached_bytes = 0
+        self._device_transform: BatchTransform | None = None
 
     # -- splits -----------------------------------------------------------------------------------------------
     def table(self, split: str) -> PairTable:
@@ -96,13 +98,29 @@ class OIDataModule(pl.LightningDataModule):
 
     # -- loaders ----------------------------------------------------------------------------------------------
     def train_dataloader(self) -> DataLoader:
+        """Training batches, fpratio-sampled, drop_last, augmented when ``augment`` is on: in the loader on CPU,
+        or, when a Trainer runs on a GPU, on the GPU in :meth:`on_after_batch_transfer` (uint8 tiles travel)."""
         ds = self.dataset("train")
         self._check_train()
         aug_cfg = self.dataset_cfg.augmentation_config
-        transform = BatchTransform(self.pre, PairAugmenter(aug_cfg) if aug_cfg.augment else None)
+        augmenter = PairAugmenter(aug_cfg) if aug_cfg.augment else None
+        on_device = augmenter is not None and self._on_gpu()
+        self._device_transform = BatchTransform(self.pre, augmenter) if on_device else None
+        transform = keep_tiles if on_device else BatchTransform(self.pre, augmenter)
         sampler = train_sampler(ds.table.labels, self.dataset_cfg.fpratio_sampling,
                                 f"training split {ds.table.csv_path}")
-        return self._loader(ds, transform, sampler=sampler, drop_last=True, heavy=aug_cfg.augment)
+        return self._loader(ds, transform, sampler=sampler, drop_last=True,
+                            heavy=augmenter is not None and not on_device)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Finish GPU-augmented training batches (uint8 tiles ``[B, N, C, H, W]``) on their device."""
+        if self._device_transform is not None and isinstance(batch, dict) and batch["test"].dim() == 5:
+            return self._device_transform(batch)
+        return batch
+
+    def _on_gpu(self) -> bool:
+        trainer = getattr(self, "trainer", None)
+        return trainer is not None and trainer.strategy.root_device.type == "cuda"
 
     def val_dataloader(self) -> DataLoader:
         return self._eval_loader("val")
@@ -116,8 +134,8 @@ class OIDataModule(pl.LightningDataModule):
     def _eval_loader(self, split: str) -> DataLoader:
         return self._loader(self.dataset(split), BatchTransform(self.pre), sampler=None, drop_last=False, heavy=False)
 
-    def _loader(self, ds: PairDataset, transform: BatchTransform, *, sampler: Any, drop_last: bool, heavy: bool
-                ) -> DataLoader:
+    def _loader(self, ds: PairDataset, transform: Callable[[dict], dict], *, sampler: Any, drop_last: bool,
+                heavy: bool) -> DataLoader:
         """Streaming splits use worker processes; decoded splits use them only for augmentation, and only where
         workers fork (sharing the decoded tiles instead of copying them)."""
         workers = int(self.dataset_cfg.workers)

@@ -1,9 +1,10 @@
 """THE preprocessing, shared by training, evaluation, ONNX Runtime and TensorRT.
 
-Each light image is decoded to RGB, resized to ``image_height x image_width`` (bilinear, antialiased), kept as
-uint8 tiles ``[N, 3, H, W]``; tiles are joined into a strip ``[3, H', W']`` (``linear``: stacked vertically in
-``input_map`` order, ``grid``: ``grid_map.y`` rows of ``grid_map.x`` tiles, row-major) and normalised with
-``rgb_input_mean/std`` after scaling to [0, 1].
+Each light image is decoded, resized to ``image_height x image_width`` (bilinear, antialiased), kept as uint8
+tiles ``[N, C, H, W]`` (C = 3, or 1 for grey images, which stay compact until normalisation broadcasts them to
+RGB); tiles are joined into a strip ``[C, H', W']`` (``linear``: stacked vertically in ``input_map`` order,
+``grid``: ``grid_map.y`` rows of ``grid_map.x`` tiles, row-major) and normalised with ``rgb_input_mean/std``
+after scaling to [0, 1]. Typical use: ``normalize(concat(tiles))``, or ``load_pairs(table, rows)``.
 """
 from __future__ import annotations
 
@@ -42,6 +43,8 @@ class Preprocessor:
             problems.append(f"dataset.grid_map {self.grid[0]}x{self.grid[1]} holds {self.grid[0] * self.grid[1]} "
                             f"tiles but there are {self.num_tiles} light(s); make x*y equal the number of lights "
                             f"or use concat_type: linear")
+        if not str(dataset_cfg.image_ext).startswith("."):
+            problems.append(f"dataset.image_ext must start with a dot, e.g. '.jpg' (got {dataset_cfg.image_ext!r})")
         aug = dataset_cfg.augmentation_config
         for key in ("rgb_input_mean", "rgb_input_std"):
             values = getattr(aug, key)

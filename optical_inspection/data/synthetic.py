@@ -36,8 +36,8 @@ def make_synthetic_split(out_dir: str | Path, n_pairs: int, *, lights: tuple[str
 
     ``lights=()`` writes one image per side without a light suffix. Same arguments, same bytes.
     """
-    if n_pairs < 1:
-        raise ValueError("n_pairs must be >= 1")
+    if n_pairs < 1 or size < 16:
+        raise ValueError(f"need n_pairs >= 1 and size >= 16 (got {n_pairs}, {size})")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -57,7 +57,7 @@ def make_synthetic_split(out_dir: str | Path, n_pairs: int, *, lights: tuple[str
         c = i % n_components
         board = f"boards/board{i // n_components:03d}"
         kind = DEFECT_KINDS[int(rng.integers(len(DEFECT_KINDS)))] if i in defect_rows else None
-        scene = _with_defect(scenes[c], kind, rng) if kind else scenes[c]
+        scene, kind = _with_defect(scenes[c], kind, rng) if kind else (scenes[c], None)
         _write_views(tmp / board, f"C{c}@1", _render(scene, lights, rng, golden=False), lights)
         rows.append({"input_path": board, "golden_path": "golden", "label": kind or "PASS",
                      "object_name": f"C{c}@1"})
@@ -95,8 +95,9 @@ def _scene(rng: np.random.Generator, size: int) -> np.ndarray:
     return m
 
 
-def _with_defect(scene: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray:
-    """A copy of ``scene`` with one defect of ``kind``; scratches and spots are painted as extra materials."""
+def _with_defect(scene: np.ndarray, kind: str, rng: np.random.Generator) -> tuple[np.ndarray, str]:
+    """A copy of ``scene`` with one defect and its kind (``missing`` becomes ``spot`` on a scene without a body);
+    scratches and spots are painted as extra materials."""
     m = scene.copy()
     s = m.shape[0]
     if kind == "missing":
@@ -119,7 +120,7 @@ def _with_defect(scene: np.ndarray, kind: str, rng: np.random.Generator) -> np.n
         cy, cx = rng.integers(r, s - r, 2)
         yy, xx = np.ogrid[:s, :s]
         m[(yy - cy) ** 2 + (xx - cx) ** 2 <= r * r] = 6
-    return m
+    return m, kind
 
 
 def _render(scene: np.ndarray, lights, rng: np.random.Generator, *, golden: bool) -> list[np.ndarray]:

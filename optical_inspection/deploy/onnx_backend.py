@@ -44,7 +44,8 @@ class OnnxScorer:
 
     backend = "onnxruntime"
 
-    def __init__(self, path: str | Path, provider: str = "auto", gpu_id: int = 0, config: Any = None) -> None:
+    def __init__(self, path: str | Path, provider: str = "auto", gpu_id: int = 0, config: Any = None,
+                 threads: int | None = None) -> None:
         import onnxruntime as ort
 
         self.path = Path(path)
@@ -52,6 +53,8 @@ class OnnxScorer:
             raise OIError(f"ONNX file '{self.path}' does not exist; run export first or fix the path")
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            options.intra_op_num_threads = threads
         providers = choose_providers(provider, ort.get_available_providers(), gpu_id)
         try:
             self.session = ort.InferenceSession(str(self.path), options, providers=providers)

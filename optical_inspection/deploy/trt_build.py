@@ -82,7 +82,7 @@ def build_engine(onnx_path: Path, engine_path: Path, settings: BuildSettings,
         source = _typed_onnx(major, onnx_path, Path(work), settings, pairs)
         builder = trt.Builder(logger)
         network = builder.create_network(0)
-        _parse(trt, network, logger, source)
+        parser = _parse(trt, network, logger, source)  # the parser owns the weights: keep it until the build ends
         config = builder.create_builder_config()
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, settings.workspace_mb << 20)
         config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED
@@ -94,6 +94,7 @@ def build_engine(onnx_path: Path, engine_path: Path, settings: BuildSettings,
             _weak_typing(trt, builder, network, config, settings, pairs, profile["shape"])
         cache = _load_timing_cache(config, settings.timing_cache)
         serialized = builder.build_serialized_network(network, config)
+        del parser
         if serialized is None:
             raise OIError(f"TensorRT {trt.__version__} could not build an engine from {onnx_path}; rerun with "
                           f"gen_trt_engine.verbose=true to see the builder log")
@@ -127,11 +128,12 @@ def _typed_onnx(major: int, onnx_path: Path, work: Path, settings: BuildSettings
     return quantized
 
 
-def _parse(trt: Any, network: Any, logger: Any, source: Path) -> None:
+def _parse(trt: Any, network: Any, logger: Any, source: Path) -> Any:
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(source)):
         errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
         raise OIError(f"TensorRT cannot parse {source}:\n" + "\n".join(f"  - {e}" for e in errors))
+    return parser
 
 
 def _profile(builder: Any, network: Any, settings: BuildSettings) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """Our default network: a compact comparison network that tolerates a few pixels of misregistration.
 
 Design (why, in short):
-* One shared convolutional encoder (two stride-2 convs, then one more conv) turns each strip into a
-  1/4-resolution feature map.
+* One shared convolutional encoder (two stride-2 convs, then one more conv; c/2, c, c channels) turns each strip
+  into a 1/4-resolution feature map. Comparing few channels at 1/4 resolution keeps the element-wise work small:
+  on CPU that, not the convolutions, dominates the cost of such a small network.
   Test and golden go through it in ONE batch, so BatchNorm sees the same statistics for both (TAO's two passes
   give them different statistics in training). Parameters do not grow with the image size.
 * The comparison is explicit and shift tolerant: a test feature only counts as different when it lies outside the
@@ -10,8 +11,8 @@ Design (why, in short):
   each), and symmetrically for golden features missing from the test. Misregistered but identical boards give ~0;
   extra copper (shorts, spurs) and missing copper (opens, pin holes) give large values. The plain |f_t − f_g| is
   kept as a third input so the head can still use exact alignment when it exists.
-* A small head (1×1 conv, strided 3×3 conv) and global max + mean pooling give one logit per pair: defects are local, so
-  the max pool lets one bad spot decide. The score is that logit (larger = more defective, 0 = probability 0.5),
+* A small head (1×1 conv, strided 3×3 conv) and global max + mean pooling give one logit per pair: defects are
+  local, so the max pool lets one bad spot decide. The score is that logit (larger = more defective, 0 = probability 0.5),
   trained with binary cross-entropy.
 """
 from __future__ import annotations
@@ -43,10 +44,10 @@ class Compact(nn.Module):
         self.encoder = nn.Sequential(
             _conv_bn_relu(3, c // 2, stride=2),
             _conv_bn_relu(c // 2, c, stride=2),
-            _conv_bn_relu(c, 2 * c),
+            _conv_bn_relu(c, c),
         )
         self.head = nn.Sequential(
-            _conv_bn_relu(6 * c, 2 * c, kernel=1),
+            _conv_bn_relu(3 * c, 2 * c, kernel=1),
             _conv_bn_relu(2 * c, 2 * c, stride=2),
         )
         self.classifier = nn.Linear(4 * c, 1)

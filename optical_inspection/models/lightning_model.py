@@ -38,6 +38,7 @@ class OIModule(pl.LightningModule):
         self.epoch_in_progress = 0  # the epoch being trained, or the last one once fit returns
         self._summary: tuple[int, dict[str, float]] | None = None
         self._train: list[tuple[torch.Tensor, ...]] = []
+        self._sample: tuple[torch.Tensor, torch.Tensor] | None = None  # one training pair, for TensorBoard
         self._val: list[tuple[torch.Tensor, ...]] = []
 
     # -- optimisation -----------------------------------------------------------------------------------------
@@ -72,6 +73,7 @@ class OIModule(pl.LightningModule):
         losses = pair_losses(self.model_type, score, batch["label"], self.margin)
         loss = losses.mean()
         self._train.append((score.detach(), batch["label"], losses.detach()))
+        self._sample = (batch["test"][0].detach(), batch["golden"][0].detach())
         self.log("train_loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=score.numel())
         return loss
 
@@ -120,6 +122,24 @@ class OIModule(pl.LightningModule):
     def on_train_epoch_end(self) -> None:
         summary = self.epoch_summary()
         self.log_dict({k: v for k, v in summary.items() if k.startswith("train_")})
+        every = self.config.train.tensorboard.infrequent_logging_frequency
+        if (self.current_epoch + 1) % every == 0:
+            self._log_images_and_histograms()
+
+    def _log_images_and_histograms(self) -> None:
+        """TensorBoard: one training pair (de-normalised, test above golden) and weight histograms (tensors of
+        up to 1M values; TAO's 268M-value histograms cost more than the epoch)."""
+        writer = getattr(self.logger, "experiment", None)
+        if writer is None or not hasattr(writer, "add_image") or self._sample is None:
+            return
+        mean = torch.tensor(self.geometry["rgb_input_mean"]).view(3, 1, 1)
+        std = torch.tensor(self.geometry["rgb_input_std"]).view(3, 1, 1)
+        test, golden = (x.cpu() * std + mean for x in self._sample)
+        writer.add_image("image/compare_sample", test.clamp(0, 1), self.current_epoch)
+        writer.add_image("image/golden_sample", golden.clamp(0, 1), self.current_epoch)
+        for name, param in self.model.named_parameters():
+            if param.numel() <= 1_000_000:
+                writer.add_histogram(f"weights/{name}", param.detach().cpu(), self.current_epoch)
 
     def _gather(self, x: torch.Tensor) -> torch.Tensor:
         """Concatenate a 1-D tensor over DDP ranks (ranks may hold different lengths); CPU result."""

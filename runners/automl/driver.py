@@ -23,6 +23,7 @@ from .study import counted_trials, owner_record, requeue
 HEARTBEAT_S = 30.0
 STOP_TIME = "time budget spent"
 STOP_INTERRUPT = "interrupted"
+FAIL_FAST = 3  # stop when the first max(FAIL_FAST, workers) trials of a study all failed: the setup is broken
 
 Objective = Callable[[optuna.Trial, dict[str, Any], threading.Event], float]
 
@@ -115,7 +116,6 @@ class StudyDriver:
             return trial
 
     def _run_trial(self, trial: optuna.Trial) -> None:
-        params: dict[str, Any] = {}
         try:
             params = self.space.sample(trial, self.base_spec)
             trial.set_user_attr("config", params)
@@ -132,6 +132,7 @@ class StudyDriver:
             trial.set_user_attr("failure", f"{type(exc).__name__}: {exc}"[:2000])
             self.study.tell(trial, state=TrialState.FAIL)
             print(f"automl: trial {trial.number} failed: {exc}", file=sys.stderr)
+            self._stop_if_nothing_works(exc)
         else:
             self.study.tell(trial, value)
         finally:
@@ -139,6 +140,13 @@ class StudyDriver:
                 self._inflight.pop(trial.number, None)
                 if self.on_trial_done is not None:
                     self.on_trial_done(self.study)
+
+    def _stop_if_nothing_works(self, exc: Exception) -> None:
+        """Every trial of the study failed so far, and enough of them to rule out bad luck: stop."""
+        trials = counted_trials(self.study)
+        failed = [t for t in trials if t.state == TrialState.FAIL]
+        if len(failed) == len(trials) and len(failed) >= max(FAIL_FAST, self.workers):
+            self.stop(f"the first {len(failed)} trials all failed (last: {str(exc).splitlines()[0][:300]})")
 
     def _heartbeat(self) -> None:
         with self._lock:

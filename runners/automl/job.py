@@ -19,7 +19,7 @@ import yaml
 
 from optical_inspection.status import read_status
 
-from ..errors import NotFoundError, RunnerError
+from ..errors import NotFoundError, RequestError, RunnerError
 from ..launch import mark_cancelled, process_alive, process_start, set_supervisor
 from ..records import TERMINAL, JobRecord, JobStore, now_iso
 from ..skill_info import load_skill_info
@@ -37,8 +37,7 @@ def launch(store: JobStore, record: JobRecord, detach: bool = False) -> JobRecor
     """Run the AutoML job (or start it in a detached ``python -m runners.automl`` process)."""
     if not detach:
         return run_automl_job(store, record.id)
-    log = open(record.log_path, "ab")  # noqa: SIM115 - handed to the child process
-    with log:
+    with open(record.log_path, "ab") as log:
         proc = subprocess.Popen([sys.executable, "-m", "runners.automl", record.id, "--jobs-root", str(store.root)],
                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
                                 start_new_session=True)
@@ -50,43 +49,44 @@ def run_automl_job(store: JobStore, job_id: str) -> JobRecord:
     record = store.load(job_id)
     try:
         spec = yaml.safe_load(Path(record.spec_path).read_text(encoding="utf-8")) or {}
+        resolved = _resolve_interpolations(spec)
         skill = load_skill_info()
-        settings = read_settings(spec, skill)
+        settings = read_settings(resolved, skill)
         space = build_search_space(load_schema(skill, "train"), settings.parameters, settings.parameter_ranges,
                                    skill.shorthand_keys)
         out_dir = Path(record.results_dir)
-        study = open_study(settings, out_dir, settings.study_name or record.id, _epochs(spec),
-                           fingerprint(settings, space, spec))
+        study = open_study(settings, out_dir, settings.study_name or record.id, _epochs(resolved),
+                           fingerprint(settings, space, resolved))
     except RunnerError as exc:
         store.update(job_id, lambda r: _end(r, "failure", str(exc), exc.exit_code))
         raise
     record = store.update(job_id, lambda r: _running(r, settings, space, study.study_name, out_dir))
-    recover_interrupted(study, adopt=lambda trial: _adopt_or_stop(store, trial.user_attrs.get("job_id")))
     objective = TrainTrialObjective(store, record, spec, settings)
 
     def tables(s: Any) -> None:
         write_tables(s, out_dir, space, settings.metric, settings.algorithm)
 
-    driver = StudyDriver(study, space, objective, base_spec=spec, max_trials=settings.max_trials,
+    driver = StudyDriver(study, space, objective, base_spec=resolved, max_trials=settings.max_trials,
                          workers=settings.workers, max_time_s=settings.max_time_s, on_trial_done=tables)
     handlers = {}
     if threading.current_thread() is threading.main_thread():
         handlers = {sig: signal.signal(sig, lambda *_: driver.stop(STOP_INTERRUPT))
                     for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
+        recover_interrupted(study, adopt=lambda trial: _adopt_or_stop(store, trial.user_attrs.get("job_id")))
         reason = driver.run()
+        artifacts = {**write_tables(study, out_dir, space, settings.metric, settings.algorithm),
+                     **write_plots(study, out_dir, settings.metric)}
+        if settings.storage is None:
+            artifacts["study_db"] = str(out_dir / STUDY_DB)
+        best = best_record(study, settings.metric, settings.algorithm)
+        counts = state_counts(study)
     except BaseException as exc:  # noqa: BLE001 - the record must end terminal whatever happened
         store.update(job_id, lambda r: _end(r, "failure", f"AutoML stopped: {type(exc).__name__}: {exc}", 1))
         raise
     finally:
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
-    artifacts = {**write_tables(study, out_dir, space, settings.metric, settings.algorithm),
-                 **write_plots(study, out_dir, settings.metric)}
-    if settings.storage is None:
-        artifacts["study_db"] = str(out_dir / STUDY_DB)
-    best = best_record(study, settings.metric, settings.algorithm)
-    counts = state_counts(study)
     return store.update(job_id, lambda r: _finished(r, reason, best, counts, artifacts))
 
 
@@ -94,6 +94,18 @@ def fingerprint(settings: AutoMLSettings, space: SearchSpace, spec: dict[str, An
     """What must not change between runs of one study."""
     return {"metric": settings.metric, "direction": settings.direction, "algorithm": settings.algorithm,
             "search_space": space.describe(), "num_epochs": _epochs(spec)}
+
+
+def _resolve_interpolations(spec: dict[str, Any]) -> dict[str, Any]:
+    """The spec with ``${...}`` resolved (e.g. ``automl.storage: ${oc.env:OI_OPTUNA_STORAGE}`` keeps a database
+    password out of every file); trial specs are written from the unresolved spec, the trainer resolves them."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        return OmegaConf.to_container(OmegaConf.create(spec), resolve=True)  # type: ignore[return-value]
+    except OmegaConfBaseException as exc:
+        raise RequestError(f"cannot resolve the spec's ${{...}} references: {str(exc).splitlines()[0]}") from None
 
 
 def _epochs(spec: dict[str, Any]) -> int:

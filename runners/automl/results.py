@@ -161,10 +161,11 @@ def write_plots(study: optuna.Study, out_dir: Path, metric: str) -> dict[str, st
     importances = param_importances(study)
     if importances:
         names = list(importances)[::-1]
-        fig, ax = plt.subplots(figsize=(7, 0.4 * len(names) + 1.5))
+        fig, ax = plt.subplots(figsize=(11, 0.35 * len(names) + 1.5))
         ax.barh(names, [importances[n] for n in names], color="tab:blue")
         ax.set_xlabel("importance (PED-ANOVA, normalised)")
-        ax.set_title(f"Parameter importance for {metric}")
+        ax.set_title(f"Parameter importance for {metric} ({len(study.get_trials(states=(TrialState.COMPLETE,)))} "
+                     "complete trials)", loc="left")
         fig.tight_layout()
         written["importance_plot"] = _save(fig, out_dir / IMPORTANCE_PLOT)
         plt.close(fig)

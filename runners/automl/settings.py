@@ -55,3 +55,4 @@ def read_settings(spec: dict[str, Any], skill: SkillInfo) -> AutoMLSettings:
         parameters=list(cfg.parameters),
         parameter_ranges=ranges,
     )
+

@@ -21,21 +21,23 @@ base spec's value) equals ``value``; a list value means "any of". Keys are sampl
 conditions read. TAO's dead parameters are dropped this way: ``train.optim.momentum`` is only searched under
 SGD (Adam/AdamW ignore it), the ``random_*`` augmentation sub-parameters only when ``augment`` (and their own
 ``enable``) are on, ``model.base_channels`` only for the Compact model and ``model.embedding_vectors`` only for
-the Siamese types. Epoch counts are never searched (they are the budget of hyperband/asha).
+the Siamese types. ``train.num_epochs`` is only searched on request and never with hyperband/asha (it is their
+budget).
 """
 from __future__ import annotations
 
+import bisect
 import difflib
+import itertools
 import math
 from dataclasses import dataclass, field
 from typing import Any
-
-import numpy as np
 
 from ..errors import RequestError
 from .schema_keys import LeafKey, flatten_schema
 
 CDF_SUFFIX = "#cdf"
+EPOCHS_KEY = "train.num_epochs"
 _SEARCHABLE_TYPES = ("number", "integer", "boolean", "string", "any")
 
 
@@ -71,9 +73,9 @@ class SearchParam:
     def decode(self, u: float) -> Any:
         """The option whose cumulative-weight interval holds ``u``."""
         assert self.weights is not None
-        cdf = np.cumsum(self.weights) / float(np.sum(self.weights))
-        index = int(np.searchsorted(cdf, u, side="right"))
-        return self.options[min(index, len(self.options) - 1)]
+        total = sum(self.weights)
+        cdf = [c / total for c in itertools.accumulate(self.weights)]
+        return self.options[min(bisect.bisect_right(cdf, u), len(self.options) - 1)]
 
     def describe(self) -> dict[str, Any]:
         out: dict[str, Any] = {"key": self.key, "kind": self.kind}
@@ -107,7 +109,10 @@ class SearchSpace:
 
     def active(self, param: SearchParam, sampled: dict[str, Any], base_spec: dict[str, Any]) -> bool:
         """True when every condition of ``param`` holds for this configuration."""
-        for key, expected in param.when.items():
+        return self._holds(param.when, sampled, base_spec)
+
+    def _holds(self, when: dict[str, Any], sampled: dict[str, Any], base_spec: dict[str, Any]) -> bool:
+        for key, expected in when.items():
             current = sampled[key] if key in sampled else _get_dotted(base_spec, key, self.defaults.get(key))
             if not condition_holds(current, expected):
                 return False
@@ -115,6 +120,16 @@ class SearchSpace:
 
     def describe(self) -> list[dict[str, Any]]:
         return [p.describe() for p in self.params]
+
+    def never_sampled(self, base_spec: dict[str, Any]) -> list[str]:
+        """Keys whose conditions read only unsearched keys and fail on the base spec: they can never be sampled."""
+        searched = {p.key for p in self.params}
+        out = []
+        for param in self.params:
+            fixed = {k: v for k, v in param.when.items() if k not in searched}
+            if fixed and not self._holds(fixed, {}, base_spec):
+                out.append(param.key)
+        return out
 
 
 def condition_holds(current: Any, expected: Any) -> bool:
@@ -153,6 +168,31 @@ def build_search_space(schema: dict[str, Any], parameters: list[str] | None = No
         raise RequestError(problems)
     condition_keys = {k for p in ordered for k in p.when}
     return SearchSpace(tuple(ordered), {k: leaves[k].default for k in condition_keys})
+
+
+def space_problems(spec: dict[str, Any], schema: dict[str, Any], shorthands: dict[str, Any]) -> list[str]:
+    """Every problem of the spec's ``automl.parameters`` / ``parameter_ranges`` (the plan's check when AutoML is
+    on; types and bounds of the ``automl`` keys themselves are the schema validation's job)."""
+    automl = spec.get("automl") if isinstance(spec.get("automl"), dict) else {}
+    parameters = automl.get("parameters") or []
+    ranges = automl.get("parameter_ranges") or {}
+    if not isinstance(parameters, list) or not isinstance(ranges, dict):
+        return []
+    try:
+        space = build_search_space(schema, [str(p) for p in parameters],
+                                   {str(k): v if isinstance(v, dict) else {} for k, v in ranges.items()}, shorthands)
+    except RequestError as exc:
+        return list(exc.problems)
+    by_key = {p.key: p for p in space.params}
+    problems = []
+    if automl.get("algorithm") in ("hyperband", "asha") and EPOCHS_KEY in by_key:
+        problems.append(f"automl.parameters: {automl['algorithm']} spends {EPOCHS_KEY} as its budget (trials are "
+                        f"stopped early per epoch); drop {EPOCHS_KEY} from the search or use bayesian/random")
+    if parameters:  # with the schema's defaults a dead key (momentum under Adam) is simply not sampled
+        problems += [f"automl.parameters: '{key}' is only searched when {by_key[key].when}, which the spec never "
+                     "meets (those keys are not searched); set them in the spec, search them too, or drop the key"
+                     for key in space.never_sampled(spec)]
+    return problems
 
 
 # ---------------------------------------------------------------- key selection

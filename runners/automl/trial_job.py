@@ -9,13 +9,14 @@ the trial's value.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import signal
 import subprocess
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import optuna
 import yaml
@@ -58,35 +59,39 @@ class TrainTrialObjective:
         self.poll_s = poll_s
         cores = os.cpu_count() or 1
         self.threads = str(max(1, cores // max(1, settings.workers)))
+        self.gpus = GpuSlots(base_spec)
 
     def __call__(self, trial: optuna.Trial, params: dict[str, Any], stop: threading.Event) -> float:
         if trial.user_attrs.get(ADOPT_ATTR):
             return self.adopt(trial, trial.user_attrs[ADOPT_ATTR])
-        child = self.create_child(trial.number, params)
-        trial.set_user_attr("job_id", child.id)
-        trial.set_user_attr("job_dir", child.job_dir)
-        proc = self.launch(child)
-        try:
-            return self.watch(trial, child, proc, stop)
-        finally:
-            if proc.poll() is None:  # an unexpected error in the watcher: never leave a trainer behind
-                self.end(child, proc, "stopped: the AutoML trial watcher failed")
+        with self.gpus.slot() as gpu:
+            child = self.create_child(trial.number, params, gpu)
+            trial.set_user_attr("job_id", child.id)
+            trial.set_user_attr("job_dir", child.job_dir)
+            proc = self.launch(child)
+            try:
+                return self.watch(trial, child, proc, stop)
+            finally:
+                if proc.poll() is None:  # an unexpected error in the watcher: never leave a trainer behind
+                    self.end(child, proc, "stopped: the AutoML trial watcher failed")
 
     # ------------------------------------------------------------ child job
 
-    def trial_spec(self, child: JobRecord, params: dict[str, Any]) -> dict[str, Any]:
+    def trial_spec(self, child: JobRecord, params: dict[str, Any], gpu: int | None = None) -> dict[str, Any]:
         spec = copy.deepcopy(self.base_spec)
         for key, value in {**params, **FORCED, "results_dir": child.results_dir}.items():
             _set_dotted(spec, key, value)
+        if gpu is not None:
+            _set_dotted(spec, "train.gpu_ids", [gpu])
         return spec
 
-    def create_child(self, number: int, params: dict[str, Any]) -> JobRecord:
+    def create_child(self, number: int, params: dict[str, Any], gpu: int | None = None) -> JobRecord:
         """Record the child job and write its spec; a spec the trainer would reject fails the trial here."""
         from optical_inspection.errors import SpecError
         from optical_inspection.spec import validate_dict
 
         child = self.store.create("train", self.automl.id)
-        spec = self.trial_spec(child, params)
+        spec = self.trial_spec(child, params, gpu)
         try:
             validate_dict(copy.deepcopy(spec), "train")
         except SpecError as exc:
@@ -98,7 +103,8 @@ class TrainTrialObjective:
             r.automl_policy = {"value": "off", "reason": f"trial {number} of AutoML job {self.automl.id}"}
             r.decisions = {
                 "automl": {"parent_job": self.automl.id, "trial": number, "params": params,
-                           "forced": FORCED, "metric": self.settings.metric},
+                           "forced": FORCED, "metric": self.settings.metric,
+                           "num_epochs": (spec.get("train") or {}).get("num_epochs")},
                 "results_folder": action_results(spec, "train"),
             }
             set_supervisor(r, os.getpid())
@@ -145,7 +151,8 @@ class TrainTrialObjective:
     # ------------------------------------------------------------ watching
 
     def watch(self, trial: optuna.Trial, child: JobRecord, proc: subprocess.Popen, stop: threading.Event) -> float:
-        folder = Path(action_results(yaml.safe_load(Path(child.spec_path).read_text()), "train"))
+        folder = Path(child.decisions["results_folder"])
+        last = child.decisions["automl"]["num_epochs"]
         metric = self.settings.metric
         reported: set[int] = set()
         while True:
@@ -154,7 +161,8 @@ class TrainTrialObjective:
             for epoch in sorted(e for e in epochs if e not in reported and metric in epochs[e]):
                 reported.add(epoch)
                 trial.report(epochs[epoch][metric], epoch + 1)
-                if code is None and trial.should_prune():
+                # the last epoch is trained already: never prune there (it would only throw the result away)
+                if code is None and epoch + 1 != last and trial.should_prune():
                     self.end(child, proc, f"pruned by AutoML ({self.settings.algorithm}) after epoch {epoch + 1}")
                     trial.set_user_attr("epochs_trained", epoch + 1)
                     raise optuna.TrialPruned(f"pruned after epoch {epoch + 1}")
@@ -182,6 +190,32 @@ class TrainTrialObjective:
         trial.set_user_attr("checkpoint", str(chosen.path))
         self.store.update(child.id, lambda r: r.artifacts.setdefault("best_checkpoint", str(chosen.path)))
         return float(chosen.metrics[metric])
+
+
+class GpuSlots:
+    """Spreads concurrent trials over the spec's ``train.gpu_ids`` (one GPU per trial, the least busy first)
+    when each trial uses one GPU and several are listed; otherwise every trial keeps the spec's devices."""
+
+    def __init__(self, base_spec: dict[str, Any]) -> None:
+        train = base_spec.get("train") or {}
+        ids = train.get("gpu_ids") or []
+        spread = train.get("accelerator", "auto") != "cpu" and train.get("num_gpus", 1) == 1 and len(ids) > 1
+        self.busy: dict[int, int] = {int(i): 0 for i in ids} if spread else {}
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def slot(self) -> Iterator[int | None]:
+        if not self.busy:
+            yield None
+            return
+        with self._lock:
+            gpu = min(self.busy, key=lambda i: self.busy[i])
+            self.busy[gpu] += 1
+        try:
+            yield gpu
+        finally:
+            with self._lock:
+                self.busy[gpu] -= 1
 
 
 def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
