@@ -75,21 +75,30 @@ def make_files(cfg: ExperimentConfig, folder: Path) -> tuple[torch.nn.Module, Pa
     return model, checkpoint, Path(spec.export.onnx_file), time.perf_counter() - start
 
 
-def time_calls(call: Callable[[], Any], batch: int, seconds: float, min_runs: int, sync: Callable[[], None]) -> dict:
-    """Warm up, then time ``call`` until ``seconds`` pass (at least ``min_runs`` runs)."""
-    for _ in range(2):
-        call()
-    sync()
-    latencies = []
-    deadline = time.perf_counter() + seconds
-    while len(latencies) < min_runs or time.perf_counter() < deadline:
-        start = time.perf_counter()
-        call()
+def time_interleaved(calls: dict[str, tuple[Callable[[], Any], Callable[[], None]]], batch: int, seconds: float,
+                     min_runs: int) -> dict[str, dict[str, Any]]:
+    """Time every backend in turns (one call each per round) so that load from other processes on a shared
+    machine hits them alike; stops after ``seconds`` per backend and at least ``min_runs`` rounds."""
+    for call, sync in calls.values():
+        for _ in range(2):  # warm-up: allocations, kernel selection, lazy initialisation
+            call()
         sync()
-        latencies.append(time.perf_counter() - start)
-    lat = np.asarray(latencies) * 1e3
-    return {"batch": batch, "runs": len(lat), "pairs_per_s": batch * len(lat) / (lat.sum() / 1e3),
-            "p50_ms": float(np.percentile(lat, 50)), "p99_ms": float(np.percentile(lat, 99))}
+    latencies: dict[str, list[float]] = {name: [] for name in calls}
+    deadline = time.perf_counter() + seconds * len(calls)
+    rounds = 0
+    while rounds < min_runs or time.perf_counter() < deadline:
+        for name, (call, sync) in calls.items():
+            start = time.perf_counter()
+            call()
+            sync()
+            latencies[name].append(time.perf_counter() - start)
+        rounds += 1
+    out = {}
+    for name, values in latencies.items():
+        lat = np.asarray(values) * 1e3
+        out[name] = {"batch": batch, "runs": len(lat), "pairs_per_s": batch * len(lat) / (lat.sum() / 1e3),
+                     "p50_ms": float(np.percentile(lat, 50)), "p99_ms": float(np.percentile(lat, 99))}
+    return out
 
 
 def backends(model: torch.nn.Module, onnx_path: Path, args: argparse.Namespace, folder: Path
@@ -142,17 +151,17 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             params = sum(p.numel() for p in model.parameters())
             print(f"\n{model_type}: strips {shape}, {params:,} parameters, ONNX {onnx_path.stat().st_size / 2**20:.1f} "
                   f"MiB exported in {export_s:.1f} s", flush=True)
-            for name, (score, sync, device) in backends(model, onnx_path, args, Path(tmp)).items():
-                for batch in args.batches:
-                    gen = torch.Generator().manual_seed(batch)
-                    a, b = (torch.randn(batch, *shape, generator=gen) for _ in range(2))
-                    if device == "numpy":
-                        a, b = a.numpy(), b.numpy()
-                    elif device == "cuda":
-                        a, b = a.cuda(), b.cuda()
-                    row = {"model": model_type, "backend": name, **time_calls(lambda: score(a, b), batch,
-                                                                           args.seconds, args.min_runs, sync)}
-                    results.append(row)
+            runners = backends(model, onnx_path, args, Path(tmp))
+            for batch in args.batches:
+                gen = torch.Generator().manual_seed(batch)
+                a, b = (torch.randn(batch, *shape, generator=gen) for _ in range(2))
+                inputs = {"cpu": (a, b), "numpy": (a.numpy(), b.numpy())}
+                if any(device == "cuda" for _, _, device in runners.values()):
+                    inputs["cuda"] = (a.cuda(), b.cuda())
+                calls = {name: (lambda s=score, x=inputs[device]: s(*x), sync)
+                         for name, (score, sync, device) in runners.items()}
+                for name, row in time_interleaved(calls, batch, args.seconds, args.min_runs).items():
+                    results.append({"model": model_type, "backend": name, **row})
                     print(f"  {name:<18} batch {batch:>3}: {row['pairs_per_s']:9.1f} pairs/s  p50 {row['p50_ms']:8.2f} "
                           f"ms  p99 {row['p99_ms']:8.2f} ms  ({row['runs']} runs)", flush=True)
             del model

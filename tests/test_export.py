@@ -78,10 +78,13 @@ def test_score_output_for_siamese_reproduces_the_torch_distance(workspace, tmp_p
     np.testing.assert_allclose(OnnxScorer(path, "cpu").score(test, golden), expected, atol=1e-5)
 
 
-def test_static_batch_export_pads_and_chunks_any_batch(workspace, tmp_path):
+def test_tao_style_static_batch_export_pads_and_chunks_any_batch(workspace, tmp_path):
     _, checkpoints = workspace
     checkpoint, cfg = checkpoints["Compact"]
-    path = Path(_export(cfg, checkpoint, tmp_path / "static.onnx", batch_size=4)["artifacts"]["onnx_file"])
+    result = _export(cfg, checkpoint, tmp_path / "static.onnx", batch_size=4, opset_version=17,
+                     do_constant_folding=False, input_height=32, input_width=16)  # TAO's export keys
+    assert result["kpi"]["opset"] == 18  # the exporter's lowest opset; the note says so
+    path = Path(result["artifacts"]["onnx_file"])
     dims = onnx.load(str(path)).graph.input[0].type.tensor_type.shape.dim
     assert dims[0].dim_value == 4
     scorer = OnnxScorer(path, "cpu")

@@ -78,7 +78,7 @@ def test_without_tensorrt_or_gpu_the_action_exits_1_and_says_what_to_do(model_fi
     onnx_path, cfg = files["Compact"]
     assert run_action("gen_trt_engine", _engine_spec(cfg, onnx_path, tmp_path)) == 1
     err = capsys.readouterr().err
-    assert ("pip install tensorrt" in err) if not HAS_TRT else ("NVIDIA GPU" in err)
+    assert "pip install tensorrt" in err or "NVIDIA GPU" in err
     assert not (tmp_path / "gen_trt_engine" / "oi_model.engine").exists()
 
 
@@ -89,13 +89,17 @@ def test_import_tensorrt_error_names_the_install_and_the_onnx_alternative():
 
 
 @pytest.mark.skipif(HAS_TRT, reason="tensorrt is installed")
-def test_tensorrt_evaluate_without_tensorrt_exits_1(model_files, tmp_path):
-    from optical_inspection.deploy import load_scorer
-
+@pytest.mark.parametrize("action", ["evaluate", "inference"])
+def test_tensorrt_evaluate_and_inference_without_tensorrt_exit_1(model_files, tmp_path, capsys, action):
+    _, files = model_files
+    _, cfg = files["Compact"]
     engine = tmp_path / "model.engine"
     engine.write_bytes(b"engine bytes")
-    with pytest.raises(OIError, match="TensorRT is not available"):
-        load_scorer(engine)
+    spec = copy.deepcopy(cfg)
+    spec.results_dir = str(tmp_path / "results")
+    getattr(spec, action).trt_engine = str(engine)
+    assert run_action(action, spec) == 1
+    assert "TensorRT is not available" in capsys.readouterr().err
 
 
 def test_batch_outside_the_profile_is_refused_with_the_fix():

@@ -46,14 +46,15 @@ def run(config: Any, results_dir: Path, status: StatusLogger) -> dict[str, Any]:
                         meta_json=json.dumps(meta, sort_keys=True), verify=cfg.verify)
     if facts["opset"] != cfg.opset_version:
         print(f"Note: export.opset_version {cfg.opset_version} was requested; the exporter wrote opset "
-              f"{facts['opset']} (its lowest for this network). ONNX Runtime and TensorRT 10/11 read both.")
+              f"{facts['opset']} (the torch.export-based exporter's lowest). ONNX Runtime and TensorRT 10/11 "
+              f"read it.")
     data_file = target.with_name(target.name + ".data")
     artifacts = {"onnx_file": str(target)}
     if facts["external_data"]:
         artifacts["onnx_external_data"] = str(data_file)
     batch = "dynamic" if cfg.batch_size == -1 else str(cfg.batch_size)
     print(f"Exported {model_type} ({output_type}, batch {batch}, {facts['parameters']:,} parameters) -> {target}")
-    kpi = {"onnx_mb": facts["onnx_bytes"] / 2 ** 20}
+    kpi = {"onnx_mb": facts["onnx_bytes"] / 2 ** 20, "opset": facts["opset"]}
     if "max_abs_score_diff" in facts:
         kpi["max_abs_score_diff"] = facts["max_abs_score_diff"]
     return {"artifacts": artifacts, "kpi": kpi}

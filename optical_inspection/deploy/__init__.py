@@ -31,15 +31,7 @@ def load_scorer(model_path: str | Path, config: Any = None) -> Scorer:
         raise OIError(f"model file '{path}' has an unknown suffix '{suffix}'; use one of {', '.join(BACKENDS)}")
     if not path.is_file():
         raise OIError(f"model file '{path}' does not exist")
-    module_name = BACKENDS[suffix]
-    try:
-        module = importlib.import_module(f"{__name__}.{module_name}")
-    except ModuleNotFoundError as exc:
-        if exc.name == f"{__name__}.{module_name}":
-            raise NotImplementedError(f"the {suffix} backend ({module_name}) is not implemented yet") from None
-        raise
-    if not hasattr(module, "load"):
-        raise NotImplementedError(f"the {suffix} backend ({module_name}) has no load(path, config) yet")
+    module = importlib.import_module(f"{__name__}.{BACKENDS[suffix]}")
     return module.load(path, config)
 
 

@@ -17,6 +17,8 @@ Design (why, in short):
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -79,7 +81,20 @@ class Compact(nn.Module):
 
 def _outside_neighbourhood(x: torch.Tensor, ref: torch.Tensor, radius: int) -> torch.Tensor:
     """How far each value of ``x`` lies outside the [min, max] of ``ref`` over a (2r+1)² window."""
-    k = 2 * radius + 1
-    ref_max = F.max_pool2d(ref, k, stride=1, padding=radius)
-    ref_min = -F.max_pool2d(-ref, k, stride=1, padding=radius)
+    ref_max = _window_reduce(ref, radius, torch.maximum, float("-inf"))
+    ref_min = _window_reduce(ref, radius, torch.minimum, float("inf"))
     return F.relu(x - ref_max) + F.relu(ref_min - x)
+
+
+def _window_reduce(x: torch.Tensor, radius: int, reduce: Callable[..., torch.Tensor], fill: float) -> torch.Tensor:
+    """Max (or min) over a (2r+1)² window, stride 1, as separable element-wise reductions of shifted views:
+    several times faster on CPU than max_pool2d with stride 1, and exported to ONNX as plain Max/Min ops."""
+    height, width = x.shape[-2:]
+    padded = F.pad(x, (radius, radius, radius, radius), value=fill)
+    rows = padded[..., :, :width]
+    for shift in range(1, 2 * radius + 1):
+        rows = reduce(rows, padded[..., :, shift:shift + width])
+    out = rows[..., :height, :]
+    for shift in range(1, 2 * radius + 1):
+        out = reduce(out, rows[..., shift:shift + height, :])
+    return out
