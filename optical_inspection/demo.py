@@ -1,0 +1,75 @@
+"""`make demo`: the main job end to end on generated AOI data, driven through the agent-facing runner.
+
+Generates small synthetic 4-light train/validation/test splits, then runs, chained by parent job ids only:
+train (Compact model) → evaluate (best checkpoint) → export (ONNX) → inference from the ONNX with ONNX Runtime.
+Prints where the metrics, plots and inference.csv are.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from runners import api
+
+from .data.synthetic import make_synthetic_split
+
+LIGHTS = {"LowAngleLight": 0, "SolderLight": 1, "UniformLight": 2, "WhiteLight": 3}
+
+
+def make_data(root: Path, size: int) -> dict[str, Path]:
+    """Train/validation/test split folders (dataset.csv + images/), each from a different seed (other boards)."""
+    splits = {"train": (240, 1), "val": (120, 2), "test": (120, 3)}
+    return {name: make_synthetic_split(root / name, n, size=size, defect_rate=0.3, seed=seed)[0].parent
+            for name, (n, seed) in splits.items()}
+
+
+def run_step(action: str, jobs_root: Path, **kwargs: object) -> api.JobRecord:
+    start = time.monotonic()
+    record = api.run_job(action, jobs_root=jobs_root, **kwargs)
+    took = time.monotonic() - start
+    print(f"[demo] {action:<9} job {record.id}: {record.status} in {took:.0f} s", flush=True)
+    if record.status != "success":
+        print(f"[demo] {action} failed: {record.message}\n[demo] log: {record.log_path}", file=sys.stderr)
+        raise SystemExit(1)
+    return record
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="demo_results", help="folder for the data and the jobs")
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--size", type=int, default=48, help="pixels per light tile")
+    args = parser.parse_args(argv)
+
+    out = Path(args.out).resolve()
+    jobs = out / "oi_jobs"
+    data = make_data(out / "data", args.size)
+    print(f"[demo] generated synthetic 4-light splits under {out / 'data'}", flush=True)
+    common = {"dataset.input_map": LIGHTS, "dataset.image_height": args.size, "dataset.image_width": args.size,
+              "dataset.workers": 0}
+    train = run_step("train", jobs, automl_policy="off",
+                     data={"train_datasets": data["train"], "eval_dataset": data["val"]},
+                     overrides={**common, "epochs": args.epochs, "batch_size": 16, "model_type": "Compact"})
+    evaluate = run_step("evaluate", jobs, parent_job=train.id, checkpoint="best",
+                        data={"eval_dataset": data["test"]})
+    export = run_step("export", jobs, parent_job=train.id, checkpoint="best")
+    infer = run_step("inference", jobs, parent_job=export.id, data={"inference_dataset": data["test"]})
+
+    metrics_path = Path(evaluate.results_dir) / "metrics.json"
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
+    shown = {k: metrics[k] for k in ("auroc", "average_precision", "total_accuracy", "defect_accuracy",
+                                     "false_alarm", "threshold") if k in metrics}
+    print("[demo] evaluation:", json.dumps(shown))
+    print(f"[demo] metrics:        {metrics_path}")
+    print(f"[demo] plots:          {', '.join(str(p) for p in sorted(Path(evaluate.results_dir).glob('*.png')))}")
+    print(f"[demo] onnx:           {export.artifacts.get('onnx_file', export.results_dir)}")
+    print(f"[demo] inference.csv:  {Path(infer.results_dir) / 'inference.csv'} (ONNX Runtime)")
+    print(f"[demo] jobs:           python -m runners list --jobs-root {jobs}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
