@@ -18,8 +18,8 @@ TRT_WHEELS="tensorrt-cu13 tensorrt-cu13-bindings tensorrt-cu13-libs"
 if [ "${1:-}" = "--fetch-wheels" ]; then
     names="$DEPS"
     [ "${2:-}" = "--with-tensorrt" ] && names="$names $TRT_WHEELS"
-    for name in $names; do
-        $PY -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+    for name in $names; do  # antlr4-python3-runtime (omegaconf's) ships as an sdist only: allowed with --no-deps
+        $PY -m pip download -q --no-deps --python-version 3.12 --implementation cp \
             --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
             --platform any -d .whl "$name" || echo "could not fetch $name"
     done
@@ -32,11 +32,11 @@ mkdir -p "$OUT"
 START=$(date +%s)
 log() { echo "[gpu_check $(( $(date +%s) - START ))s] $*"; }
 
-install() {  # install the given pip names: local wheels first, then PyPI (2 minutes at most)
+install() {  # install the given pip names: local wheels first, then PyPI (fails fast without a network)
     if [ -d .whl ]; then
-        $PY -m pip install -q --no-index --find-links .whl "$@" 2>/dev/null && return 0
+        $PY -m pip install -q --no-index --no-build-isolation --find-links .whl "$@" 2>/dev/null && return 0
     fi
-    timeout 120 $PY -m pip install -q "$@" 2>/dev/null
+    timeout 150 $PY -m pip install -q --retries 0 --timeout 5 "$@" 2>/dev/null
 }
 
 log "python: $($PY -c 'import sys; print(sys.version.split()[0])'), $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null || echo 'no nvidia-smi')"
@@ -61,6 +61,7 @@ log "tests exit: ${PIPESTATUS[0]}"
 BENCH_ARGS="--seconds 2 --min-runs 5 --json $OUT/inference.json"
 [ "$GPU" = yes ] && BENCH_ARGS="$BENCH_ARGS --trt"
 log "benchmark: $BENCH_ARGS"
-PYTHONUNBUFFERED=1 timeout $(( 330 - ($(date +%s) - START) )) $PY benchmarks/inference.py $BENCH_ARGS 2>&1 \
+LEFT=$(( 340 - ($(date +%s) - START) )); [ "$LEFT" -lt 60 ] && LEFT=60
+PYTHONUNBUFFERED=1 timeout "$LEFT" $PY benchmarks/inference.py $BENCH_ARGS 2>&1 \
     | grep -v -E "torchvision|^\[torch.onnx\]" | tee "$OUT/inference.log"
 log "benchmark exit: ${PIPESTATUS[0]}; results in $OUT/"

@@ -52,7 +52,9 @@ class ExportConfig:
         "raised to 18 with a note).", ge=11, le=23, tao_default=17,
     )
     on_cpu: Bool = spec_field(True, description="Kept for TAO specs; export always runs on CPU.")
-    input_height: Optional[Int] = spec_field(None, description="Strip height; must match training (null: derived).", ge=1)
+    input_height: Optional[Int] = spec_field(
+        None, description="Strip height; must match training (null: derived).", ge=1
+    )
     input_width: Optional[Int] = spec_field(None, description="Strip width; must match training (null: derived).", ge=1)
     input_channel: Int = spec_field(3, description="Input channels (3).", ge=3, le=3)
     batch_size: Int = spec_field(-1, description="Static batch, or -1 for a dynamic 'batch' axis.", ge=-1)
@@ -105,7 +107,9 @@ class TensorRTConfig:
 class GenTrtEngineConfig:
     results_dir: Optional[Str] = spec_field(None, description="Results folder; default <results_dir>/gen_trt_engine.")
     gpu_id: Int = spec_field(0, description="GPU index.", ge=0)
-    onnx_file: Optional[Str] = spec_field(None, description="ONNX model to build from.", required_for=("gen_trt_engine",))
+    onnx_file: Optional[Str] = spec_field(
+        None, description="ONNX model to build from.", required_for=("gen_trt_engine",)
+    )
     trt_engine: Optional[Str] = spec_field(
         None, description="Engine output path; null: <results>/oi_model.engine. A <engine>.json sidecar carries "
         "the ONNX's metadata (threshold, preprocessing).",

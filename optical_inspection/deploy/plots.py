@@ -84,7 +84,7 @@ def plot_worst_pairs(rows: list[int], strips: list[tuple[np.ndarray, np.ndarray]
                      raw_labels: list[str], threshold: float, path: Path) -> Path:
     """One line per pair: test strip beside its golden strip (uint8 HWC images), with label and score."""
     n = max(len(rows), 1)
-    fig, axes = plt.subplots(n, 2, figsize=(5, 2.3 * n), squeeze=False)
+    fig, axes = plt.subplots(n, 2, figsize=(5, 2.3 * n), squeeze=False, constrained_layout=True)
     for line, (row, (test, golden)) in enumerate(zip(rows, strips)):
         verdict = "FAIL" if scores[row] > threshold else "PASS"
         for col, (image, name) in enumerate(((test, "test"), (golden, "golden"))):

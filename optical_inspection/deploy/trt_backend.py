@@ -68,7 +68,8 @@ class TrtScorer:
         golden_t = torch.as_tensor(golden, dtype=torch.float32).to(self.device).contiguous()
         if test_t.shape != golden_t.shape or test_t.dim() != 4 or tuple(test_t.shape[1:]) != self.input_shape:
             raise OIError(f"'{self.path}' takes strips [B, {', '.join(map(str, self.input_shape))}] but got "
-                          f"{tuple(test_t.shape)} and {tuple(golden_t.shape)}; the dataset geometry must match training")
+                          f"{tuple(test_t.shape)} and {tuple(golden_t.shape)}; the dataset geometry must match "
+                          f"training")
         n = int(test_t.shape[0])
         if 0 < n < self.min_batch:  # a short last batch: pad with zeros up to the profile minimum, drop the padding
             pad = self.min_batch - n
