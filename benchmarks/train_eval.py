@@ -121,7 +121,8 @@ def child(model_type: str, args: argparse.Namespace) -> None:
     if run_action("train", validate_dict(spec, "train")) != 0:
         sys.exit(f"training {model_type} failed; see {results / 'train' / 'status.json'}")
     train_wall = time.time() - t0
-    epochs = [r for r in read_status(results / "train" / "status.json") if r.get("message") == "Training loop in progress"]
+    records = read_status(results / "train" / "status.json")
+    epochs = [r for r in records if r.get("message") == "Training loop in progress"]
     train_seconds = sum(_seconds(r["time_per_epoch"]) for r in epochs)
     model, meta = load_checkpoint(results / "train" / "oi_model_latest.pth")
     pairs_trained = meta["step"] * spec["dataset"]["batch_size"]
@@ -238,13 +239,14 @@ def _report(rows: list[dict]) -> None:
     keys = ["parameters", "epochs_done", "steps", "train_seconds", "train_pairs_per_s", "infer_pairs_per_s",
             "train_pairs_per_s_interleaved", "infer_pairs_per_s_interleaved", "auroc", "recall_at_fa_1pct",
             "recall_at_fa_0_1pct", "ap", "test_acc", "peak_rss_mib"]
-    print(f"\n{'metric':<22}" + "".join(f"{r['model']:>16}" for r in rows))
+    print(f"\n{'metric':<30}" + "".join(f"{r['model']:>16}" for r in rows))
     for key in keys:
-        print(f"{key:<22}" + "".join(f"{_fmt(r[key]):>16}" for r in rows))
+        print(f"{key:<30}" + "".join(f"{_fmt(r[key]):>16}" for r in rows))
     by = {r["model"]: r for r in rows}
     if "Compact" in by and "Siamese_3" in by:
         c, s = by["Compact"], by["Siamese_3"]
-        print(f"\nCompact vs Siamese_3 during the timed runs: train x{c['train_pairs_per_s'] / s['train_pairs_per_s']:.1f}, "
+        print(f"\nCompact vs Siamese_3 during the timed runs: "
+              f"train x{c['train_pairs_per_s'] / s['train_pairs_per_s']:.1f}, "
               f"infer x{c['infer_pairs_per_s'] / s['infer_pairs_per_s']:.1f}; measured alternately: train "
               f"x{c['train_pairs_per_s_interleaved'] / s['train_pairs_per_s_interleaved']:.1f}, infer "
               f"x{c['infer_pairs_per_s_interleaved'] / s['infer_pairs_per_s_interleaved']:.1f}; "

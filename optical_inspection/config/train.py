@@ -66,7 +66,9 @@ class TrainConfig:
     resume_training_checkpoint_path: Optional[Str] = spec_field(
         None, description="Resume from this checkpoint. Null: resume from <results>/oi_model_latest.pth if present."
     )
-    pretrained_model_path: Optional[Str] = spec_field(None, description="Initialise weights (only) from this checkpoint.")
+    pretrained_model_path: Optional[Str] = spec_field(
+        None, description="Initialise weights (only) from this checkpoint; ignored when a run resumes."
+    )
     results_dir: Optional[Str] = spec_field(None, description="Results folder; default <results_dir>/train.")
     optim: OptimConfig = spec_field(description="Optimiser.", factory=OptimConfig)
     loss: Optional[Str] = spec_field(None, description="Unused (TAO never reads it); the loss follows model_type.")

@@ -12,8 +12,8 @@ Design (why, in short):
   extra copper (shorts, spurs) and missing copper (opens, pin holes) give large values. The plain |f_t − f_g| is
   kept as a third input so the head can still use exact alignment when it exists.
 * A small head (1×1 conv, strided 3×3 conv) and global max + mean pooling give one logit per pair: defects are
-  local, so the max pool lets one bad spot decide. The score is that logit (larger = more defective, 0 = probability 0.5),
-  trained with binary cross-entropy.
+  local, so the max pool lets one bad spot decide. The score is that logit (larger = more defective,
+  0 = probability 0.5), trained with binary cross-entropy.
 """
 from __future__ import annotations
 
