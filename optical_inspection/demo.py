@@ -21,7 +21,7 @@ LIGHTS = {"LowAngleLight": 0, "SolderLight": 1, "UniformLight": 2, "WhiteLight":
 
 def make_data(root: Path, size: int) -> dict[str, Path]:
     """Train/validation/test split folders (dataset.csv + images/), each from a different seed (other boards)."""
-    splits = {"train": (240, 1), "val": (120, 2), "test": (120, 3)}
+    splits = {"train": (800, 1), "val": (200, 2), "test": (200, 3)}
     return {name: make_synthetic_split(root / name, n, size=size, defect_rate=0.3, seed=seed)[0].parent
             for name, (n, seed) in splits.items()}
 
@@ -40,7 +40,7 @@ def run_step(action: str, jobs_root: Path, **kwargs: object) -> api.JobRecord:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="demo_results", help="folder for the data and the jobs")
-    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--size", type=int, default=48, help="pixels per light tile")
     args = parser.parse_args(argv)
 
