@@ -84,7 +84,13 @@ def run_action(action: str, config: ExperimentConfig) -> int:
     status = StatusLogger(results / "status.json")
     title = _TITLES[action]
     status.write("STARTED", f"Starting Optical Inspection {action}.")
-    previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    interrupted: list[int] = []
+
+    def on_signal(signum: int, frame: Any) -> None:
+        interrupted.append(signum)
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         from .actions import get_action
 
@@ -102,11 +108,16 @@ def run_action(action: str, config: ExperimentConfig) -> int:
         print(f"ERROR: {exc}", file=sys.stderr)
         return exc.exit_code
     except BaseException as exc:  # noqa: BLE001 - every failure must leave a FAILURE record
+        if interrupted:  # Lightning turns an interrupt into SystemExit(1) after its own clean-up
+            status.write("FAILURE", f"{title} interrupted (signal {interrupted[0]}).", verbosity="ERROR")
+            print(f"ERROR: {action} interrupted", file=sys.stderr)
+            return 130
         status.write("FAILURE", f"{type(exc).__name__}: {exc}", verbosity="ERROR")
         traceback.print_exc()
         return EXIT_FAILURE
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     status.write("SUCCESS", f"{title} finished successfully.", **_summary(result))
     return EXIT_OK
 
@@ -115,10 +126,6 @@ def _summary(result: dict[str, Any] | None) -> dict[str, Any]:
     if not result:
         return {}
     return {k: v for k, v in result.items() if k in ("kpi", "artifacts")}
-
-
-def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def entrypoint() -> None:

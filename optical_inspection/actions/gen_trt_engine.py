@@ -10,8 +10,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import onnx
-
 from ..errors import SpecError
 from ..status import StatusLogger
 
@@ -83,8 +81,9 @@ def _settings(cfg: Any, results_dir: Path) -> tuple[Any, Path, Path]:
 def _onnx_meta(onnx_path: Path) -> dict[str, Any]:
     """Our metadata from the ONNX (empty for a TAO export)."""
     from ..deploy.metadata import from_props
+    from ..deploy.trt_build import read_onnx_graph
 
-    model = onnx.load(str(onnx_path), load_external_data=False)
+    model = read_onnx_graph(onnx_path)
     return from_props({p.key: p.value for p in model.metadata_props}, str(onnx_path))
 
 

@@ -58,9 +58,18 @@ def check_settings(settings: BuildSettings, onnx_path: Path) -> list[str]:
     return problems
 
 
+def read_onnx_graph(onnx_path: Path) -> onnx.ModelProto:
+    """The ONNX model without its external weights; OIError when the file is not an ONNX model."""
+    try:
+        return onnx.load(str(onnx_path), load_external_data=False)
+    except Exception as exc:  # noqa: BLE001 - protobuf raises DecodeError and friends for corrupt files
+        raise OIError(f"'{onnx_path}' is not a readable ONNX model ({type(exc).__name__}: {exc}); "
+                      f"export it again with optical_inspection export") from None
+
+
 def onnx_batch(onnx_path: Path) -> int:
     """The batch dimension of ``input_1`` (-1 when dynamic); OIError when the inputs are not OI's."""
-    model = onnx.load(str(onnx_path), load_external_data=False)
+    model = read_onnx_graph(onnx_path)
     dims = {}
     for value in model.graph.input:
         shape = value.type.tensor_type.shape.dim

@@ -78,8 +78,9 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
             f"it could run arbitrary code. Only checkpoints of tensors and plain data load; if you trust the "
             f"file, re-save its weights as a plain state_dict."
         ) from None
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise OIError(f"checkpoint '{p}' is not a readable PyTorch checkpoint ({exc})") from None
+    except (RuntimeError, EOFError, OSError, ValueError, IndexError, KeyError, AttributeError) as exc:
+        # torch's legacy (non-zip) reader fails on arbitrary bytes with any of these
+        raise OIError(f"checkpoint '{p}' is not a readable PyTorch checkpoint ({type(exc).__name__}: {exc})") from None
     if not isinstance(data, dict) or "state_dict" not in data:
         raise OIError(f"checkpoint '{p}' has no 'state_dict' entry; it is not an optical_inspection or TAO checkpoint")
     if data.get("state_dict_encrypted"):
