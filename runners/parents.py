@@ -26,6 +26,7 @@ import yaml
 from .automl.handoff import automl_checkpoint, continue_study, is_automl_job
 from .checkpoints import CheckpointRequest, choose, epoch_metrics, list_checkpoints
 from .errors import NotFoundError, RequestError
+from .launch import reconcile
 from .records import JobRecord, JobStore
 from .skill_info import SkillInfo
 
@@ -54,7 +55,8 @@ class Parent:
 
 
 def load_parent(store: JobStore, job_id: str) -> Parent:
-    record = store.load(job_id)
+    """The parent job, its record refreshed first (a job whose runner was killed counts as failed, so it resumes)."""
+    record = reconcile(store, store.load(job_id))
     path = Path(record.spec_path)
     if not path.is_file():
         raise NotFoundError(f"parent job {job_id} has no spec ({path}); it never launched ({record.status}: "
