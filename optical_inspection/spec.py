@@ -17,6 +17,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from .config import ACTIONS, ExperimentConfig
 from .config.walk import fields_of, is_section, iter_keys, key_index, to_plain, unwrap_optional
+from .dotted import get_dotted, set_dotted
 from .errors import SpecError
 
 MISSING = "???"
@@ -69,27 +70,6 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]
         set_dotted(data, key, value)
     if problems:
         raise SpecError(problems, source="overrides")
-
-
-def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
-    node = data
-    parts = key.split(".")
-    for part in parts[:-1]:
-        nxt = node.get(part)
-        if not isinstance(nxt, dict):
-            nxt = {}
-            node[part] = nxt
-        node = nxt
-    node[parts[-1]] = value
-
-
-def get_dotted(data: dict[str, Any], key: str, default: Any = None) -> Any:
-    node: Any = data
-    for part in key.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return default
-        node = node[part]
-    return node
 
 
 def validate_dict(data: dict[str, Any], action: str | None = None, source: str | None = None) -> ExperimentConfig:

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from optical_inspection.dotted import get_dotted
+
 from .cache import ContentCache
 from .checkpoints import parse_request
 from .errors import RequestError, RunnerError
@@ -214,7 +216,7 @@ def _inherit(draft: SpecDraft, parent: Parent, skill: SkillInfo, keys: SchemaKey
     for key in skill.parent_spec_keys:
         if keys.node(key) is None:
             continue
-        for leaf, value in keys.leaves(key, _get(parent.spec, key)):
+        for leaf, value in keys.leaves(key, get_dotted(parent.spec, key, _ABSENT)):
             if draft.sources.get(leaf, "").startswith("override") or value is _ABSENT:
                 continue
             if draft.get(leaf, _ABSENT) != value:
@@ -222,15 +224,6 @@ def _inherit(draft: SpecDraft, parent: Parent, skill: SkillInfo, keys: SchemaKey
 
 
 _ABSENT = object()
-
-
-def _get(data: dict[str, Any], key: str) -> Any:
-    node: Any = data
-    for part in key.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return _ABSENT
-        node = node[part]
-    return node
 
 
 def _hints(action: str, skill: SkillInfo) -> dict[str, str]:

@@ -33,6 +33,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from optical_inspection.dotted import get_dotted
+
 from ..errors import RequestError
 from .schema_keys import LeafKey, flatten_schema
 
@@ -113,7 +115,7 @@ class SearchSpace:
 
     def _holds(self, when: dict[str, Any], sampled: dict[str, Any], base_spec: dict[str, Any]) -> bool:
         for key, expected in when.items():
-            current = sampled[key] if key in sampled else _get_dotted(base_spec, key, self.defaults.get(key))
+            current = sampled[key] if key in sampled else get_dotted(base_spec, key, self.defaults.get(key))
             if not condition_holds(current, expected):
                 return False
         return True
@@ -426,10 +428,3 @@ def _order_by_conditions(params: list[SearchParam], problems: list[str]) -> list
     return ordered
 
 
-def _get_dotted(data: dict[str, Any], key: str, default: Any) -> Any:
-    node: Any = data
-    for part in key.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return default
-        node = node[part]
-    return node

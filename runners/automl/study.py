@@ -21,6 +21,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from ..errors import RequestError
+from ..launch import process_alive, process_start
 from .handoff import default_storage
 from .settings import AutoMLSettings
 
@@ -96,14 +97,7 @@ def redact_url(url: str) -> str:
 
 def owner_record() -> dict[str, Any]:
     """Identifies this process: host, pid and the pid's start time (so a reused pid is not mistaken)."""
-    return {"host": socket.gethostname(), "pid": os.getpid(), "start": _process_start(os.getpid())}
-
-
-def _process_start(pid: int) -> str | None:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
+    return {"host": socket.gethostname(), "pid": os.getpid(), "start": process_start(os.getpid())}
 
 
 def owner_alive(owner: dict[str, Any] | None, heartbeat: float | None) -> bool:
@@ -113,15 +107,7 @@ def owner_alive(owner: dict[str, Any] | None, heartbeat: float | None) -> bool:
     if owner.get("host") != socket.gethostname():
         return heartbeat is not None and time.time() - heartbeat < STALE_AFTER_S
     pid = owner.get("pid")
-    if not isinstance(pid, int):
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return owner.get("start") is None or _process_start(pid) == owner.get("start")
+    return isinstance(pid, int) and process_alive(pid, owner.get("start"))
 
 
 def recover_interrupted(study: optuna.Study,

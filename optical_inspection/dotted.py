@@ -1,0 +1,27 @@
+"""Dotted keys (`train.optim.lr`) on nested dicts; dependency-free so the runner can use it cheaply."""
+from __future__ import annotations
+
+from typing import Any
+
+
+def get_dotted(data: dict[str, Any], key: str, default: Any = None) -> Any:
+    """The value at ``key``, or ``default`` when a part of the path is missing."""
+    node: Any = data
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return default
+        node = node[part]
+    return node
+
+
+def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+    """Set ``key`` to ``value``, creating (or replacing non-dict) intermediate levels."""
+    node = data
+    parts = key.split(".")
+    for part in parts[:-1]:
+        nxt = node.get(part)
+        if not isinstance(nxt, dict):
+            nxt = {}
+            node[part] = nxt
+        node = nxt
+    node[parts[-1]] = value
