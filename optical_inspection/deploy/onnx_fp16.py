@@ -59,16 +59,23 @@ def _convert_node(node: onnx.NodeProto, keep_fp32: set[str]) -> None:
             attr.t.name = name
 
 
+def _rename_tensor(graph: onnx.GraphProto, old: str, new: str, *, outputs: bool) -> None:
+    """Point every node's uses of ``old`` (inputs, and outputs when ``outputs``) at ``new``."""
+    for node in graph.node:
+        fields = (node.input, node.output) if outputs else (node.input,)
+        for names in fields:
+            for i, name in enumerate(names):
+                if name == old:
+                    names[i] = new
+
+
 def _cast_graph_inputs(graph: onnx.GraphProto) -> None:
     casts = []
     for value in graph.input:
         if value.type.tensor_type.elem_type != TensorProto.FLOAT:
             continue
         half = f"{value.name}_fp16"
-        for node in graph.node:
-            for i, name in enumerate(node.input):
-                if name == value.name:
-                    node.input[i] = half
+        _rename_tensor(graph, value.name, half, outputs=False)
         casts.append(helper.make_node("Cast", [value.name], [half], name=f"cast_{value.name}_to_fp16",
                                       to=TensorProto.FLOAT16))
     for cast in reversed(casts):
@@ -80,12 +87,6 @@ def _cast_graph_outputs(graph: onnx.GraphProto) -> None:
         if value.type.tensor_type.elem_type != TensorProto.FLOAT:
             continue
         half = f"{value.name}_fp16"
-        for node in graph.node:
-            for i, name in enumerate(node.output):
-                if name == value.name:
-                    node.output[i] = half
-            for i, name in enumerate(node.input):
-                if name == value.name:
-                    node.input[i] = half
+        _rename_tensor(graph, value.name, half, outputs=True)
         graph.node.append(helper.make_node("Cast", [half], [value.name], name=f"cast_{value.name}_to_fp32",
                                            to=TensorProto.FLOAT))
