@@ -16,12 +16,14 @@ from omegaconf.errors import OmegaConfBaseException
 from pydantic import TypeAdapter, ValidationError
 
 from .config import ACTIONS, ExperimentConfig
-from .config.walk import fields_of, is_section, iter_keys, key_index, to_plain, unwrap_optional
+from .config.requirements import requirements
+from .config.walk import fields_of, is_section, key_index, to_plain, unwrap_optional
 from .dotted import get_dotted, set_dotted
 from .errors import SpecError
 
 MISSING = "???"
 _ADAPTER = TypeAdapter(ExperimentConfig)
+_KEYS = key_index(ExperimentConfig)
 
 
 def load_spec(path: str | Path | None, overrides: list[str] | tuple[str, ...] = (), action: str | None = None
@@ -175,10 +177,9 @@ def _strip_placeholders(data: dict[str, Any], prefix: str = "") -> list[str]:
 
 def _check_placeholders_allowed(keys: list[str]) -> list[str]:
     """`???` is only meaningful where a key may be left empty (optional keys)."""
-    index = key_index(ExperimentConfig)
     problems = []
     for key in keys:
-        spec = index.get(key)
+        spec = _KEYS.get(key)
         if spec is not None and not unwrap_optional(spec.annotation)[1]:
             problems.append(f"{key}: '???' left in the spec; give a value (default: {spec.default()!r})")
     return problems
@@ -231,21 +232,19 @@ def _dedupe(items: list[str]) -> list[str]:
 def check_action(data: dict[str, Any], action: str) -> list[str]:
     """Problems that depend on the action being run: required values and cross-key rules."""
     problems = []
-    model_alternatives = {"evaluate": "evaluate", "inference": "inference"}
-    for spec in iter_keys(ExperimentConfig):
-        if action not in spec.required_for:
+    for req in requirements(action):
+        selected = get_dotted(data, req.when[0], _KEYS[req.when[0]].default()) if req.when else None
+        if not req.applies(selected) or any(get_dotted(data, key) is not None for key in req.keys):
             continue
-        if get_dotted(data, spec.path) is not None:
-            continue
-        if action in model_alternatives and spec.path.endswith(".checkpoint"):
-            block = model_alternatives[action]
-            if get_dotted(data, f"{block}.onnx_file") or get_dotted(data, f"{block}.trt_engine"):
-                continue
-            problems.append(f"{spec.path}: missing required value for {action} (give a checkpoint, or "
-                            f"{block}.onnx_file / {block}.trt_engine)")
-            continue
-        problems.append(f"{spec.path}: missing required value for {action} (set it in the spec or pass "
-                        f"{spec.path}=...)")
+        key, others = req.keys[0], req.keys[1:]
+        if others:
+            problems.append(f"{key}: missing required value for {action} (give a {key.rsplit('.', 1)[-1]}, or "
+                            f"{' / '.join(others)})")
+        elif req.when:
+            problems.append(f"{key}: missing required value for {action} with {req.when[0].rsplit('.', 1)[-1]} "
+                            f"'{req.when[1]}'")
+        else:
+            problems.append(f"{key}: missing required value for {action} (set it in the spec or pass {key}=...)")
     problems += _cross_checks(data, action)
     return problems
 
@@ -277,12 +276,4 @@ def _cross_checks(data: dict[str, Any], action: str) -> list[str]:
         if None not in (lo, opt, hi) and not lo <= opt <= hi:
             problems.append(f"gen_trt_engine.tensorrt: need min_batch_size <= opt_batch_size <= max_batch_size "
                             f"(got {lo}, {opt}, {hi})")
-    if action == "dataset_convert":
-        fmt = get_dotted(data, "dataset_convert.format", "factory_pcb")
-        needed = (["dataset_convert.deeppcb.root_dir"] if fmt == "deeppcb" else
-                  ["dataset_convert.root_dataset_dir", "dataset_convert.all_pcb_dataset_dir",
-                   "dataset_convert.golden_csv_dir"])
-        for key in needed:
-            if get_dotted(data, key) is None:
-                problems.append(f"{key}: missing required value for dataset_convert with format '{fmt}'")
     return problems
