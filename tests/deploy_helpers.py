@@ -1,17 +1,20 @@
 """Small models and data for the export/deploy tests: a synthetic two-light split and seeded checkpoints."""
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from optical_inspection.actions import export
 from optical_inspection.config import ExperimentConfig
 from optical_inspection.data.preprocess import Preprocessor
 from optical_inspection.data.synthetic import make_synthetic_split
 from optical_inspection.data.table import read_split
 from optical_inspection.models.checkpoint import save_checkpoint
 from optical_inspection.models.factory import build_model, dataset_geometry, model_settings
+from optical_inspection.status import StatusLogger
 
 LIGHTS = ("LowAngleLight", "WhiteLight")
 SIZE = 16  # tile size: strips are 3 x 32 x 16
@@ -66,3 +69,19 @@ def make_checkpoint(folder: Path, cfg: ExperimentConfig, seed: int = 0) -> Path:
     meta = {"model": model_settings(cfg.model), "dataset": dataset_geometry(cfg.dataset), "epoch": 1, "step": 5,
             "metrics": {}, "threshold": threshold, "threshold_source": "test fixture"}
     return save_checkpoint(folder / f"{cfg.model.model_type}.pth", model, meta)
+
+
+def export_models(root: Path, csv_path: Path, images_dir: Path,
+                  model_types: tuple[str, ...] = ("Compact", "Siamese_3"),
+                  ) -> dict[str, tuple[Path, Path, ExperimentConfig]]:
+    """{model_type: (checkpoint, onnx, cfg)}: a seeded checkpoint per type, exported with the real export action."""
+    out = {}
+    for model_type in model_types:
+        cfg = small_config(model_type, csv_path, images_dir)
+        checkpoint = make_checkpoint(root, cfg)
+        spec = copy.deepcopy(cfg)
+        spec.export.checkpoint = str(checkpoint)
+        spec.export.onnx_file = str(root / f"{model_type}.onnx")
+        export.run(spec, root, StatusLogger(root / "status.json"))
+        out[model_type] = (checkpoint, root / f"{model_type}.onnx", cfg)
+    return out

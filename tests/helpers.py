@@ -1,6 +1,7 @@
 """Small helpers shared by tests (no fixtures here; see conftest.py)."""
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -27,3 +28,12 @@ def write_spec(path: Path, data: dict) -> Path:
 
 def tao_spec() -> dict:
     return yaml.safe_load(TAO_SPEC.read_text())
+
+
+def folder_digest(folder: Path) -> str:
+    """sha256 over every file's relative path and bytes, in sorted order (same tree, same digest)."""
+    h = hashlib.sha256()
+    for p in sorted(folder.rglob("*")):
+        if p.is_file():
+            h.update(str(p.relative_to(folder)).encode() + p.read_bytes())
+    return h.hexdigest()

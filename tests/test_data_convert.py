@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 import shutil
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from optical_inspection.data.convert_factory import convert_factory, parse_board
 from optical_inspection.data.datamodule import OIDataModule
 from optical_inspection.errors import DataError
 from optical_inspection.spec import validate_dict
-from tests.helpers import run_cli, write_spec
+from tests.helpers import folder_digest, run_cli, write_spec
 
 DEEPPCB = Path("/work/shared/datasets/deeppcb-trainval")
 BOXES = {"12000001": "10 10 30 30 1\n100 90 120 130 3\n", "12000002": "50,60,70,75,6\n",
@@ -47,22 +46,14 @@ def _convert(root: Path, out: Path, **kw) -> dict:
     return convert_deeppcb(root, out, window_size=32, jitter=4, pass_per_fail=2.0, **kw)
 
 
-def _digest(folder: Path) -> str:
-    h = hashlib.sha256()
-    for p in sorted(folder.rglob("*")):
-        if p.is_file():
-            h.update(str(p.relative_to(folder)).encode() + p.read_bytes())
-    return h.hexdigest()
-
-
 def test_deeppcb_rows_labels_and_determinism(fake_deeppcb, tmp_path):
     a = _convert(fake_deeppcb, tmp_path / "a", seed=7)
     b = _convert(fake_deeppcb, tmp_path / "b", seed=7, threads=1)
     c = _convert(fake_deeppcb, tmp_path / "c", seed=8)
     assert a["csv_path"].read_bytes() == b["csv_path"].read_bytes()
-    assert _digest(tmp_path / "a") == _digest(tmp_path / "b")
+    assert folder_digest(tmp_path / "a") == folder_digest(tmp_path / "b")
     assert a["csv_path"].read_bytes() != c["csv_path"].read_bytes()
-    assert _digest(tmp_path / "a") != _digest(tmp_path / "c")
+    assert folder_digest(tmp_path / "a") != folder_digest(tmp_path / "c")
     rows = list(csv.DictReader(a["csv_path"].open()))
     assert list(rows[0]) == ["input_path", "golden_path", "label", "object_name", "group", "crop_x", "crop_y"]
     assert [r["label"] for r in rows if r["label"] != "PASS"] == ["open", "mousebite", "pin-hole", "short", "spur",

@@ -1,8 +1,6 @@
 """Synthetic demo data: deterministic, multi-light, several defect kinds, loadable as a split."""
 from __future__ import annotations
 
-import hashlib
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -10,20 +8,14 @@ from PIL import Image
 from optical_inspection.data.synthetic import DEFECT_KINDS, make_synthetic_split
 from optical_inspection.data.table import read_split
 
-
-def _digest(folder: Path) -> str:
-    h = hashlib.sha256()
-    for p in sorted(folder.rglob("*")):
-        if p.is_file():
-            h.update(str(p.relative_to(folder)).encode() + p.read_bytes())
-    return h.hexdigest()
+from helpers import folder_digest
 
 
 def test_same_seed_same_bytes(tmp_path):
     make_synthetic_split(tmp_path / "a", 10, size=24, seed=3)
     make_synthetic_split(tmp_path / "b", 10, size=24, seed=3)
     make_synthetic_split(tmp_path / "c", 10, size=24, seed=4)
-    assert _digest(tmp_path / "a") == _digest(tmp_path / "b") != _digest(tmp_path / "c")
+    assert folder_digest(tmp_path / "a") == folder_digest(tmp_path / "b") != folder_digest(tmp_path / "c")
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["dataset.csv", "images"]
 
 

@@ -9,8 +9,7 @@ import numpy as np
 import onnx
 import pytest
 
-from deploy_helpers import load_split_pairs, make_checkpoint, make_split, small_config
-from optical_inspection.actions import export
+from deploy_helpers import export_models, load_split_pairs, make_split
 from optical_inspection.cli import run_action
 from optical_inspection.config import ExperimentConfig
 from optical_inspection.deploy import load_scorer
@@ -18,7 +17,6 @@ from optical_inspection.deploy.geometry import model_dataset_config
 from optical_inspection.deploy.metadata import META_KEY, run_options
 from optical_inspection.deploy.onnx_backend import CPU, CUDA, TENSORRT, OnnxScorer, choose_providers
 from optical_inspection.errors import OIError
-from optical_inspection.status import StatusLogger
 
 PARITY = 1e-4
 
@@ -27,17 +25,7 @@ PARITY = 1e-4
 def exported(tmp_path_factory):
     """{model_type: (checkpoint, onnx, cfg)} for the default model and Siamese_3, on a real synthetic split."""
     root = tmp_path_factory.mktemp("deploy_onnx")
-    csv_path, images_dir = make_split(root / "split", n_pairs=40)
-    out = {}
-    for model_type in ("Compact", "Siamese_3"):
-        cfg = small_config(model_type, csv_path, images_dir)
-        checkpoint = make_checkpoint(root, cfg)
-        run_cfg = copy.deepcopy(cfg)
-        run_cfg.export.checkpoint = str(checkpoint)
-        run_cfg.export.onnx_file = str(root / f"{model_type}.onnx")
-        export.run(run_cfg, root, StatusLogger(root / "status.json"))
-        out[model_type] = (checkpoint, root / f"{model_type}.onnx", cfg)
-    return out
+    return export_models(root, *make_split(root / "split", n_pairs=40))
 
 
 @pytest.mark.parametrize("model_type", ["Compact", "Siamese_3"])

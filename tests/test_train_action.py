@@ -1,7 +1,6 @@
 """The train action in-process: names, latest file, status KPIs, metadata, seeds, resume/pretrained options."""
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 

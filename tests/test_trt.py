@@ -12,8 +12,7 @@ import onnx
 import pytest
 import torch
 
-from deploy_helpers import load_split_pairs, make_checkpoint, make_split, small_config
-from optical_inspection.actions import export
+from deploy_helpers import export_models, load_split_pairs, make_split
 from optical_inspection.cli import run_action
 from optical_inspection.deploy.calibration import CalibrationPairs
 from optical_inspection.deploy.metadata import read_sidecar, write_sidecar
@@ -23,7 +22,7 @@ from optical_inspection.deploy.qdq import quantize_to_qdq
 from optical_inspection.deploy.trt_backend import check_batch
 from optical_inspection.deploy.trt_compat import import_tensorrt
 from optical_inspection.errors import OIError
-from optical_inspection.status import StatusLogger, read_status
+from optical_inspection.status import read_status
 
 HAS_TRT = importlib.util.find_spec("tensorrt") is not None
 HAS_GPU = torch.cuda.is_available()
@@ -34,17 +33,8 @@ needs_trt = pytest.mark.skipif(not (HAS_TRT and HAS_GPU),
 @pytest.fixture(scope="module")
 def model_files(tmp_path_factory):
     root = tmp_path_factory.mktemp("trt")
-    csv_path, images_dir = make_split(root / "cal", n_pairs=24, seed=3)
-    out = {}
-    for model_type in ("Compact", "Siamese_3"):
-        cfg = small_config(model_type, csv_path, images_dir)
-        checkpoint = make_checkpoint(root, cfg)
-        spec = copy.deepcopy(cfg)
-        spec.export.checkpoint = str(checkpoint)
-        spec.export.onnx_file = str(root / f"{model_type}.onnx")
-        export.run(spec, root, StatusLogger(root / "status.json"))
-        out[model_type] = (root / f"{model_type}.onnx", cfg)
-    return root, out
+    models = export_models(root, *make_split(root / "cal", n_pairs=24, seed=3))
+    return root, {model_type: (onnx_path, cfg) for model_type, (_, onnx_path, cfg) in models.items()}
 
 
 def _engine_spec(cfg, onnx_path: Path, results: Path, **tensorrt):
