@@ -95,31 +95,30 @@ def run_action(action: str, config: ExperimentConfig) -> int:
         from .actions import get_action
 
         result = get_action(action)(config, results, status)
-    except KeyboardInterrupt:
-        status.write("FAILURE", f"{title} interrupted.", verbosity="ERROR")
-        print(f"ERROR: {action} interrupted", file=sys.stderr)
-        return 130
-    except NotImplementedError as exc:
-        status.write("FAILURE", str(exc), verbosity="ERROR")
-        print(f"ERROR: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
-    except OIError as exc:
-        status.write("FAILURE", str(exc), verbosity="ERROR")
-        print(f"ERROR: {exc}", file=sys.stderr)
-        return exc.exit_code
     except BaseException as exc:  # noqa: BLE001 - every failure must leave a FAILURE record
-        if interrupted:  # Lightning turns an interrupt into SystemExit(1) after its own clean-up
-            status.write("FAILURE", f"{title} interrupted (signal {interrupted[0]}).", verbosity="ERROR")
-            print(f"ERROR: {action} interrupted", file=sys.stderr)
-            return 130
-        status.write("FAILURE", f"{type(exc).__name__}: {exc}", verbosity="ERROR")
-        traceback.print_exc()
-        return EXIT_FAILURE
+        return _record_failure(action, status, exc, interrupted)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     status.write("SUCCESS", f"{title} finished successfully.", **_summary(result))
     return EXIT_OK
+
+
+def _record_failure(action: str, status: Any, exc: BaseException, interrupted: list[int]) -> int:
+    """Write the FAILURE record and the message for ``exc``; return the exit code (called while handling it)."""
+    title = _TITLES[action]
+    if isinstance(exc, KeyboardInterrupt) or interrupted:  # Lightning turns an interrupt into SystemExit(1)
+        how = f" (signal {interrupted[0]})" if interrupted else ""
+        status.write("FAILURE", f"{title} interrupted{how}.", verbosity="ERROR")
+        print(f"ERROR: {action} interrupted", file=sys.stderr)
+        return 130
+    if isinstance(exc, (OIError, NotImplementedError)):
+        status.write("FAILURE", str(exc), verbosity="ERROR")
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return exc.exit_code if isinstance(exc, OIError) else EXIT_FAILURE
+    status.write("FAILURE", f"{type(exc).__name__}: {exc}", verbosity="ERROR")
+    traceback.print_exc()
+    return EXIT_FAILURE
 
 
 def _summary(result: dict[str, Any] | None) -> dict[str, Any]:
