@@ -137,13 +137,17 @@ def test_kill_9_mid_study_then_restart_continues_without_rerunning_finished_tria
 
 def test_detached_automl_job_is_cancelled_with_its_running_trials(data, tmp_path):
     jobs = tmp_path / "jobs"
-    started = runner(jobs, *train_args(data, **{"automl.max_trials": 2, "epochs": 4}), "--detach")
+    # Trials long enough (500 epochs) that none can finish on a fast machine before the cancel reaches it.
+    started = runner(jobs, *train_args(data, **{"automl.max_trials": 2, "epochs": 500}), "--detach")
     assert started["status"] in ("pending", "running")
     deadline = time.monotonic() + 120
+    statuses: list[str] = []
     while time.monotonic() < deadline:
-        if [k["status"] for k in children(jobs, {started["id"]})].count("running") == 2:
+        statuses = [k["status"] for k in children(jobs, {started["id"]})]
+        if statuses.count("running") == 2:
             break
         time.sleep(0.3)
+    assert statuses == ["running", "running"], f"the two trials never ran at once: {statuses}"
     cancelled = runner(jobs, "cancel", started["id"])
     assert cancelled["status"] == "cancelled" and f"--parent-job {started['id']}" in cancelled["message"]
     kids = children(jobs, {started["id"]})
