@@ -72,6 +72,13 @@ def test_unknown_model_type_is_an_error_not_a_fallback() -> None:
         build_network({"model_type": "Siamese", "model_backbone": "resnet"}, (3, 32, 32))
 
 
+@pytest.mark.parametrize("model_type", ["Compact", "Siamese", "Siamese_3"])
+@pytest.mark.parametrize("shape", [(4, 32, 32), (1, 32, 32), (32, 32)])
+def test_strips_that_are_not_rgb_are_refused_by_every_network(model_type: str, shape: tuple[int, ...]) -> None:
+    with pytest.raises(OIError, match=r"strip_shape \[.*\] is not \(3, height, width\)"):
+        build_network({"model_type": model_type}, shape)
+
+
 def test_contrastive_loss_matches_tao_formula() -> None:
     d = torch.tensor([0.5, 3.0, 0.5, 3.0])
     y = torch.tensor([0.0, 0.0, 1.0, 1.0])

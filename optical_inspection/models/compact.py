@@ -37,10 +37,7 @@ class Compact(nn.Module):
 
     def __init__(self, strip_shape: tuple[int, int, int], base_channels: int = 16, shift_tolerance: int = 1) -> None:
         super().__init__()
-        channels, height, width = strip_shape
-        if channels != 3:
-            raise ValueError(f"Compact takes 3-channel strips, got {channels} channels")
-        self.strip_shape = (channels, height, width)
+        self.strip_shape = strip_shape
         self.shift_tolerance = shift_tolerance
         c = base_channels
         self.encoder = nn.Sequential(

@@ -35,6 +35,9 @@ def build_network(model: Mapping[str, Any], strip_shape: tuple[int, int, int] | 
     """The network named by ``model["model_type"]`` for strips of ``strip_shape`` (3, H', W')."""
     model_type = model.get("model_type")
     shape = tuple(int(v) for v in strip_shape)
+    if len(shape) != 3 or shape[0] != 3:
+        raise OIError(f"strip_shape {list(shape)} is not (3, height, width): every network takes RGB strips; "
+                      "rebuild the model file from a spec whose dataset section describes the lights")
     if model_type == "Compact":
         return Compact(shape, base_channels=int(model.get("base_channels", 16)),  # type: ignore[arg-type]
                        shift_tolerance=int(model.get("shift_tolerance", 1)))

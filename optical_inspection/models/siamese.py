@@ -31,10 +31,8 @@ class _SiameseBase(nn.Module):
 
     def __init__(self, strip_shape: tuple[int, int, int], embedding_vectors: int) -> None:
         super().__init__()
-        channels, height, width = strip_shape
-        if channels != 3:
-            raise ValueError(f"Siamese networks take 3-channel strips, got {channels} channels")
-        self.strip_shape = (channels, height, width)
+        _, height, width = strip_shape
+        self.strip_shape = strip_shape
         self.embedding_vectors = embedding_vectors
         self.cnn1 = _trunk()
         self.flat_features = TRUNK_CHANNELS * height * width
