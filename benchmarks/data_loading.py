@@ -78,7 +78,8 @@ def epoch(loader) -> tuple[int, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--deeppcb", default="/work/shared/datasets/deeppcb-trainval")
+    deeppcb = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "deeppcb-trainval"  # beside the checkout
+    parser.add_argument("--deeppcb", default=str(deeppcb))
     parser.add_argument("--groups", default="00041", help="comma-separated DeepPCB groups, or 'all'")
     parser.add_argument("--window", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=32)

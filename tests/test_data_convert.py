@@ -14,9 +14,9 @@ from optical_inspection.data.convert_factory import convert_factory, parse_board
 from optical_inspection.data.datamodule import OIDataModule
 from optical_inspection.errors import DataError
 from optical_inspection.spec import validate_dict
-from tests.helpers import folder_digest, run_cli, write_spec
+from tests.helpers import REPO, folder_digest, run_cli, write_spec
 
-DEEPPCB = Path("/work/shared/datasets/deeppcb-trainval")
+DEEPPCB = REPO.parent / "shared" / "datasets" / "deeppcb-trainval"  # beside the checkout, never inside it
 BOXES = {"12000001": "10 10 30 30 1\n100 90 120 130 3\n", "12000002": "50,60,70,75,6\n",
          "34000001": "5 120 40 150 2\n140 5 155 30 4\n", "34000002": "70 70 90 90 5\n"}
 
