@@ -50,10 +50,20 @@ def convert(out: Path) -> dict[str, Path]:
     return folders
 
 
-def model_spec(model_type: str, folders: dict[str, Path], results: Path, minutes: float, compact_epochs: int
-               ) -> dict:
+def model_spec(model_type: str, folders: dict[str, Path], results: Path, minutes: float, compact_epochs: int,
+               recipe: str = "tuned") -> dict:
     def split(name: str) -> dict[str, str]:
         return {"csv_path": str(folders[name] / "dataset.csv"), "images_dir": str(folders[name] / "images")}
+
+    if recipe == "defaults":  # what a user gets from the spec template: only data, size, epochs and budget set
+        return {
+            "results_dir": str(results), "model": {"model_type": model_type},
+            "dataset": {"train_dataset": split("train"), "validation_dataset": split("val"),
+                        "test_dataset": split("test"), "infer_dataset": split("test"), "input_map": None,
+                        "image_height": WINDOW, "image_width": WINDOW, "workers": 0},
+            "train": {"num_epochs": compact_epochs, "max_time_minutes": minutes, "progress_bar": False},
+            "evaluate": {"checkpoint": str(results / "train" / "oi_model_latest.pth"), "batch_size": 64},
+        }
 
     aug = {"augment": True, "with_random_blur": False, "with_random_crop": False,
            "random_color": {"enable": False}, "random_shift": {"enable": True, "max_pixels": 3},
@@ -116,16 +126,17 @@ def child(model_type: str, args: argparse.Namespace) -> None:
     out = Path(args.out)
     folders = {s: out / "deeppcb" / s for s in GROUPS}
     results = out / model_type
-    spec = model_spec(model_type, folders, results, args.minutes, args.compact_epochs)
+    spec = model_spec(model_type, folders, results, args.minutes, args.compact_epochs, args.recipe)
     t0 = time.time()
-    if run_action("train", validate_dict(spec, "train")) != 0:
+    train_config = validate_dict(spec, "train")
+    if run_action("train", train_config) != 0:
         sys.exit(f"training {model_type} failed; see {results / 'train' / 'status.json'}")
     train_wall = time.time() - t0
     records = read_status(results / "train" / "status.json")
     epochs = [r for r in records if r.get("message") == "Training loop in progress"]
     train_seconds = sum(_seconds(r["time_per_epoch"]) for r in epochs)
     model, meta = load_checkpoint(results / "train" / "oi_model_latest.pth")
-    pairs_trained = meta["step"] * spec["dataset"]["batch_size"]
+    pairs_trained = meta["step"] * train_config.dataset.batch_size
     if run_action("evaluate", validate_dict(spec, "evaluate")) != 0:
         sys.exit(f"evaluate {model_type} failed; see {results / 'evaluate' / 'status.json'}")
     metrics = json.loads((results / "evaluate" / "metrics.json").read_text())
@@ -160,7 +171,7 @@ def interleaved_speed(args: argparse.Namespace, models: list[str], rounds: int =
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     folders = {s: out / "deeppcb" / s for s in GROUPS}
-    specs = {m: model_spec(m, folders, out / m, args.minutes, args.compact_epochs) for m in models}
+    specs = {m: model_spec(m, folders, out / m, args.minutes, args.compact_epochs, args.recipe) for m in models}
     small = copy.deepcopy(specs[models[0]])
     small["dataset"]["train_dataset"] = small["dataset"]["test_dataset"]  # a small split to draw batches from
     data = OIDataModule(validate_dict(small, "train"))
@@ -205,6 +216,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch threads per process")
     parser.add_argument("--compact-epochs", type=int, default=6, help="epochs of the cosine schedule for Compact")
     parser.add_argument("--models", default="Compact,Siamese_3", help="comma-separated model types")
+    parser.add_argument("--recipe", choices=("tuned", "defaults"), default="tuned",
+                        help="tuned: each model's recipe (Compact: AdamW 3e-3, shift augmentation, fpratio 0.5; "
+                             "Siamese: TAO's); defaults: the spec template's values, only data/size/budget set")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "out" / "train_eval"))
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--speed-only", action="store_true", help="only the alternating speed check of trained models")
@@ -220,7 +234,8 @@ def main() -> None:
     rows = []
     for model_type in args.models.split(","):
         cmd = [sys.executable, __file__, "--child", model_type, "--minutes", str(args.minutes), "--threads",
-               str(args.threads), "--compact-epochs", str(args.compact_epochs), "--out", str(out)]
+               str(args.threads), "--compact-epochs", str(args.compact_epochs), "--recipe", args.recipe,
+               "--out", str(out)]
         proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
         lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
         if proc.returncode != 0 or not lines:
