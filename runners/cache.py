@@ -1,7 +1,7 @@
 """The content-addressed cache under the jobs root: downloaded objects and extracted archives.
 
 Layout: ``objects/<sha256>/<file name>``, ``index/<sha256 of an origin key>.json`` (origin -> object, so an S3
-object is downloaded once per ETag), ``extracted/<sha256 of the archive>/``. Entries appear by atomic rename,
+object is downloaded once per ETag), ``extracted/<sha256 of the archive>/``, ``mirrors/<sha256 of an S3 listing>/`` (loose objects). Entries appear by atomic rename,
 so two runners filling the same entry at once never see a half-written one.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from .errors import DataSourceError
 from .locks import file_lock
@@ -84,6 +84,23 @@ class ContentCache:
                     safe_extract(archive, target)
                 except OIError as exc:
                     raise DataSourceError(str(exc)) from None
+        return target
+
+    def mirrored(self, origin: str, fill: Callable[[Path], None]) -> Path:
+        """``mirrors/<sha256 of origin>/``, filled once by ``fill(folder)`` into a temp folder then renamed, so a
+        failed or interrupted download leaves nothing behind and a finished one is never filled again."""
+        target = self.root / "mirrors" / hashlib.sha256(origin.encode()).hexdigest()
+        if target.is_dir():
+            return target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with file_lock(target.parent / f"{target.name}.lock"):
+            if not target.is_dir():
+                work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+                try:
+                    fill(work)
+                    os.replace(work, target)
+                finally:
+                    shutil.rmtree(work, ignore_errors=True)
         return target
 
     def split_folder(self, csv_path: Path, images_dir: Path) -> Path:

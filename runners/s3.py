@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from .cache import ContentCache
 from .errors import DataSourceError
@@ -51,23 +52,78 @@ def make_client() -> Any:
     return session.client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None, config=config)
 
 
-def list_split(client: Any, uri: str) -> dict[str, S3Object]:
-    """The objects directly under the split prefix, by file name."""
+def list_split(client: Any, uri: str) -> dict[str, S3Object | None]:
+    """What lies directly under the split prefix: objects by file name, sub-folders as ``name/`` → None."""
     bucket, prefix = parse_uri(uri)
     folder = f"{prefix}/" if prefix else ""
-    found: dict[str, S3Object] = {}
-    token = None
-    while True:
-        kwargs = {"Bucket": bucket, "Prefix": folder, "Delimiter": "/"}
-        if token:
-            kwargs["ContinuationToken"] = token
-        page = _call(lambda: client.list_objects_v2(**kwargs), uri)
+    found: dict[str, S3Object | None] = {}
+    for page in _pages(client, uri, Bucket=bucket, Prefix=folder, Delimiter="/"):
         for item in page.get("Contents", []):
             name = item["Key"][len(folder):]
             found[name] = S3Object(bucket, item["Key"], item.get("ETag", "").strip('"'), int(item.get("Size", 0)))
+        for sub in page.get("CommonPrefixes", []):
+            found[sub["Prefix"][len(folder):]] = None
+    return found
+
+
+def list_tree(client: Any, uri: str) -> dict[str, S3Object]:
+    """Every object under the prefix, by its path relative to the prefix; an unsafe path is an error."""
+    bucket, prefix = parse_uri(uri)
+    folder = f"{prefix}/" if prefix else ""
+    found: dict[str, S3Object] = {}
+    for page in _pages(client, uri, Bucket=bucket, Prefix=folder):
+        for item in page.get("Contents", []):
+            relative = item["Key"][len(folder):]
+            if (relative == "" or relative.endswith("/")) and int(item.get("Size", 0)) == 0:
+                continue  # a "folder marker" object some tools create
+            found[_safe_relative(relative, uri)] = S3Object(bucket, item["Key"], item.get("ETag", "").strip('"'),
+                                                            int(item.get("Size", 0)))
+    return found
+
+
+def mirror(client: Any, uri: str, cache: ContentCache, max_bytes: int, threads: int = 16) -> Path:
+    """A local copy of every object under ``uri`` (downloaded in parallel once per listing of keys, ETags and
+    sizes; the folder appears complete or not at all)."""
+    objects = list_tree(client, uri)
+    if not objects:
+        raise DataSourceError(f"{uri}/: no objects under this prefix")
+    total = sum(o.size for o in objects.values())
+    if total > max_bytes:
+        raise DataSourceError(f"{uri}/: {total / 2**20:.1f} MiB of images, over the {max_bytes / 2**20:.1f} MiB "
+                              "cap; pack them as images.tar.gz or raise the cap")
+    listing = sorted((name, o.etag, o.size) for name, o in objects.items())
+
+    def fill(folder: Path) -> None:
+        def fetch(name: str) -> None:
+            obj = objects[name]
+            target = folder / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            _call(lambda: client.download_file(obj.bucket, obj.key, str(target)), obj.uri)
+
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            list(pool.map(fetch, objects))  # list(): re-raise the first failure
+
+    return cache.mirrored(json.dumps([uri, listing]), fill)
+
+
+def _pages(client: Any, uri: str, **request: Any) -> Iterator[dict]:
+    token = None
+    while True:
+        kwargs = {**request, **({"ContinuationToken": token} if token else {})}
+        page = _call(lambda: client.list_objects_v2(**kwargs), uri)  # noqa: B023 - called at once
+        yield page
         token = page.get("NextContinuationToken")
         if not token:
-            return found
+            return
+
+
+def _safe_relative(name: str, uri: str) -> str:
+    """``name`` when it is a plain relative path (no empty, '.' or '..' parts, no backslash)."""
+    parts = name.split("/")
+    if not name or "\\" in name or any(part in ("", ".", "..") for part in parts):
+        raise DataSourceError(f"{uri}/{name}: refusing to download an object whose key is not a plain relative "
+                              "path ('..', '.', '//' or '\\' in it); rename or remove it")
+    return name
 
 
 def download(client: Any, obj: S3Object, cache: ContentCache) -> Path:

@@ -1,8 +1,9 @@
 """Data sources: `--data SOURCE=LOCATION` → the spec keys that skill_info's data_sources table names.
 
 A LOCATION is a split folder holding ``dataset.csv`` and ``images/`` (or ``images.tar.gz``), or an
-``s3://bucket/prefix`` URI of such a folder. Archives are extracted once into the content-addressed cache and
-the image root is found by the data package's wrapper detection (``images/``, ``images/images/``...).
+``s3://bucket/prefix`` URI of such a folder. Archives are extracted once into the content-addressed cache, loose
+S3 objects under ``images/`` are mirrored into it once, and the image root is found by the data package's wrapper
+detection (``images/``, ``images/images/``...).
 ``plan`` (materialize=False) checks that everything exists but downloads and extracts nothing.
 """
 from __future__ import annotations
@@ -17,6 +18,7 @@ from .skill_info import SkillInfo
 
 CSV_NAME = "dataset.csv"
 ARCHIVE_NAMES = ("images.tar.gz", "images.tgz", "images.tar")
+IMAGES_FOLDER = "images/"
 
 
 @dataclass(frozen=True)
@@ -103,25 +105,33 @@ def _local_split(location: str, cache: ContentCache, materialize: bool) -> Split
 
 
 def _s3_split(uri: str, cache: ContentCache, materialize: bool) -> Split:
+    from optical_inspection.data.archives import DEFAULT_MAX_BYTES
+
     from . import s3
 
     client = s3.make_client()
-    objects = s3.list_split(client, uri)
-    if CSV_NAME not in objects:
+    found = s3.list_split(client, uri)
+    csv_object = found.get(CSV_NAME)
+    if csv_object is None:
         raise DataSourceError(f"{uri}/{CSV_NAME} does not exist (found under {uri}/: "
-                              f"{', '.join(sorted(objects)) or 'nothing'})")
-    archive_name = next((n for n in ARCHIVE_NAMES if n in objects), None)
-    if archive_name is None:
-        raise DataSourceError(f"{uri}: no images archive ({' / '.join(ARCHIVE_NAMES)}) next to {CSV_NAME} "
-                              f"(found: {', '.join(sorted(objects))})")
+                              f"{', '.join(sorted(found)) or 'nothing'})")
+    archive_name = next((n for n in ARCHIVE_NAMES if found.get(n) is not None), None)
+    if archive_name is None and IMAGES_FOLDER not in found:
+        raise DataSourceError(f"{uri}: no images archive ({' / '.join(ARCHIVE_NAMES)}) and no {IMAGES_FOLDER} "
+                              f"folder next to {CSV_NAME} (found: {', '.join(sorted(found))})")
+    images = archive_name or IMAGES_FOLDER
     if not materialize:
         pending = f"<downloaded at run time from {uri}>"
-        return Split(uri, pending, pending, pending, f"s3 {CSV_NAME} + {archive_name} (downloaded by run)")
-    csv_path = s3.download(client, objects[CSV_NAME], cache)
-    archive = s3.download(client, objects[archive_name], cache)
-    root = cache.extracted(archive)
-    return Split(uri, str(csv_path.parent), str(csv_path), _images_dir(root, csv_path),
-                 f"s3 {CSV_NAME} + {archive_name} downloaded into the cache, extracted into {root}")
+        return Split(uri, pending, pending, pending, f"s3 {CSV_NAME} + {images} (downloaded by run)")
+    csv_path = s3.download(client, csv_object, cache)
+    if archive_name is None:
+        root = s3.mirror(client, f"{uri}/{IMAGES_FOLDER.rstrip('/')}", cache, DEFAULT_MAX_BYTES)
+        how = f"s3 {CSV_NAME} + {IMAGES_FOLDER} downloaded into the cache at {root}"
+    else:
+        archive = s3.download(client, found[archive_name], cache)  # type: ignore[arg-type]
+        root = cache.extracted(archive)
+        how = f"s3 {CSV_NAME} + {archive_name} downloaded into the cache, extracted into {root}"
+    return Split(uri, str(csv_path.parent), str(csv_path), _images_dir(root, csv_path), how)
 
 
 def split_folder(split: Split, cache: ContentCache, materialize: bool) -> str:

@@ -106,9 +106,15 @@ def s3(tmp_path_factory, base_split):
         for name in ("dataset.csv", "images.tar.gz"):
             client.upload_file(str(split / name), BUCKET, f"{prefix}/{name}")
     client.put_object(Bucket=BUCKET, Key="csvonly/dataset.csv", Body=b"input_path,golden_path,label,object_name\n")
+    loose = make_split(staging / "loose_src", 6, seed=5)                  # dataset.csv + loose objects under images/
+    for path in sorted(p for p in loose.rglob("*") if p.is_file()):
+        client.upload_file(str(path), BUCKET, f"loose/{path.relative_to(loose).as_posix()}")
+    client.put_object(Bucket=BUCKET, Key="loose/images/", Body=b"")      # a folder marker, as consoles create
+    client.upload_file(str(loose / "dataset.csv"), BUCKET, "evil/dataset.csv")
+    client.put_object(Bucket=BUCKET, Key="evil/images/boards/../../escape.png", Body=b"x")
     urllib.request.urlopen(urllib.request.Request(url + "/moto-api/reset-auth", data=b"0", method="POST",
                                                   headers={"Content-Type": "text/plain"}))
-    yield {"url": url, "key_id": key["AccessKeyId"], "secret": key["SecretAccessKey"]}
+    yield {"url": url, "key_id": key["AccessKeyId"], "secret": key["SecretAccessKey"], "loose": loose}
     server.terminate()
     server.wait(timeout=10)
 
@@ -152,10 +158,57 @@ def test_s3_train_job_runs_end_to_end_and_writes_no_credentials(aws_env, s3, tmp
     assert csv_path.stat().st_mtime_ns == mtime, "a cached object is not downloaded again"
 
 
+def test_s3_loose_images_are_mirrored_once_and_train_from_the_cache(aws_env, s3, tmp_path):
+    jobs = tmp_path / "jobs"
+    data = {"train_datasets": f"s3://{BUCKET}/loose", "eval_dataset": f"s3://{BUCKET}/val"}
+    planned = plan_job("train", jobs_root=jobs, automl_policy="off", data=data, overrides=TRAIN_OVERRIDES)
+    assert planned.data_sources["train_datasets"][0]["how"] == "s3 dataset.csv + images/ (downloaded by run)"
+    assert not (jobs / ".cache" / "mirrors").exists(), "plan downloads nothing"
+    record = run_job("train", jobs_root=jobs, automl_policy="off", data=data, overrides={**TRAIN_OVERRIDES, "epochs": 1})
+    assert record.status == "success", Path(record.log_path).read_text()[-3000:]
+    images = Path(record.decisions["spec_values"]["dataset.train_dataset.images_dir"]["value"])
+    assert images.parent == jobs / ".cache" / "mirrors"                  # the images/ prefix, mirrored
+    files = sorted(p for p in images.rglob("*") if p.is_file())
+    source = s3["loose"] / "images"
+    assert [p.relative_to(images) for p in files] == sorted(p.relative_to(source) for p in source.rglob("*")
+                                                            if p.is_file())
+    assert all(p.read_bytes() == (source / p.relative_to(images)).read_bytes() for p in files)
+    stamps = [p.stat().st_mtime_ns for p in files]
+    cache = ContentCache(jobs / ".cache")
+    done, _ = resolve_sources("train", {"train_datasets": [f"s3://{BUCKET}/loose"]}, load_skill_info(), cache, True)
+    assert dict((k, v) for k, v, _ in done)["dataset.train_dataset.images_dir"] == str(images)
+    assert [p.stat().st_mtime_ns for p in files] == stamps, "an unchanged prefix is not downloaded again"
+    assert not list((jobs / ".cache" / "mirrors").glob(".*")), "no temp folder left behind"
+
+
+def test_s3_object_with_an_unsafe_key_is_refused_and_nothing_is_written(aws_env, tmp_path):
+    cache = ContentCache(tmp_path / "cache")
+    with pytest.raises(DataSourceError, match=r"boards/\.\./\.\./escape\.png: refusing to download"):
+        resolve_sources("train", {"train_datasets": [f"s3://{BUCKET}/evil"]}, load_skill_info(), cache, True)
+    assert not (cache.root / "mirrors").exists()
+    assert not list(tmp_path.rglob("escape.png"))
+
+
+def test_a_failed_mirror_leaves_no_folder_and_is_filled_again_next_time(tmp_path):
+    cache = ContentCache(tmp_path)
+
+    def broken(folder: Path) -> None:
+        (folder / "half.png").write_bytes(b"x")
+        raise DataSourceError("s3://b/images/next.png: S3 request failed")
+
+    with pytest.raises(DataSourceError, match="S3 request failed"):
+        cache.mirrored("origin", broken)
+    assert [p.name for p in (tmp_path / "mirrors").iterdir() if not p.name.endswith(".lock")] == []
+    folder = cache.mirrored("origin", lambda f: (f / "whole.png").write_bytes(b"y"))
+    assert [p.name for p in folder.iterdir()] == ["whole.png"]
+    assert cache.mirrored("origin", broken) == folder                    # filled once, never again
+
+
 @pytest.mark.parametrize("uri, message", [
     (f"s3://no-such-bucket/train", "bucket 'no-such-bucket' does not exist"),
     (f"s3://{BUCKET}/missing", f"s3://{BUCKET}/missing/dataset.csv does not exist (found under s3://{BUCKET}/missing/: nothing)"),
-    (f"s3://{BUCKET}/csvonly", "no images archive (images.tar.gz / images.tgz / images.tar) next to dataset.csv"),
+    (f"s3://{BUCKET}/csvonly", "no images archive (images.tar.gz / images.tgz / images.tar) and no images/ folder "
+                               "next to dataset.csv"),
 ])
 def test_s3_missing_bucket_or_key_is_a_clear_error(aws_env, tmp_path, uri, message):
     with pytest.raises(DataSourceError) as err:
