@@ -19,13 +19,13 @@ from optical_inspection.dotted import get_dotted
 
 from .cache import ContentCache
 from .checkpoints import parse_request
-from .errors import RequestError, RunnerError
+from .errors import DataSourceError, RequestError, RunnerError
 from .launch import cancel, reconcile, set_supervisor, start_detached, supervise
 from .parents import ACCEPTED_PARENTS, Parent, action_results, is_resume, load_parent, resolve_mappings
 from .policy import PolicyDecision, resolve_policy
 from .records import TERMINAL, JobRecord, JobStore, now_iso
 from .skill_info import SkillInfo, load_skill_info
-from .sources import resolve_sources
+from .sources import resolve_sources, unreadable_placeholders
 from .specbuild import SchemaKeys, SpecDraft, apply_overrides, load_schema, load_template, validate, write_spec
 
 DEFAULT_JOBS_ROOT = "oi_jobs"
@@ -93,7 +93,12 @@ def build_plan(req: JobRequest, store: JobStore, job_dir: Path, materialize: boo
         base = f"template {skill.template_path(req.action)}"
     problems = apply_overrides(draft, req.overrides, skill, keys, req.action)
     cache = ContentCache(store.cache_root)
-    assignments, resolved = resolve_sources(req.action, req.data, skill, cache, materialize)
+    try:
+        assignments, resolved = resolve_sources(req.action, req.data, skill, cache, materialize)
+        data_problems: list[str] = []
+    except DataSourceError as exc:  # go on, so the request's other problems are reported with it
+        data_problems, resolved = exc.problems, {}
+        assignments = unreadable_placeholders(req.action, req.data, skill)
     for key, value, source in assignments:
         _assign(draft, key, value, source, problems)
     if parent is not None and not is_resume(req.action, parent):
@@ -107,6 +112,8 @@ def build_plan(req: JobRequest, store: JobStore, job_dir: Path, materialize: boo
         from .automl.space import space_problems
 
         problems += space_problems(draft.data, schema, skill.shorthand_keys)
+    if data_problems:
+        raise DataSourceError(data_problems + problems)
     if problems:
         raise RequestError(problems)
     return Plan(req.action, policy, draft, base, resolved, parent_details, action_results(draft.data, req.action))

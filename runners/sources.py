@@ -58,8 +58,16 @@ def resolve_sources(action: str, data: dict[str, list[str]], skill: SkillInfo, c
                             for s in unknown])
     assignments: list[tuple[str, Any, str]] = []
     resolved: dict[str, list[dict[str, str]]] = {}
+    problems: list[str] = []
     for source, locations in data.items():
-        splits = [resolve_split(loc, cache, materialize) for loc in locations]
+        splits = []
+        for location in locations:  # every unreadable location is reported, not only the first
+            try:
+                splits.append(resolve_split(location, cache, materialize))
+            except DataSourceError as exc:
+                problems += exc.problems
+        if len(splits) < len(locations):
+            continue
         resolved[source] = [s.as_dict() for s in splits]
         for mapping in table[source]:
             if "folder_list" in mapping:
@@ -72,7 +80,21 @@ def resolve_sources(action: str, data: dict[str, list[str]], skill: SkillInfo, c
             split = splits[0]
             assignments.append((mapping["csv"], split.csv_path, f"data source {source} ({split.location})"))
             assignments.append((mapping["images"], split.images_dir, f"data source {source} ({split.location})"))
+    if problems:
+        raise DataSourceError(problems)
     return assignments, resolved
+
+
+def unreadable_placeholders(action: str, data: dict[str, list[str]], skill: SkillInfo) -> list[tuple[str, Any, str]]:
+    """Stand-in values for the keys of data sources that could not be read, so the rest of a plan is still
+    checked (and every problem reported at once) without repeating 'a value is required' for those keys."""
+    out: list[tuple[str, Any, str]] = []
+    for source in data:
+        for mapping in skill.data_sources(action).get(source, []):
+            for kind, key in mapping.items():
+                value = f"<data source {source} could not be read>"
+                out.append((key, [value] if kind == "folder_list" else value, f"data source {source} (unreadable)"))
+    return out
 
 
 def resolve_split(location: str, cache: ContentCache, materialize: bool) -> Split:

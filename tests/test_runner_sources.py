@@ -65,6 +65,20 @@ def test_unsafe_archive_is_refused_with_a_clear_error(base_split, tmp_path):
     assert not (tmp_path / "escape.txt").exists()
 
 
+def test_every_unreadable_location_and_the_other_problems_are_reported_at_once(base_split, tmp_path):
+    with pytest.raises(DataSourceError) as err:
+        plan_job("train", jobs_root=tmp_path / "jobs", automl_policy="off",
+                 data={"train_datasets": str(tmp_path / "nope"), "eval_dataset": str(tmp_path / "gone")},
+                 overrides={"epoch": 3, "train.optim.lr": -1})
+    problems = err.value.problems
+    assert err.value.exit_code == 4 and len(problems) == 4, problems
+    assert f"data location '{tmp_path / 'nope'}' does not exist" in problems[0]
+    assert f"data location '{tmp_path / 'gone'}' does not exist" in problems[1]
+    assert "epoch: unknown key for train; did you mean 'epochs'?" in problems
+    assert any(p.startswith("train.optim.lr: -1") for p in problems)
+    assert not (tmp_path / "jobs").exists(), "a refused plan writes nothing"
+
+
 # ---------------------------------------------------------------- S3 (moto standalone server)
 
 def _free_port() -> int:
@@ -234,7 +248,9 @@ def test_s3_cli_exit_code_and_missing_credentials(aws_env, tmp_path):
                            "--data", "train_datasets=s3://no-such-bucket/x"], capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(REPO)})
     assert done.returncode == 4
-    assert "bucket 'no-such-bucket' does not exist" in json.loads(done.stdout)["error"]
+    answer = json.loads(done.stdout)
+    assert "bucket 'no-such-bucket' does not exist" in answer["problems"][0]           # data problems come first
+    assert any(p.startswith("dataset.validation_dataset.csv_path: a value is required") for p in answer["problems"])
     aws_env.delenv("AWS_ACCESS_KEY_ID")
     aws_env.delenv("AWS_SECRET_ACCESS_KEY")
     with pytest.raises(DataSourceError, match="no AWS credentials found"):
