@@ -25,7 +25,7 @@ from .parents import ACCEPTED_PARENTS, Parent, action_results, is_resume, load_p
 from .policy import PolicyDecision, resolve_policy
 from .records import TERMINAL, JobRecord, JobStore, now_iso
 from .skill_info import SkillInfo, load_skill_info
-from .sources import resolve_sources, unreadable_placeholders
+from .sources import collect_sources
 from .specbuild import SchemaKeys, SpecDraft, apply_overrides, load_schema, load_template, validate, write_spec
 
 DEFAULT_JOBS_ROOT = "oi_jobs"
@@ -93,12 +93,7 @@ def build_plan(req: JobRequest, store: JobStore, job_dir: Path, materialize: boo
         base = f"template {skill.template_path(req.action)}"
     problems = apply_overrides(draft, req.overrides, skill, keys, req.action)
     cache = ContentCache(store.cache_root)
-    try:
-        assignments, resolved = resolve_sources(req.action, req.data, skill, cache, materialize)
-        data_problems: list[str] = []
-    except DataSourceError as exc:  # go on, so the request's other problems are reported with it
-        data_problems, resolved = exc.problems, {}
-        assignments = unreadable_placeholders(req.action, req.data, skill)
+    assignments, resolved, data_problems = collect_sources(req.action, req.data, skill, cache, materialize)
     for key, value, source in assignments:
         _assign(draft, key, value, source, problems)
     if parent is not None and not is_resume(req.action, parent):

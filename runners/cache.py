@@ -1,8 +1,9 @@
 """The content-addressed cache under the jobs root: downloaded objects and extracted archives.
 
 Layout: ``objects/<sha256>/<file name>``, ``index/<sha256 of an origin key>.json`` (origin -> object, so an S3
-object is downloaded once per ETag), ``extracted/<sha256 of the archive>/``, ``mirrors/<sha256 of an S3 listing>/`` (loose objects). Entries appear by atomic rename,
-so two runners filling the same entry at once never see a half-written one.
+object is downloaded once per ETag), ``extracted/<sha256 of the archive>/`` and ``mirrors/<sha256 of an S3
+listing>/`` (loose objects). Entries appear by atomic rename, so two runners filling the same entry at once never
+see a half-written one.
 """
 from __future__ import annotations
 

@@ -49,7 +49,19 @@ def parse_data_args(items: list[str] | None) -> dict[str, list[str]]:
 
 def resolve_sources(action: str, data: dict[str, list[str]], skill: SkillInfo, cache: ContentCache,
                     materialize: bool) -> tuple[list[tuple[str, Any, str]], dict[str, list[dict[str, str]]]]:
-    """The (key, value, source) assignments for the spec, and the resolved splits per source."""
+    """The (key, value, source) assignments for the spec, and the resolved splits per source; a DataSourceError
+    lists every location that cannot be read."""
+    assignments, resolved, problems = collect_sources(action, data, skill, cache, materialize)
+    if problems:
+        raise DataSourceError(problems)
+    return assignments, resolved
+
+
+def collect_sources(action: str, data: dict[str, list[str]], skill: SkillInfo, cache: ContentCache,
+                    materialize: bool
+                    ) -> tuple[list[tuple[str, Any, str]], dict[str, list[dict[str, str]]], list[str]]:
+    """Like :func:`resolve_sources`, but unreadable locations come back as problems, and their source's keys get
+    a stand-in value, so a plan can still check (and report at once) everything else."""
     table = skill.data_sources(action)
     unknown = [s for s in data if s not in table]
     if unknown:
@@ -67,6 +79,10 @@ def resolve_sources(action: str, data: dict[str, list[str]], skill: SkillInfo, c
             except DataSourceError as exc:
                 problems += exc.problems
         if len(splits) < len(locations):
+            unreadable = f"<data source {source} could not be read>"
+            assignments += [(key, [unreadable] if kind == "folder_list" else unreadable,
+                             f"data source {source} (unreadable)")
+                            for mapping in table[source] for kind, key in mapping.items()]
             continue
         resolved[source] = [s.as_dict() for s in splits]
         for mapping in table[source]:
@@ -80,21 +96,7 @@ def resolve_sources(action: str, data: dict[str, list[str]], skill: SkillInfo, c
             split = splits[0]
             assignments.append((mapping["csv"], split.csv_path, f"data source {source} ({split.location})"))
             assignments.append((mapping["images"], split.images_dir, f"data source {source} ({split.location})"))
-    if problems:
-        raise DataSourceError(problems)
-    return assignments, resolved
-
-
-def unreadable_placeholders(action: str, data: dict[str, list[str]], skill: SkillInfo) -> list[tuple[str, Any, str]]:
-    """Stand-in values for the keys of data sources that could not be read, so the rest of a plan is still
-    checked (and every problem reported at once) without repeating 'a value is required' for those keys."""
-    out: list[tuple[str, Any, str]] = []
-    for source in data:
-        for mapping in skill.data_sources(action).get(source, []):
-            for kind, key in mapping.items():
-                value = f"<data source {source} could not be read>"
-                out.append((key, [value] if kind == "folder_list" else value, f"data source {source} (unreadable)"))
-    return out
+    return assignments, resolved, problems
 
 
 def resolve_split(location: str, cache: ContentCache, materialize: bool) -> Split:
