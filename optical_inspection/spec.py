@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from pydantic import TypeAdapter, ValidationError
 from .config import ACTIONS, ExperimentConfig
 from .config.requirements import requirements
 from .config.walk import fields_of, is_section, key_index, to_plain, unwrap_optional
+from .cross_checks import cross_key_problems
 from .dotted import get_dotted, set_dotted
 from .errors import SpecError
 
@@ -128,28 +130,48 @@ def _backfill_results_dirs(data: dict[str, Any]) -> None:
             block["results_dir"] = f"${{results_dir}}/{action}"
 
 
+@functools.cache
+def _default_tree() -> dict[str, Any]:
+    return to_plain(ExperimentConfig())
+
+
 def _interpolate(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
-    """Resolve `${a.b}` references (OmegaConf, no custom resolvers); a bad one is reported by key."""
+    """Resolve `${a.b}` references (OmegaConf, no custom resolvers); a bad one is reported by key, the good ones
+    are still resolved.
+
+    A reference may name any key, written in the spec or not (then it is the key's default), as in TAO where the
+    spec is merged onto its config classes first. Only the spec's own keys come back.
+    """
+    refs = [key for key, value in _leaves(data) if isinstance(value, str) and "${" in value]
+    if not refs:
+        return data, {}
     try:
-        conf = OmegaConf.create(data)
-    except OmegaConfBaseException as exc:
-        key = getattr(exc, "full_key", None) or ""
-        value = get_dotted(data, key) if key else None
-        return data, {key: f"{key}: cannot resolve '{value}': {str(exc).splitlines()[0]}"}
+        conf = OmegaConf.merge(OmegaConf.create(copy.deepcopy(_default_tree())), OmegaConf.create(data))
+    except OmegaConfBaseException:  # e.g. a scalar where a section belongs: validation reports it by key
+        try:
+            conf = OmegaConf.create(data)
+        except OmegaConfBaseException as exc:
+            key = getattr(exc, "full_key", None) or ""
+            value = get_dotted(data, key) if key else None
+            return data, {key: f"{key}: cannot resolve '{value}': {str(exc).splitlines()[0]}"}
+    values: dict[str, Any] = {}
     problems: dict[str, str] = {}
-    for key, value in _leaves(data):
-        if isinstance(value, str) and "${" in value:
-            try:
-                OmegaConf.select(conf, key, throw_on_missing=False, throw_on_resolution_failure=True)
-            except OmegaConfBaseException as exc:
-                msg = str(exc).splitlines()[0]
-                problems[key] = f"{key}: cannot resolve '{value}': {msg}"
-    if problems:
-        return data, problems
-    try:
-        return OmegaConf.to_container(conf, resolve=True, throw_on_missing=False), {}  # type: ignore[return-value]
-    except OmegaConfBaseException as exc:
-        return data, {"": f"cannot resolve interpolations: {str(exc).splitlines()[0]}"}
+    for key in refs:
+        try:
+            node = OmegaConf.select(conf, key, throw_on_missing=False, throw_on_resolution_failure=True)
+            values[key] = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+        except OmegaConfBaseException as exc:
+            problems[key] = f"{key}: cannot resolve '{get_dotted(data, key)}': {str(exc).splitlines()[0]}"
+    return _replace_leaves(data, values), problems
+
+
+def _replace_leaves(data: Any, values: dict[str, Any], prefix: str = "") -> Any:
+    """A copy of ``data`` whose leaves named in ``values`` (dotted keys, list indices as numbers) are replaced."""
+    if isinstance(data, dict):
+        return {k: _replace_leaves(v, values, f"{prefix}{k}.") for k, v in data.items()}
+    if isinstance(data, list):
+        return [_replace_leaves(v, values, f"{prefix}{i}.") for i, v in enumerate(data)]
+    return values.get(prefix[:-1], data)
 
 
 def _leaves(data: Any, prefix: str = ""):
@@ -245,35 +267,5 @@ def check_action(data: dict[str, Any], action: str) -> list[str]:
                             f"'{req.when[1]}'")
         else:
             problems.append(f"{key}: missing required value for {action} (set it in the spec or pass {key}=...)")
-    problems += _cross_checks(data, action)
-    return problems
-
-
-def _num(data: dict[str, Any], key: str, default: Any) -> Any:
-    value = get_dotted(data, key, default)
-    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
-def _cross_checks(data: dict[str, Any], action: str) -> list[str]:
-    problems = []
-    input_map = get_dotted(data, "dataset.input_map")
-    n_lights = len(input_map) if isinstance(input_map, dict) and input_map else 1
-    num_input = get_dotted(data, "dataset.num_input")
-    if isinstance(num_input, int) and not isinstance(num_input, bool) and num_input != n_lights:
-        problems.append(f"dataset.num_input: {num_input} does not match dataset.input_map, which names "
-                        f"{n_lights} light(s); set num_input: {n_lights} or null")
-    if get_dotted(data, "dataset.concat_type") == "grid":
-        x, y = _num(data, "dataset.grid_map.x", 2), _num(data, "dataset.grid_map.y", 2)
-        if x is not None and y is not None and x * y != n_lights:
-            problems.append(f"dataset.grid_map: a {x}x{y} grid needs {x * y} lights but input_map has {n_lights}; "
-                            f"fix grid_map or use concat_type: linear")
-    if action == "train":
-        bs = _num(data, "dataset.batch_size", 32)
-        if bs is not None and bs < 2:
-            problems.append(f"dataset.batch_size: training needs a batch size > 1 (got {bs})")
-    if action == "gen_trt_engine":
-        lo, opt, hi = (_num(data, f"gen_trt_engine.tensorrt.{k}_batch_size", 1) for k in ("min", "opt", "max"))
-        if None not in (lo, opt, hi) and not lo <= opt <= hi:
-            problems.append(f"gen_trt_engine.tensorrt: need min_batch_size <= opt_batch_size <= max_batch_size "
-                            f"(got {lo}, {opt}, {hi})")
+    problems += cross_key_problems(data, action)
     return problems

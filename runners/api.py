@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from optical_inspection.cross_checks import cross_key_problems
 from optical_inspection.dotted import get_dotted
 
 from .cache import ContentCache
@@ -107,6 +108,7 @@ def build_plan(req: JobRequest, store: JobStore, job_dir: Path, materialize: boo
         from .automl.space import space_problems
 
         problems += space_problems(draft.data, schema, skill.shorthand_keys)
+    problems += cross_key_problems(draft.data, req.action)  # the trainer's own rules, so plan refuses what run would
     if data_problems:
         raise DataSourceError(data_problems + problems)
     if problems:
@@ -132,7 +134,7 @@ def run_job(action: str, *, jobs_root: str | Path = DEFAULT_JOBS_ROOT, detach: b
     req = make_request(action, **kwargs)
     store = JobStore(jobs_root)
     skill = load_skill_info()
-    check_with_trainer_rules(build_plan(req, store, store.root / NEW_JOB, materialize=False, skill=skill))
+    build_plan(req, store, store.root / NEW_JOB, materialize=False, skill=skill)  # refuse before writing anything
     record = store.create(action, req.parent_job)
     store.update(record.id, lambda r: set_supervisor(r, os.getpid()))
     try:
@@ -153,17 +155,6 @@ def run_job(action: str, *, jobs_root: str | Path = DEFAULT_JOBS_ROOT, detach: b
     if detach:
         return start_detached(store, record)
     return supervise(store, record.id)
-
-
-def check_with_trainer_rules(plan: Plan) -> None:
-    """Second validation with the trainer's own loader (types, cross-key rules), torch-free."""
-    from optical_inspection.errors import SpecError
-    from optical_inspection.spec import validate_dict
-
-    try:
-        validate_dict(copy.deepcopy(plan.draft.data), plan.action)
-    except SpecError as exc:
-        raise RequestError(exc.problems) from None
 
 
 def make_request(action: str, *, request: str | None = None, automl_policy: str | None = None,

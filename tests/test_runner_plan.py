@@ -169,3 +169,15 @@ def test_run_checks_the_trainer_rules_before_writing_anything(splits, tmp_path):
         run_job("train", jobs_root=tmp_path / "jobs", automl_policy="off", data=_data(splits),
                 overrides={**TRAIN_OVERRIDES, "dataset.num_input": 3})
     assert not (tmp_path / "jobs").exists()
+
+
+def test_plan_applies_the_trainers_cross_key_rules_that_run_would(splits, tmp_path):
+    with pytest.raises(RequestError) as err:
+        plan_job("train", jobs_root=tmp_path / "jobs", automl_policy="off", data=_data(splits),
+                 overrides={**TRAIN_OVERRIDES, "batch_size": 1, "dataset.num_input": 3})
+    assert "dataset.batch_size: training needs a batch size > 1 (got 1)" in err.value.problems
+    assert any(p.startswith("dataset.num_input: 3 does not match dataset.input_map") for p in err.value.problems)
+    with pytest.raises(RequestError, match=r"need min_batch_size <= opt_batch_size <= max_batch_size"):
+        plan_job("gen_trt_engine", jobs_root=tmp_path / "jobs",
+                 overrides={"gen_trt_engine.onnx_file": "/m.onnx", "gen_trt_engine.tensorrt.min_batch_size": 4})
+    assert not (tmp_path / "jobs").exists()

@@ -92,6 +92,23 @@ def test_malformed_override_exits_2(override):
     assert "is not key=value" in proc.stderr
 
 
+def test_references_reach_defaults_and_lists_and_good_ones_survive_a_bad_one(tmp_path):
+    spec = tao_spec()
+    del spec["dataset"]["batch_size"]                                   # not written: its default (32) is used
+    spec["train"]["num_epochs"] = "${dataset.batch_size}"
+    spec["dataset"]["augmentation_config"]["random_rotate"]["angle_list"] = [90, "${dataset.image_width}"]
+    config = load_spec(write_spec(tmp_path / "spec.yaml", spec), [], action="train")
+    assert config.train.num_epochs == 32 and config.dataset.batch_size == 32
+    assert config.dataset.augmentation_config.random_rotate.angle_list == [90.0, float(config.dataset.image_width)]
+
+    spec["train"]["checkpoint_interval"] = "${train.nope}"
+    problems = _problems(write_spec(tmp_path / "bad.yaml", spec))
+    assert problems.splitlines() == [                                   # no type errors from unresolved refs
+        "train.checkpoint_interval: cannot resolve '${train.nope}': Interpolation key 'train.nope' not found",
+        "train.validation_interval: cannot resolve '${train.checkpoint_interval}': Interpolation key 'train.nope' "
+        "not found"]                                                    # the TAO spec's chained reference
+
+
 def test_no_eval_resolver(tmp_path):
     spec = tao_spec()
     spec["train"]["num_epochs"] = "${eval:__import__('os').getpid()}"
