@@ -24,7 +24,6 @@ def run(config: Any, results_dir: Path, status: StatusLogger) -> dict[str, Any]:
     from ..models.lightning_model import OIModule
 
     train = config.train
-    _check_intervals(train)
     if train.seed >= 0:
         pl.seed_everything(train.seed, workers=True, verbose=False)
     torch.backends.cudnn.benchmark = train.cudnn.benchmark
@@ -145,15 +144,3 @@ def _tensorboard(train: Any, results_dir: Path) -> Any:
 
     return TensorBoardLogger(save_dir=str(results_dir), name="lightning_logs", version=1)
 
-
-def _check_intervals(train: Any) -> None:
-    """TAO's checks, as clear errors."""
-    problems = []
-    if train.checkpoint_interval_unit == "epoch" and train.checkpoint_interval > train.num_epochs:
-        problems.append(f"train.checkpoint_interval ({train.checkpoint_interval}) exceeds train.num_epochs "
-                        f"({train.num_epochs}); no periodic checkpoint would be written")
-    if train.validation_interval > train.num_epochs:
-        problems.append(f"train.validation_interval ({train.validation_interval}) exceeds train.num_epochs "
-                        f"({train.num_epochs}); the model would never be validated")
-    if problems:
-        raise OIError("; ".join(problems))
