@@ -118,13 +118,13 @@ def _local_split(location: str, cache: ContentCache, materialize: bool) -> Split
         raise DataSourceError(f"{folder}: no {CSV_NAME} here (found: {_listing(folder)})")
     archive = next((folder / n for n in ARCHIVE_NAMES if (folder / n).is_file()), None)
     if archive is None or (folder / "images").is_dir():
-        images = _images_dir(folder, csv_path)
+        images = _images_dir(folder, csv_path, location)
         return Split(location, str(folder), str(csv_path), images, "local folder")
     if not materialize:
         return Split(location, str(folder), str(csv_path), f"<extracted at run time from {archive}>",
                      f"local archive {archive.name} (extracted into the cache by run)")
     root = cache.extracted(archive)
-    return Split(location, str(folder), str(csv_path), _images_dir(root, csv_path),
+    return Split(location, str(folder), str(csv_path), _images_dir(root, csv_path, location),
                  f"local archive {archive.name} extracted into {root}")
 
 
@@ -155,7 +155,7 @@ def _s3_split(uri: str, cache: ContentCache, materialize: bool) -> Split:
         archive = s3.download(client, found[archive_name], cache)  # type: ignore[arg-type]
         root = cache.extracted(archive)
         how = f"s3 {CSV_NAME} + {archive_name} downloaded into the cache, extracted into {root}"
-    return Split(uri, str(csv_path.parent), str(csv_path), _images_dir(root, csv_path), how)
+    return Split(uri, str(csv_path.parent), str(csv_path), _images_dir(root, csv_path, uri), how)
 
 
 def split_folder(split: Split, cache: ContentCache, materialize: bool) -> str:
@@ -167,12 +167,21 @@ def split_folder(split: Split, cache: ContentCache, materialize: bool) -> str:
     return str(cache.split_folder(Path(split.csv_path), Path(split.images_dir)))
 
 
-def _images_dir(root: Path, csv_path: Path) -> str:
+def _images_dir(root: Path, csv_path: Path, location: str) -> str:
     """The folder under ``root`` that holds the CSV's image paths (the data package's wrapper detection: root,
-    images/, images/images/...); the trainer's file check lists any image still missing."""
-    from optical_inspection.data.archives import resolve_images_dir
+    images/, images/images/...). None found is a data-source error; a CSV that cannot be read is left to the
+    trainer's CSV checks, which name the row and column."""
+    from optical_inspection.data.archives import find_images_dir, sample_folders
 
-    return str(resolve_images_dir(root, csv_path))
+    found = find_images_dir(root, csv_path)
+    if found is not None:
+        return str(found)
+    named = sorted(sample_folders(csv_path))
+    if named:
+        raise DataSourceError(f"{location}: the image folders {CSV_NAME} names (e.g. '{named[0]}') are not in "
+                              f"{root} nor in a folder inside it (images/, images/images/, ...); put the images "
+                              f"under {root}/images/<input_path>/ and <golden_path>/")
+    return str(root)
 
 
 def _listing(folder: Path, limit: int = 20) -> str:

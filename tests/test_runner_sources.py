@@ -79,6 +79,23 @@ def test_every_unreadable_location_and_the_other_problems_are_reported_at_once(b
     assert not (tmp_path / "jobs").exists(), "a refused plan writes nothing"
 
 
+@pytest.mark.parametrize("layout", ["csv only", "empty images/", "images elsewhere"])
+def test_a_split_whose_csv_names_folders_that_are_not_there_is_refused_at_plan(base_split, tmp_path, layout):
+    folder = tmp_path / "split"
+    folder.mkdir()
+    (folder / "dataset.csv").write_bytes((base_split / "dataset.csv").read_bytes())
+    if layout == "empty images/":
+        (folder / "images").mkdir()
+    if layout == "images elsewhere":
+        (tmp_path / "pictures").symlink_to(base_split / "images")
+    with pytest.raises(DataSourceError) as err:
+        plan_job("train", jobs_root=tmp_path / "jobs", automl_policy="off",
+                 data={"train_datasets": str(folder), "eval_dataset": str(base_split)})
+    assert err.value.exit_code == 4
+    assert err.value.problems[0].startswith(f"{folder}: the image folders dataset.csv names (e.g. '")
+    assert f"put the images under {folder}/images/" in err.value.problems[0]
+
+
 # ---------------------------------------------------------------- S3 (moto standalone server)
 
 def _free_port() -> int:

@@ -121,7 +121,7 @@ def prepare_images_dir(images_dir: str | Path, csv_path: str | Path) -> Path:
     changed since the last extraction."""
     root = Path(images_dir)
     if root.is_dir():
-        found = _find_images_dir(root, csv_path)
+        found = find_images_dir(root, csv_path)
         archives = sorted(p for p in root.iterdir() if p.is_file() and is_archive(p))
         if found is not None or not archives:
             return found or root
@@ -140,11 +140,12 @@ def resolve_images_dir(root: str | Path, csv_path: str | Path) -> Path:
     """The folder under ``root`` (itself, ``images/``, ``images/images/`` or another folder up to 3 levels deep)
     where the CSV's ``input_path``/``golden_path`` folders exist; ``root`` when none does (the file check then
     lists what is missing)."""
-    return _find_images_dir(Path(root), csv_path) or Path(root)
+    return find_images_dir(Path(root), csv_path) or Path(root)
 
 
-def _find_images_dir(root: Path, csv_path: str | Path) -> Path | None:
-    folders = _sample_folders(csv_path)
+def find_images_dir(root: Path, csv_path: str | Path) -> Path | None:
+    """The folder under ``root`` holding the CSV's image folders, or None (also when the CSV cannot be read)."""
+    folders = sample_folders(csv_path)
     if not folders:
         return None
     frontier = [root]
@@ -164,7 +165,7 @@ def _subdirs(folder: Path) -> list[Path]:
         return []
 
 
-def _sample_folders(csv_path: str | Path) -> set[str]:
+def sample_folders(csv_path: str | Path) -> set[str]:
     """input_path/golden_path folders of the first rows (empty when the CSV cannot be read: read_split reports)."""
     try:
         with open(csv_path, newline="", encoding="utf-8-sig") as fh:
