@@ -224,3 +224,20 @@ def test_factory_errors(factory, tmp_path):
     with pytest.raises(DataError, match="ProjABOT.csv' does not exist"):
         convert_factory(_factory_cfg(factory, tmp_path / "o"))
     assert not (tmp_path / "o").exists()
+
+
+def test_dataset_convert_through_the_runner_writes_only_into_its_job_folder(fake_deeppcb, tmp_path, monkeypatch):
+    from runners.api import run_job
+
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    record = run_job("dataset_convert", jobs_root=tmp_path / "jobs",
+                     overrides={"dataset_convert.format": "deeppcb", "dataset_convert.deeppcb.root_dir": str(fake_deeppcb),
+                                "dataset_convert.deeppcb.window_size": 32})
+    assert record.status == "success", Path(record.log_path).read_text()[-2000:]
+    results = Path(record.job_dir) / "results"
+    assert (results / "dataset.csv").is_file() and (results / "images").is_dir()
+    assert (results / "dataset_convert" / "status.json").is_file()
+    assert (results / "dataset_convert" / "experiment.yaml").is_file()
+    assert list(cwd.iterdir()) == [], "nothing is written where the runner was started"
