@@ -10,6 +10,7 @@
 """
 from __future__ import annotations
 
+import logging
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,8 @@ from ..io_utils import atomic_path
 from .calibration import CalibrationPairs, trt10_calibrator
 from .metadata import INPUT_NAMES
 from .trt_compat import import_tensorrt, require_gpu, trt_logger, trt_major
+
+log = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "fp16", "int32", "int8")
 
@@ -155,13 +158,17 @@ def _profile(builder: Any, network: Any, settings: BuildSettings) -> dict[str, A
     if missing:
         raise OIError(f"the ONNX has inputs {sorted(shapes)}, not OI's {INPUT_NAMES}")
     batch = shapes[INPUT_NAMES[0]][0]
-    batches = ((settings.min_batch, settings.opt_batch, settings.max_batch) if batch < 0 else (batch, batch, batch))
+    asked = (settings.min_batch, settings.opt_batch, settings.max_batch)
+    batches = asked if batch < 0 else (batch, batch, batch)
+    if batches != asked:
+        log.warning("the ONNX has a static batch of %d, so the engine takes exactly %d pairs per call; "
+                    "tensorrt.min/opt/max_batch_size %s do not apply (export with export.batch_size: -1 for a "
+                    "dynamic batch)", batch, batch, list(asked))
     profile = builder.create_optimization_profile()
     for name in INPUT_NAMES:
         rest = shapes[name][1:]
         profile.set_shape(name, *[(b, *rest) for b in batches])
-    return {"profile": profile, "batches": list(batches), "shape": {n: shapes[n][1:] for n in INPUT_NAMES},
-            "static_batch": batch if batch > 0 else None}
+    return {"profile": profile, "batches": list(batches), "shape": {n: shapes[n][1:] for n in INPUT_NAMES}}
 
 
 def _weak_typing(trt: Any, builder: Any, network: Any, config: Any, settings: BuildSettings,
