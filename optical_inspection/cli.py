@@ -1,7 +1,8 @@
 """`optical_inspection <action> -e spec.yaml [key=value ...] [--dry-run]` (TAO's CLI spelling).
 
-Exit codes: 0 success, 2 bad spec or usage, 1 runtime failure. Every run writes STARTED and then SUCCESS or
-FAILURE to `<results>/status.json`, whatever goes wrong (exceptions, Ctrl-C, SIGTERM).
+Exit codes: 0 success, 2 bad spec or usage, 1 runtime failure, 130 interrupted (SIGINT, SIGTERM). Every run
+writes STARTED and then SUCCESS or FAILURE to `<results>/status.json`, whatever goes wrong (exceptions, Ctrl-C,
+SIGTERM).
 """
 from __future__ import annotations
 
