@@ -3,18 +3,32 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.setup-done
+LOCK := requirements.lock
+PIP_VERSION := 26.3
+UV_VERSION := 0.13.9
 
-.PHONY: setup test demo generate check-generated bench clean
+.PHONY: setup test demo generate check-generated bench lock clean
 
 setup: $(STAMP)
 
-# torch first, pinned to the CPU wheel on local disk, so nothing pulls a multi-GB CUDA build.
-$(STAMP): pyproject.toml
+# Exactly what the lock names (torch is its CPU wheel from local disk), then this package without resolving
+# anything more, then a consistency check: a fresh machine gets the same versions the suite last passed with.
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[onnx,automl,s3,dev]"
+	$(PY) -m pip install -q pip==$(PIP_VERSION)
+	$(PY) -m pip install -q --no-deps -r $(LOCK)
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	$(PY) -m pip check
 	touch $(STAMP)
+
+# Re-resolve the lock from pyproject.toml and requirements-pins.txt (newest releases that fit), for Linux
+# x86_64 and Python 3.11; then `make setup test` and commit requirements.lock when the suite passes.
+lock:
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q uv==$(UV_VERSION)
+	$(PY) -m uv pip compile pyproject.toml requirements-pins.txt --extra onnx --extra automl --extra s3 --extra dev \
+	    --python-version 3.11 --python-platform x86_64-manylinux_2_28 --find-links /opt/wheels \
+	    --custom-compile-command "make lock" --quiet -o $(LOCK)
 
 test: setup
 	$(PY) -m pytest -q
@@ -32,6 +46,7 @@ bench: setup
 	$(PY) benchmarks/data_loading.py
 	$(PY) benchmarks/train_eval.py
 	$(PY) benchmarks/inference.py
+	$(PY) benchmarks/plan_latency.py
 
 clean:
 	rm -rf $(VENV) demo_results oi_jobs .pytest_cache
