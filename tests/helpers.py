@@ -5,11 +5,16 @@ import hashlib
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Callable, TypeVar
+
+import pytest
 
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+T = TypeVar("T")
 TAO_SPEC = REPO / "tests" / "specs" / "tao_experiment.yaml"
 
 
@@ -37,3 +42,16 @@ def folder_digest(folder: Path) -> str:
         if p.is_file():
             h.update(str(p.relative_to(folder)).encode() + p.read_bytes())
     return h.hexdigest()
+
+
+def wait_until(condition: Callable[[], T], what: str, timeout: float = 300.0, interval: float = 0.05) -> T:
+    """Poll ``condition`` until it returns something truthy and return that; fail the test naming ``what`` after
+    ``timeout`` seconds. The bound only stops a hung test: it is generous so that a loaded machine never trips it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"gave up after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)

@@ -69,8 +69,11 @@ def test_same_seed_gives_the_same_configurations(tmp_path):
 
 
 def test_workers_run_trials_at_once_and_a_failed_trial_does_not_stop_the_study(tmp_path):
+    both_running = threading.Barrier(2)
+
     def objective(trial, params, stop):
-        time.sleep(0.3)
+        if trial.number < 2:
+            both_running.wait(timeout=120)   # passes only when two trials run at the same time
         if trial.number == 1:
             raise RuntimeError("boom")
         return score(params)
@@ -80,8 +83,7 @@ def test_workers_run_trials_at_once_and_a_failed_trial_does_not_stop_the_study(t
     states = [t.state for t in study.trials]
     assert len(states) == 6 and states.count(TrialState.FAIL) == 1 and states.count(TrialState.COMPLETE) == 5
     assert "boom" in study.trials[1].user_attrs["failure"]
-    spans = sorted((t.datetime_start, t.datetime_complete) for t in study.trials)
-    assert any(b[0] < a[1] for a, b in zip(spans, spans[1:]))   # some trial started before the previous ended
+    assert study.trials[0].state == TrialState.COMPLETE        # the barrier was crossed by both trials
 
 
 def test_a_study_whose_first_trials_all_fail_stops(tmp_path):
@@ -99,10 +101,9 @@ def test_time_budget_stops_running_trials(tmp_path):
             raise TrialStopped()
         return 0.0
 
-    start = time.monotonic()
     study, _, reason = run(tmp_path, objective, max_trials=6, workers=2, max_time_s=1.0)
-    assert reason == STOP_TIME and time.monotonic() - start < 10
-    assert [t.state for t in study.trials] == [TrialState.PRUNED] * 2
+    assert reason == STOP_TIME
+    assert [t.state for t in study.trials] == [TrialState.PRUNED] * 2   # stopped by the budget, not the 30 s wait
     assert study.trials[0].user_attrs["stopped"] == STOP_TIME
 
 
@@ -191,7 +192,8 @@ DRIVER_SCRIPT = textwrap.dedent("""
     def objective(trial, params, stop):
         with open(folder / "calls.log", "a") as fh:
             fh.write(json.dumps(params, sort_keys=True) + "\\n")
-        time.sleep(0.4)
+        if trial.number >= 2 and not (folder / "restarted").exists():
+            stop.wait(600)   # first run: trials after the first two stay running until the kill
         return score(params)
 
     StudyDriver(study, build_search_space(SCHEMA, KEYS), objective, base_spec={{}}, max_trials=6, workers=2).run()
@@ -204,8 +206,8 @@ def test_kill_9_and_restart_continues_the_study_without_rerunning_finished_trial
     env = dict(os.environ, PYTHONPATH=str(REPO))
     proc = subprocess.Popen([sys.executable, str(script), str(tmp_path)], env=env)
     storage = f"sqlite:///{tmp_path / 'study.db'}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+    deadline = time.monotonic() + 240   # a generous bound for a loaded machine: the trials wait for the kill
+    while time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.1)
         try:
             trials = optuna.load_study(study_name="kill", storage=storage).trials
@@ -216,11 +218,12 @@ def test_kill_9_and_restart_continues_the_study_without_rerunning_finished_trial
             break
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+    (tmp_path / "restarted").touch()
     before = optuna.load_study(study_name="kill", storage=storage).trials
     finished = {t.number: t.params for t in before if t.state == TrialState.COMPLETE}
     assert 2 <= len(finished) < 6 and any(t.state == TrialState.RUNNING for t in before)
 
-    subprocess.run([sys.executable, str(script), str(tmp_path)], env=env, check=True, timeout=60)
+    subprocess.run([sys.executable, str(script), str(tmp_path)], env=env, check=True, timeout=240)
     study = optuna.load_study(study_name="kill", storage=storage)
     counted = counted_trials(study)
     assert len(counted) == 6 and all(t.state == TrialState.COMPLETE for t in counted)

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from helpers import wait_until
 from optical_inspection.data.synthetic import make_synthetic_split
 from optical_inspection.status import read_status
 
@@ -140,14 +141,11 @@ def test_detached_automl_job_is_cancelled_with_its_running_trials(data, tmp_path
     # Trials long enough (500 epochs) that none can finish on a fast machine before the cancel reaches it.
     started = runner(jobs, *train_args(data, **{"automl.max_trials": 2, "epochs": 500}), "--detach")
     assert started["status"] in ("pending", "running")
-    deadline = time.monotonic() + 120
-    statuses: list[str] = []
-    while time.monotonic() < deadline:
+    def both_running() -> list[str] | None:
         statuses = [k["status"] for k in children(jobs, {started["id"]})]
-        if statuses.count("running") == 2:
-            break
-        time.sleep(0.3)
-    assert statuses == ["running", "running"], f"the two trials never ran at once: {statuses}"
+        return statuses if statuses.count("running") == 2 else None
+
+    assert wait_until(both_running, "the two trials to run at once", interval=0.3) == ["running", "running"]
     cancelled = runner(jobs, "cancel", started["id"])
     assert cancelled["status"] == "cancelled" and f"--parent-job {started['id']}" in cancelled["message"]
     kids = children(jobs, {started["id"]})

@@ -5,13 +5,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from conftest import dataset_spec
-from helpers import REPO, run_cli, write_spec
+from helpers import REPO, run_cli, wait_until, write_spec
 from optical_inspection.status import read_status
 
 
@@ -61,10 +60,11 @@ def test_interrupted_train_records_failure(tmp_path, synthetic_split, sig):
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             env=dict(os.environ, PYTHONUNBUFFERED="1"))
     status = tmp_path / "results" / "train" / "status.json"
-    deadline = time.monotonic() + 120
-    while not any(r.get("message") == "Training loop in progress" for r in read_status(status)):
-        assert proc.poll() is None and time.monotonic() < deadline, "training did not start"
-        time.sleep(0.2)
+    def started() -> bool:
+        assert proc.poll() is None, "training exited before it started its loop"
+        return any(r.get("message") == "Training loop in progress" for r in read_status(status))
+
+    wait_until(started, "the training loop to start")
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err

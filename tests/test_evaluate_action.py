@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -43,7 +44,7 @@ def test_metrics_files_plots_and_kpis(setup: tuple[dict, Path], tmp_path: Path, 
     splits, checkpoint = setup
     out = _run(splits, checkpoint, tmp_path / "evaluate")
     printed = capsys.readouterr().out
-    assert "Tot Comp 24 Total Accuracy" in printed and "for Margin 0.0123" in printed and "AUROC" in printed
+    assert "Tot Comp 24 Total Accuracy" in printed and "for Margin 0.0123 " not in printed and "for Margin 0.0123\n" in printed and "AUROC" in printed
     metrics = json.loads((tmp_path / "evaluate" / "metrics.json").read_text())
     assert metrics["threshold"] == pytest.approx(0.0123) and metrics["threshold_source"] == "test"
     assert metrics["num_pairs"] == 24 and metrics["tp"] + metrics["fp"] + metrics["fn"] + metrics["tn"] == 24
@@ -94,3 +95,48 @@ def test_unlabelled_split_wrong_geometry_and_missing_model_fail(setup: tuple[dic
     with pytest.raises(OIError, match="does not exist"):
         _run(splits, tmp_path / "missing.pth", tmp_path / "z")
     assert not (tmp_path / "y" / "metrics.json").exists()
+
+
+def test_tao_layout_checkpoint_prints_taos_line_at_a_fixed_threshold(setup: tuple[dict, Path], tmp_path: Path,
+                                                                      capsys) -> None:
+    """A TAO-trained Siamese_3 file (Lightning dict, ``model.`` keys, no metadata of ours) at evaluate.threshold."""
+    from optical_inspection.models.siamese import Siamese3
+
+    splits, _ = setup
+    spec = {"model__model_type": "Siamese_3"}
+    config = config_of(train_spec(splits, tmp_path, **spec))
+    torch.manual_seed(0)
+    network = Siamese3(tuple(dataset_geometry(config.dataset)["strip_shape"]))
+    path = tmp_path / "tao_model.pth"
+    torch.save({"epoch": 4, "global_step": 10, "optimizer_states": [], "lr_schedulers": [],
+                "state_dict": {f"model.{k}": v for k, v in network.state_dict().items()}}, path)
+
+    from optical_inspection.data.preprocess import Preprocessor
+    from optical_inspection.data.table import read_split
+    table = read_split(*splits["val"], config.dataset)
+    test, golden = Preprocessor(config.dataset).load_pairs(table, range(len(table)))
+    with torch.no_grad():
+        network.eval()
+        scores = network.score(test, golden).numpy()
+    threshold = float(np.median(scores))
+    pred, y = scores > threshold, table.labels
+    n_pass, n_fail = int((y == 0).sum()), int((y == 1).sum())
+    assert n_pass and n_fail
+    acc = 100 * ((pred & (y == 1)).sum() + (~pred & (y == 0)).sum()) / len(y)
+    fn = 100 * (~pred & (y == 1)).sum() / n_fail
+    fa = 100 * (pred & (y == 0)).sum() / n_pass
+    expected = (f"Tot Comp {len(y)} Total Accuracy {round(float(acc), 2)} False Negative {round(float(fn), 2)} "
+                f"False Alarm {round(float(fa), 2)} Defect Correctly Captured {round(100 - float(fn), 2)} "
+                f"for Margin {threshold}")
+
+    capsys.readouterr()
+    _run(splits, path, tmp_path / "evaluate", evaluate__threshold=threshold, **spec)
+    lines = capsys.readouterr().out.splitlines()
+    assert expected in lines
+    metrics = json.loads((tmp_path / "evaluate" / "metrics.json").read_text())
+    assert metrics["false_negative"] == pytest.approx(100 - metrics["defect_accuracy"])
+
+    _run(splits, path, tmp_path / "all_pass", evaluate__threshold=1e9, **spec)   # nothing above the margin
+    lines = capsys.readouterr().out.splitlines()
+    assert (f"Tot Comp {len(y)} Total Accuracy {round(100 * n_pass / len(y), 2)} False Negative 100.0 "
+            f"False Alarm 0.0 Defect Correctly Captured 0.0 for Margin 1000000000.0") in lines

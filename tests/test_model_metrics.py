@@ -38,16 +38,38 @@ def test_auroc_and_ap_match_references_with_ties(seed: int) -> None:
 
 
 def test_tao_metrics_use_tao_definitions_and_equality_is_pass() -> None:
-    s = np.array([0.1, 2.0, 2.5, 3.0, 1.0, 5.0])
-    y = np.array([0, 0, 0, 1, 1, 1])
+    s = np.array([0.1, 2.0, 2.5, 3.0, 1.0, 5.0, 0.5, 0.7])
+    y = np.array([0, 0, 0, 1, 1, 1, 0, 0])
     m = aoi_metrics(s, y, threshold=2.0)
-    # predicted defect: 2.5, 3.0, 5.0 (2.0 == threshold is PASS)
-    assert (m["tp"], m["fp"], m["fn"], m["tn"]) == (2, 1, 1, 2)
-    assert m["total_accuracy"] == pytest.approx(100 * 4 / 6)
+    # predicted defect: 2.5, 3.0, 5.0 (2.0 == threshold is PASS); 5 PASS pairs, 3 defects
+    assert (m["tp"], m["fp"], m["fn"], m["tn"]) == (2, 1, 1, 4)
+    assert m["total_accuracy"] == pytest.approx(100 * 6 / 8)
     assert m["defect_accuracy"] == pytest.approx(100 * 2 / 3)
-    assert m["false_alarm"] == pytest.approx(100 * 1 / 6)  # TAO divides by N, not by the negatives
-    assert m["false_negative"] == pytest.approx(100 * 1 / 6)
-    assert m["false_positive_rate"] == pytest.approx(1 / 3)
+    assert m["false_alarm"] == pytest.approx(100 * 1 / 5)      # TAO 7.3: FP over the PASS pairs
+    assert m["false_negative"] == pytest.approx(100 * 1 / 3)   # FN over the defects = 100 - defect_accuracy
+    assert m["false_negative"] == pytest.approx(100 - m["defect_accuracy"])
+    assert m["false_positive_rate"] == pytest.approx(1 / 5)
+
+
+def test_tao_metrics_without_defects_or_without_pass_pairs() -> None:
+    no_defects = aoi_metrics([0.5, 3.0, 1.0, 2.5], [0, 0, 0, 0], threshold=2.0)
+    assert no_defects["total_accuracy"] == pytest.approx(50.0)
+    assert no_defects["false_alarm"] == pytest.approx(50.0)
+    assert no_defects["defect_accuracy"] == 0.0 and no_defects["false_negative"] == 0.0   # TAO: 0 when absent
+    no_pass = aoi_metrics([0.5, 3.0, 1.0, 2.5], [1, 1, 1, 1], threshold=2.0)
+    assert no_pass["total_accuracy"] == pytest.approx(50.0)
+    assert no_pass["defect_accuracy"] == pytest.approx(50.0) and no_pass["false_negative"] == pytest.approx(50.0)
+    assert no_pass["false_alarm"] == 0.0 and no_pass["false_positive_rate"] == 0.0
+    empty = aoi_metrics([], [], threshold=2.0)
+    assert all(empty[k] == 0.0 for k in ("total_accuracy", "defect_accuracy", "false_alarm", "false_negative"))
+
+
+def test_issue_example_all_pass_predictions_give_taos_line_values() -> None:
+    """TAO 7.3 on 300 pairs, 92 defects, nothing above the margin: FN 100.0, FA 0.0, accuracy 69.33."""
+    y = np.r_[np.zeros(208, int), np.ones(92, int)]
+    m = aoi_metrics(np.zeros(300), y, threshold=2.0)
+    assert round(m["total_accuracy"], 2) == 69.33
+    assert (m["false_negative"], m["false_alarm"], m["defect_accuracy"]) == (100.0, 0.0, 0.0)
 
 
 def test_threshold_at_false_alarm_and_recall() -> None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 from pathlib import Path
 
 import pytest
 
+from helpers import wait_until
 from runner_support import TRAIN_OVERRIDES, make_split
 from runners.api import cancel_job, job_status, plan_job, run_job, wait_job
 from runners.errors import NotFoundError, RequestError
@@ -135,11 +135,11 @@ def test_resume_of_a_crashed_train_continues_from_its_last_epoch(data, jobs):
                     data={"train_datasets": data["train"], "eval_dataset": data["val"]},
                     overrides={**TRAIN_OVERRIDES, "epochs": 40})
     folder = Path(first.decisions["results_folder"])
-    deadline = time.monotonic() + 120
-    while not list(folder.glob("model_epoch_*.pth")):
-        assert time.monotonic() < deadline, _log(job_status(first.id, jobs))
+    def saved_an_epoch() -> bool:
         assert job_status(first.id, jobs).status in ("pending", "running"), _log(job_status(first.id, jobs))
-        time.sleep(0.05)
+        return bool(list(folder.glob("model_epoch_*.pth")))
+
+    wait_until(saved_an_epoch, "the first epoch checkpoint")
     os.kill(job_status(first.id, jobs).pid, signal.SIGKILL)  # a crash: no FAILURE record, no clean exit
     crashed = wait_job(first.id, jobs, timeout_s=60)
     assert crashed.status == "failure" and crashed.exit_code == -signal.SIGKILL
@@ -164,10 +164,7 @@ def test_cancel_a_detached_job(data, jobs):
     record = run_job("train", jobs_root=jobs, automl_policy="off", detach=True,
                      data={"train_datasets": data["train"], "eval_dataset": data["val"]},
                      overrides={**TRAIN_OVERRIDES, "epochs": 40})
-    deadline = time.monotonic() + 60
-    while job_status(record.id, jobs).status != "running":
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_until(lambda: job_status(record.id, jobs).status == "running", "the detached job to run")
     cancelled = cancel_job(record.id, jobs)
     assert cancelled.status == "cancelled", _log(cancelled)
     with pytest.raises(NotFoundError, match="is cancelled, not success"):

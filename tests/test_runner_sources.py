@@ -7,12 +7,12 @@ import os
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
+from helpers import wait_until
 from runner_support import REPO, TRAIN_OVERRIDES, archive_split, make_split
 from runners.api import plan_job, run_job
 from runners.cache import ContentCache
@@ -113,16 +113,19 @@ def s3(tmp_path_factory, base_split):
     server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
+    def answers() -> bool:
+        assert server.poll() is None, "the moto server exited"
         try:
-            urllib.request.urlopen(url + "/moto-api/", timeout=1)
-            break
+            urllib.request.urlopen(url + "/moto-api/", timeout=5)
+            return True
         except OSError:
-            if time.monotonic() > deadline:
-                server.kill()
-                raise
-            time.sleep(0.1)
+            return False
+
+    try:
+        wait_until(answers, "the moto S3 server to answer", interval=0.1)
+    except BaseException:
+        server.kill()
+        raise
     admin = dict(endpoint_url=url, aws_access_key_id="setup", aws_secret_access_key="setup", region_name="us-east-1")
     iam = boto3.client("iam", **admin)
     iam.create_user(UserName="runner")

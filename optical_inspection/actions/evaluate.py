@@ -35,9 +35,7 @@ def run(config: Any, results_dir: Path, status: StatusLogger) -> dict[str, Any]:
         raise DataError(f"{table.csv_path}: evaluate needs a label for every row; use inference for unlabelled pairs")
     metrics = all_metrics(scores, labels, threshold)
     metrics.update({"threshold_source": source, "model_file": str(path)})
-    print(f"Tot Comp {metrics['num_pairs']} Total Accuracy {metrics['total_accuracy']:.2f} False Negative "
-          f"{metrics['false_negative']:.2f} False Alarm {metrics['false_alarm']:.2f} Defect Correctly Captured "
-          f"{metrics['defect_accuracy']:.2f} for Margin {threshold:.4g}")
+    print(tao_line(metrics, threshold))
     print(f"AUROC {_fmt(metrics['auroc'])} AP {_fmt(metrics['average_precision'])} Recall@1%FA "
           f"{_fmt(metrics['recall_at_fa_1pct'])} Recall@0.1%FA {_fmt(metrics['recall_at_fa_0_1pct'])} "
           f"(threshold {threshold:.6g} from {source})")
@@ -62,6 +60,14 @@ def run(config: Any, results_dir: Path, status: StatusLogger) -> dict[str, Any]:
     kpi = {k: v for k, v in kpi.items() if math.isfinite(v)}
     status.write("RUNNING", "Test metrics generated.", kpi=kpi)
     return {"artifacts": artifacts, "kpi": kpi}
+
+
+def tao_line(metrics: dict[str, Any], threshold: float) -> str:
+    """TAO's evaluate line, verbatim: its four percentages rounded to 2 d.p. as Python prints them (``100.0``,
+    ``69.33``) and the threshold as TAO prints its margin (``2.0``), so scripts that grep TAO's line keep working."""
+    return (f"Tot Comp {metrics['num_pairs']} Total Accuracy {round(metrics['total_accuracy'], 2)} "
+            f"False Negative {round(metrics['false_negative'], 2)} False Alarm {round(metrics['false_alarm'], 2)} "
+            f"Defect Correctly Captured {round(metrics['defect_accuracy'], 2)} for Margin {float(threshold)}")
 
 
 def _image(pre: Preprocessor, paths: list[Path]) -> np.ndarray:

@@ -191,7 +191,8 @@ class OIModule(pl.LightningModule):
 
 def epoch_metrics(prefix: str, score: np.ndarray, label: np.ndarray, loss: np.ndarray, threshold: float
                   ) -> dict[str, float]:
-    """TAO's KPI names for one split (loss, acc = total accuracy %, fpr = FP/N %) plus threshold-free metrics."""
+    """TAO's KPI names for one split (loss, acc = total accuracy %, fpr = FP/#PASS %, fnr = FN/#FAIL %) plus
+    threshold-free metrics."""
     aoi = aoi_metrics(score, label, threshold)
     out = {
         f"{prefix}_loss": float(loss.mean()) if loss.size else math.nan,

@@ -1,11 +1,11 @@
 """Vectorised metrics: TAO's AOIMetrics (same definitions, at any threshold) plus threshold-free ones.
 
-Positive = defect; predicted defect iff ``score > threshold`` (equality = PASS, as TAO). TAO's values are
-percentages and two of them divide by the number of pairs N, not by the class size:
-``total_accuracy = 100(TP+TN)/N``, ``defect_accuracy = 100·TP/(TP+FN)``, ``false_alarm = 100·FP/N``,
-``false_negative = 100·FN/N``. The extra metrics use true rates: ``auroc``, ``average_precision``,
-``false_positive_rate`` (FP/negatives) and ``recall_at_fa_1pct`` / ``recall_at_fa_0_1pct`` (defect recall at the
-threshold that keeps FP/negatives ≤ 1 % / 0.1 %).
+Positive = defect; predicted defect iff ``score > threshold`` (equality = PASS, as TAO). TAO 7.3's values
+(``AOIMetrics.compute``) are percentages: ``total_accuracy = 100(TP+TN)/N`` over all pairs, and per-class rates
+``defect_accuracy = 100·TP/#FAIL``, ``false_alarm = 100·FP/#PASS``, ``false_negative = 100·FN/#FAIL``
+(= 100 − defect_accuracy); each per-class rate is 0 when its class is absent, as TAO. The extra metrics:
+``auroc``, ``average_precision``, ``false_positive_rate`` (FP/#PASS as a fraction) and ``recall_at_fa_1pct`` /
+``recall_at_fa_0_1pct`` (defect recall at the threshold that keeps FP/#PASS ≤ 1 % / 0.1 %).
 """
 from __future__ import annotations
 
@@ -35,13 +35,13 @@ def aoi_metrics(scores: object, labels: object, threshold: float) -> dict[str, f
     fp = int(np.count_nonzero(pred & ~pos))
     fn = int(np.count_nonzero(~pred & pos))
     tn = int(np.count_nonzero(~pred & ~pos))
-    n = max(s.size, 1)
+    n, n_fail, n_pass = max(s.size, 1), tp + fn, fp + tn
     return {
         "total_accuracy": 100.0 * (tp + tn) / n,
-        "defect_accuracy": 100.0 * tp / (tp + fn) if tp + fn else 0.0,
-        "false_alarm": 100.0 * fp / n,
-        "false_negative": 100.0 * fn / n,
-        "false_positive_rate": fp / (fp + tn) if fp + tn else 0.0,
+        "defect_accuracy": 100.0 * tp / n_fail if n_fail else 0.0,
+        "false_alarm": 100.0 * fp / n_pass if n_pass else 0.0,
+        "false_negative": 100.0 * fn / n_fail if n_fail else 0.0,
+        "false_positive_rate": fp / n_pass if n_pass else 0.0,
         "tp": tp, "fp": fp, "fn": fn, "tn": tn,
     }
 
