@@ -9,16 +9,19 @@ import argparse
 import sys
 from pathlib import Path
 
+from optical_inspection.skill_bank import bank_root
+
 from . import GeneratorError
 from .outputs import apply, find_drift, render_all
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = bank_root()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m generators", description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 naming every stale file")
-    parser.add_argument("--root", type=Path, default=REPO_ROOT, help="repository root (default: this checkout)")
+    parser.add_argument("--root", type=Path, default=REPO_ROOT,
+                        help="folder holding skills/, schemas/, references/ (default: this checkout)")
     args = parser.parse_args(argv)
     root = args.root.resolve()
     try:

@@ -29,7 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="optical_inspection",
         description="Siamese golden-image defect inspection (TAO Optical Inspection compatible).",
-        epilog="Run 'optical_inspection <action> --help' to list every spec key with its default.",
+        epilog="Run 'optical_inspection <action> --help' to list every spec key with its default, and "
+               "'optical_inspection skills install --help' to install the agent skills.",
     )
     sub = parser.add_subparsers(dest="action", metavar="action", required=True,
                                 help="one of: " + ", ".join(ACTIONS))
@@ -59,6 +60,11 @@ def results_dir_for(config: ExperimentConfig, action: str) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["skills"]:  # `optical_inspection skills install|uninstall|list`: no spec involved
+        from .skill_install import main as skills_main
+
+        return skills_main(argv[1:])
     args = build_parser().parse_args(argv)
     from .spec import load_spec, to_yaml
 

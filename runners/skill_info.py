@@ -8,9 +8,11 @@ from typing import Any
 
 import yaml
 
+from optical_inspection.skill_bank import bank_root
+
 from .errors import RequestError
 
-SKILL_DIR = Path(__file__).resolve().parent.parent
+SKILL_DIR = bank_root()
 
 
 @dataclass(frozen=True)
