@@ -5,6 +5,7 @@ Verbs:
   run ACTION [options]     the same, then record the job, fetch the data and launch the trainer; waits for the
                            end unless --detach
   status JOB | show JOB | list | cancel JOB | logs JOB [--tail N]
+  mcp [--jobs-root DIR]    serve these verbs as MCP tools over stdio (needs the mcp extra)
   supervise JOB            (internal) the detached process that runs and records a job started with --detach
 Options of plan/run: --request TEXT, --automl-policy on|off, --overrides JSON, --data SOURCE=LOCATION
 (repeatable), --parent-job JOB, --checkpoint best|latest|epoch=N (N counts epochs from 1), --jobs-root DIR
@@ -72,6 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["mcp"]:  # the same verbs as MCP tools over stdio (stdout carries the protocol)
+        from .mcp_server import main as mcp_main
+
+        return mcp_main(argv[1:])
     try:
         args = build_parser().parse_args(argv)
         result, code = _dispatch(args)
@@ -124,7 +130,7 @@ def _dispatch(args: argparse.Namespace) -> tuple[Any, int]:
     if args.verb == "logs":
         record = api.job_status(args.job_id, args.jobs_root)
         return {"id": record.id, "status": record.status, "log_path": record.log_path,
-                "text": _tail(Path(record.log_path), args.tail)}, EXIT_OK
+                "text": tail_lines(Path(record.log_path), args.tail)}, EXIT_OK
     raise RunnerError(f"unknown verb {args.verb}")
 
 
@@ -146,7 +152,8 @@ def _read_spec(path: Path) -> Any:
     return spec
 
 
-def _tail(path: Path, lines: int) -> str:
+def tail_lines(path: Path, lines: int) -> str:
+    """The last ``lines`` lines of a text file (all of it for 0; empty when it does not exist)."""
     if not path.is_file():
         return ""
     with open(path, encoding="utf-8", errors="replace") as fh:
