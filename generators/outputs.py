@@ -15,12 +15,14 @@ from optical_inspection.io_utils import write_text_atomic
 from . import GeneratorError
 from .json_schema import action_schema
 from .manifest import build_manifest, schema_path, template_path
+from .plugins import render_plugins
 from .requirements import PLACEHOLDER
 from .skill_docs import render_skill_docs
 from .spec_template import DEPLOY_OVERLAYS, render_template
 
 # Files matching these patterns belong to the generator: one that it no longer produces is stale.
-OWNED_PATTERNS = ("schemas/*.schema.json", "schemas/manifest.json", "references/spec_template_*.yaml")
+OWNED_PATTERNS = ("schemas/*.schema.json", "schemas/manifest.json", "references/spec_template_*.yaml",
+                  ".claude-plugin/*.json", ".codex-plugin/*.json")
 EXAMPLE_VALUE = "/data/example"
 
 
@@ -45,6 +47,7 @@ def render_all(root: Path) -> dict[str, str]:
         if path.startswith("references/"):
             _check_template(path, text, schemas[_template_action(path)])
     files.update(render_skill_docs(root, schemas, manifest))
+    files.update({path: dump_json(data) for path, data in render_plugins(root).items()})
     return files
 
 

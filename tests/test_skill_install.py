@@ -114,3 +114,15 @@ def test_agent_folders_project_folders_uninstall_and_list(tmp_path):
     refused = _cli("install", "--agent", str(tmp_path / "a_file"), cwd=project, home=home)
     assert refused.returncode == 1 and refused.stderr.startswith("ERROR:") and "a_file" in refused.stderr
     assert (tmp_path / "a_file").read_text() == "x"
+
+
+def test_plugin_manifests_list_every_skill_and_point_at_files_that_exist():
+    market = json.loads((REPO / ".claude-plugin" / "marketplace.json").read_text())
+    listed = market["plugins"][0]["skills"]
+    assert sorted(Path(p).name for p in listed) == skill_names()
+    assert all((REPO / p / "SKILL.md").is_file() for p in listed)
+    for manifest in (".claude-plugin/plugin.json", ".codex-plugin/plugin.json"):
+        plugin = json.loads((REPO / manifest).read_text())
+        assert plugin["name"] == "optical-inspection" and (REPO / plugin["skills"]).is_dir()
+        servers = json.loads((REPO / plugin["mcpServers"]).read_text())["mcpServers"]
+        assert servers["optical-inspection"]["args"] == ["-m", "runners", "mcp"]
