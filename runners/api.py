@@ -28,6 +28,7 @@ from .records import TERMINAL, JobRecord, JobStore, now_iso
 from .skill_info import SkillInfo, load_skill_info
 from .sources import collect_sources
 from .specbuild import SchemaKeys, SpecDraft, apply_overrides, load_schema, load_template, validate, write_spec
+from .specfile import replaced_spec_values, spec_file_base
 
 DEFAULT_JOBS_ROOT = "oi_jobs"
 NEW_JOB = "<new-job-id>"
@@ -44,6 +45,7 @@ class JobRequest:
     data: dict[str, list[str]] = field(default_factory=dict)
     parent_job: str | None = None
     checkpoint: str | None = None
+    spec_file: str | None = None
 
 
 @dataclass
@@ -57,11 +59,13 @@ class Plan:
     data_sources: dict[str, Any]
     parent: dict[str, Any]
     results_folder: str
+    warnings: list[str] = field(default_factory=list)
 
     def decisions(self) -> dict[str, Any]:
         return {
             "automl_policy": self.automl_policy.as_dict(),
             "base_spec": self.base_spec,
+            "warnings": self.warnings,
             "spec_values": self.draft.provenance(),
             "data_sources": self.data_sources,
             "parent": self.parent,
@@ -70,7 +74,7 @@ class Plan:
 
     def as_dict(self) -> dict[str, Any]:
         return {"action": self.action, "automl_policy": self.automl_policy.as_dict(), "spec": self.draft.masked(),
-                "decisions": self.decisions()}
+                "warnings": self.warnings, "decisions": self.decisions()}
 
 
 def build_plan(req: JobRequest, store: JobStore, job_dir: Path, materialize: bool,
@@ -85,10 +89,18 @@ def build_plan(req: JobRequest, store: JobStore, job_dir: Path, materialize: boo
         raise RequestError(f"--checkpoint {req.checkpoint} needs --parent-job (the train job to take it from)")
     schema = load_schema(skill, req.action)
     keys = SchemaKeys(schema)
+    warnings: list[str] = []
     if is_resume(req.action, parent):
         assert parent is not None
+        if req.spec_file:
+            raise RequestError(f"--spec {req.spec_file}: resuming parent job {parent.record.id} continues its own "
+                               "spec; drop --spec (or use --overrides for what should change)")
         draft = SpecDraft(copy.deepcopy(parent.spec))
         base = f"parent job {parent.record.id}'s spec (resuming a {parent.record.status} train job)"
+    elif req.spec_file:
+        base_data, warnings = spec_file_base(req.spec_file, load_template(skill, req.action), schema, req.action)
+        draft = SpecDraft(base_data)
+        base = f"spec file {Path(req.spec_file).resolve()} (keys it leaves out: template {skill.template_path(req.action)})"
     else:
         draft = SpecDraft(load_template(skill, req.action))
         base = f"template {skill.template_path(req.action)}"
@@ -101,8 +113,10 @@ def build_plan(req: JobRequest, store: JobStore, job_dir: Path, materialize: boo
         _inherit(draft, parent, skill, keys)
     mappings, parent_details = resolve_mappings(req.action, skill, draft.data, parent, str(job_dir / "results"),
                                                 checkpoint)
+    spec_values = copy.deepcopy(draft.data) if req.spec_file else {}
     for key, value, source in mappings:
         _assign(draft, key, value, source, problems)
+    warnings += replaced_spec_values(spec_values, draft, req.spec_file) if req.spec_file else []
     problems += validate(draft, schema, req.action, _hints(req.action, skill))
     if policy.value == "on":
         from .automl.space import space_problems
@@ -113,7 +127,8 @@ def build_plan(req: JobRequest, store: JobStore, job_dir: Path, materialize: boo
         raise DataSourceError(data_problems + problems)
     if problems:
         raise RequestError(problems)
-    return Plan(req.action, policy, draft, base, resolved, parent_details, action_results(draft.data, req.action))
+    return Plan(req.action, policy, draft, base, resolved, parent_details, action_results(draft.data, req.action),
+                warnings)
 
 
 def plan_job(action: str, *, jobs_root: str | Path = DEFAULT_JOBS_ROOT, **kwargs: Any) -> Plan:
@@ -159,11 +174,13 @@ def run_job(action: str, *, jobs_root: str | Path = DEFAULT_JOBS_ROOT, detach: b
 
 def make_request(action: str, *, request: str | None = None, automl_policy: str | None = None,
                  overrides: Mapping[str, Any] | None = None, data: Mapping[str, Any] | None = None,
-                 parent_job: str | None = None, checkpoint: str | None = None) -> JobRequest:
+                 parent_job: str | None = None, checkpoint: str | None = None,
+                 spec_file: str | Path | None = None) -> JobRequest:
     sources: dict[str, list[str]] = {}
     for source, where in (data or {}).items():
         sources[source] = [str(w) for w in where] if isinstance(where, (list, tuple)) else [str(where)]
-    return JobRequest(action, request, automl_policy, dict(overrides or {}), sources, parent_job, checkpoint)
+    return JobRequest(action, request, automl_policy, dict(overrides or {}), sources, parent_job, checkpoint,
+                      str(spec_file) if spec_file else None)
 
 
 def job_status(job_id: str, jobs_root: str | Path = DEFAULT_JOBS_ROOT) -> JobRecord:

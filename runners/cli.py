@@ -8,7 +8,8 @@ Verbs:
   mcp [--jobs-root DIR]    serve these verbs as MCP tools over stdio (needs the mcp extra)
   supervise JOB            (internal) the detached process that runs and records a job started with --detach
 Options of plan/run: --request TEXT, --automl-policy on|off, --overrides JSON, --data SOURCE=LOCATION
-(repeatable), --parent-job JOB, --checkpoint best|latest|epoch=N (N counts epochs from 1), --jobs-root DIR
+(repeatable), --parent-job JOB, --checkpoint best|latest|epoch=N (N counts epochs from 1), --spec FILE (a spec
+YAML as the base instead of the template; what the runner replaces is listed in "warnings"), --jobs-root DIR
 (default $OI_JOBS_ROOT or ./oi_jobs), --detach (run only).
 
 Exit codes:
@@ -56,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--data", action="append", default=[], metavar="SOURCE=LOCATION")
         p.add_argument("--parent-job")
         p.add_argument("--checkpoint", help="best | latest | epoch=N (N counts epochs from 1)")
+        p.add_argument("--spec", metavar="FILE", help="a spec YAML (yours or TAO's) as the base instead of the template")
         p.add_argument("--jobs-root", default=jobs_root)
         if verb == "run":
             p.add_argument("--detach", action="store_true", help="return once the job is started")
@@ -103,7 +105,7 @@ def _dispatch(args: argparse.Namespace) -> tuple[Any, int]:
 
         kwargs = dict(request=args.request, automl_policy=args.automl_policy,
                       overrides=parse_overrides(args.overrides), data=parse_data_args(args.data),
-                      parent_job=args.parent_job, checkpoint=args.checkpoint)
+                      parent_job=args.parent_job, checkpoint=args.checkpoint, spec_file=args.spec)
         if args.verb == "plan":
             return api.plan_job(args.action, jobs_root=args.jobs_root, **kwargs).as_dict(), EXIT_OK
         record = api.run_job(args.action, jobs_root=args.jobs_root, detach=args.detach, **kwargs)

@@ -99,6 +99,8 @@ def tool_definitions(skill: SkillInfo, index: KeyIndex) -> list[Any]:
                  "description": "data source -> split folder or s3:// URI (dataset.csv + images/ or images.tar.gz)"},
         "parent_job": {"type": "string", "description": "job id whose artefacts this job uses"},
         "checkpoint": {"type": "string", "description": "best | latest | epoch=N (N counts epochs from 1)"},
+        "spec_file": {"type": "string", "description": "a spec YAML (yours or TAO's) as the base instead of the "
+                                                       "template; replaced values come back as warnings"},
     }
 
     def tool(name: str, text: str, props: dict[str, Any], required: list[str], read_only: bool,
@@ -171,7 +173,7 @@ class ToolServer:
 
     def _request(self, args: dict[str, Any]) -> dict[str, Any]:
         return {k: args.get(k) for k in ("request", "automl_policy", "overrides", "data", "parent_job",
-                                          "checkpoint")}
+                                          "checkpoint", "spec_file")}
 
     async def call(self, name: str, args: dict[str, Any], report: Callable[[float, float | None, str], Any]
                    ) -> dict[str, Any]:
