@@ -22,7 +22,7 @@ from .spec_template import DEPLOY_OVERLAYS, render_template
 
 # Files matching these patterns belong to the generator: one that it no longer produces is stale.
 OWNED_PATTERNS = ("schemas/*.schema.json", "schemas/manifest.json", "references/spec_template_*.yaml",
-                  ".claude-plugin/*.json", ".codex-plugin/*.json")
+                  ".claude-plugin/*.json", ".codex-plugin/*.json", ".mcp.json")
 EXAMPLE_VALUE = "/data/example"
 
 

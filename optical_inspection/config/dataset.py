@@ -115,7 +115,8 @@ class DatasetConfig:
     infer_dataset: InferSplit = spec_field(description="Pairs for inference (label column optional).",
                                            factory=InferSplit)
     image_ext: Str = spec_field(".jpg", description="Image file extension, with the dot.", tao_default="null (crashes)")
-    batch_size: Int = spec_field(32, description="Batch size (training needs > 1).", ge=1, popular=True,
+    batch_size: Int = spec_field(32, description="Batch size: at least 2 for train (BatchNorm needs two pairs), "
+                                 "at least 1 for evaluate, inference and export.", ge=1, popular=True,
                                  automl=AutoML(enabled=False, low=8, high=128, math_cond="power_of_two"))
     workers: Int = spec_field(
         2, description="Data-loader worker processes: they decode a split streamed from disk, and augment a cached "
