@@ -152,3 +152,22 @@ def test_detached_automl_job_is_cancelled_with_its_running_trials(data, tmp_path
     assert len(kids) == 2 and all(k["status"] == "cancelled" for k in kids)
     assert [r["state"] for r in trial_rows(str(jobs / started["id"] / "results"))] == ["INTERRUPTED"] * 2 + [
         "WAITING"] * 2                                                    # re-queued for a continuation
+
+
+def test_a_running_search_reports_trials_best_value_and_time_left_in_status_and_logs(data, tmp_path):
+    jobs = tmp_path / "jobs"
+    started = runner(jobs, *train_args(data, **{"automl.max_trials": 4, "automl.workers": 1}), "--detach")
+
+    def after_the_first_trial() -> dict | None:
+        status = runner(jobs, "status", started["id"])
+        assert status["status"] in ("pending", "running"), f"the search ended before it was seen running: {status}"
+        return status if (status["metrics"] or {}).get("trials_done", 0) >= 1 else None
+
+    status = wait_until(after_the_first_trial, "a finished trial in the AutoML job's status", interval=0.3)
+    metrics = status["metrics"]
+    assert metrics["trials_planned"] == 4 and 1 <= metrics["trials_done"] < 4
+    assert metrics["best_val_acc"] is not None and metrics["eta_s"] is not None and metrics["eta_s"] > 0
+    log = runner(jobs, "logs", started["id"])["text"]
+    assert "AutoML: 0/4 trials done" in log and f"AutoML: {metrics['trials_done']}/4 trials done" in log
+    assert "best val_acc" in log and "left" in log
+    runner(jobs, "cancel", started["id"])

@@ -26,6 +26,7 @@ from ..skill_info import load_skill_info
 from ..specbuild import load_schema
 from .driver import STOP_INTERRUPT, StudyDriver
 from .handoff import STUDY_DB
+from .progress import ProgressWatcher
 from .results import best_record, state_counts, write_plots, write_tables
 from .settings import AutoMLSettings, read_settings
 from .space import SearchSpace, build_search_space
@@ -74,7 +75,8 @@ def run_automl_job(store: JobStore, job_id: str) -> JobRecord:
                     for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         recover_interrupted(study, adopt=lambda trial: _adopt_or_stop(store, trial.user_attrs.get("job_id")))
-        reason = driver.run()
+        with ProgressWatcher(store, record, study, settings.metric, settings.max_trials, settings.max_time_s):
+            reason = driver.run()
         artifacts = {**write_tables(study, out_dir, space, settings.metric, settings.algorithm),
                      **write_plots(study, out_dir, settings.metric)}
         if settings.storage is None:
