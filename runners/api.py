@@ -60,12 +60,14 @@ class Plan:
     parent: dict[str, Any]
     results_folder: str
     warnings: list[str] = field(default_factory=list)
+    automl_estimate: dict[str, Any] | None = None
 
     def decisions(self) -> dict[str, Any]:
         return {
             "automl_policy": self.automl_policy.as_dict(),
             "base_spec": self.base_spec,
             "warnings": self.warnings,
+            **({"automl_estimate": self.automl_estimate} if self.automl_estimate else {}),
             "spec_values": self.draft.provenance(),
             "data_sources": self.data_sources,
             "parent": self.parent,
@@ -127,8 +129,14 @@ def build_plan(req: JobRequest, store: JobStore, job_dir: Path, materialize: boo
         raise DataSourceError(data_problems + problems)
     if problems:
         raise RequestError(problems)
+    estimate = None
+    if policy.value == "on":
+        from .automl.estimate import estimate_search
+        from .automl.settings import read_settings
+
+        estimate = estimate_search(draft.data, read_settings(draft.data, skill), store)
     return Plan(req.action, policy, draft, base, resolved, parent_details, action_results(draft.data, req.action),
-                warnings)
+                warnings, estimate)
 
 
 def plan_job(action: str, *, jobs_root: str | Path = DEFAULT_JOBS_ROOT, **kwargs: Any) -> Plan:

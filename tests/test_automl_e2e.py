@@ -99,6 +99,11 @@ def test_policy_on_runs_parallel_trials_and_evaluate_takes_the_best_epoch(data, 
     chosen = Path(plan["spec"]["evaluate"]["checkpoint"])                # epoch=N: N-th epoch of the best trial
     assert chosen.parent == Path(best["checkpoint"]).parent and chosen.name.startswith("model_epoch_001_")
 
+    again = runner(jobs, "plan", *train_args(data)[1:])                   # its trials measured this machine's speed
+    estimate = again["decisions"]["automl_estimate"]
+    assert estimate["pairs_per_s_source"].startswith("measured by job oi-train-") and estimate["pairs_per_s"] > 0
+    assert estimate["max_trials"] == 6 and estimate["train_pairs"] > 0 and estimate["estimated_s"] > 0
+
 
 def test_kill_9_mid_study_then_restart_continues_without_rerunning_finished_trials(data, tmp_path):
     jobs = tmp_path / "jobs"
