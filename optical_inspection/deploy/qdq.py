@@ -10,11 +10,13 @@ The recipe, one reason each:
 * Q/DQ go on the *inputs* of those ops only, never on their outputs (``OpTypesToExcludeOutputQuantization``):
   TensorRT's recommended placement (it fuses Conv+ReLU+the next op's Q itself). ONNX Runtime's default also
   rounds every conv output before its ReLU and again after it with another scale, and rounds the score itself to
-  255 levels: on a trained Compact that alone took the fp32/int8 score correlation from 0.9996 to 0.959.
+  255 levels: on a Compact trained on synthetic pairs that alone took the fp32/int8 score correlation from
+  0.9996 to 0.959 (DeepPCB held-out boards, benchmarks/int8_accuracy.py: 0.99966 vs 0.99869).
 * Symmetric int8 activations and weights, zero point 0, float biases: what TensorRT's Q/DQ import takes.
 * Per-channel weight scales (output-channel axis): finer than one scale per tensor, and TensorRT supports them.
 * MinMax calibration: defects are the rare large differences, and clipping them (Percentile/Entropy) would
-  flatten exactly the evidence the score needs; the calibration pairs are real pairs, so their range is real.
+  flatten exactly the evidence the score needs; the calibration pairs are real pairs, so their range is real
+  (DeepPCB: Percentile 99.999 gave correlation 0.99686, MinMax 0.99969, AUROC equal within 0.0002).
 """
 from __future__ import annotations
 
