@@ -45,6 +45,7 @@ check-generated: setup
 bench: setup
 	$(PY) benchmarks/data_loading.py
 	$(PY) benchmarks/train_eval.py
+	$(PY) benchmarks/int8_accuracy.py
 	$(PY) benchmarks/inference.py
 	$(PY) benchmarks/plan_latency.py
 

@@ -21,7 +21,12 @@ CSV_NAME = "dataset.csv"
 
 
 class CalibrationPairs:
-    """``batches`` batches of ``batch_size`` pairs drawn in order from the folders' dataset.csv files."""
+    """``batches`` batches of ``batch_size`` pairs spread evenly over all rows of the folders' dataset.csv files.
+
+    Spread, not the first rows: a converted split lists the crops of one board after another, so its first rows
+    cover a few boards and few defects; ranges calibrated on them clip the differences of other boards (DeepPCB,
+    64 calibration pairs: fp32/int8 correlation 0.982 from the first rows).
+    """
 
     def __init__(self, folders: list[str], dataset_cfg: Any, batch_size: int, batches: int) -> None:
         if not folders:
@@ -37,7 +42,8 @@ class CalibrationPairs:
         if available < needed:
             raise OIError(f"calibration needs cal_batch_size x cal_batches = {batch_size} x {batches} = {needed} "
                           f"pairs but {folders} hold {available}; add pairs or lower cal_batches/cal_batch_size")
-        self._rows = [(k, i) for k, t in enumerate(self.tables) for i in range(len(t))][:needed]
+        rows = [(k, i) for k, t in enumerate(self.tables) for i in range(len(t))]
+        self._rows = [rows[j] for j in np.arange(needed) * available // needed]  # strictly increasing, no repeats
 
     def __len__(self) -> int:
         return self.batches
