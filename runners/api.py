@@ -23,7 +23,7 @@ from .cache import ContentCache
 from .checkpoints import parse_request
 from .errors import DataSourceError, RequestError, RunnerError
 from .launch import cancel, reconcile, set_supervisor, start_detached, supervise
-from .parents import ACCEPTED_PARENTS, Parent, action_results, is_resume, load_parent, resolve_mappings
+from .parents import ACCEPTED_PARENTS, Parent, article, action_results, is_resume, load_parent, resolve_mappings
 from .policy import PolicyDecision, resolve_policy
 from .records import TERMINAL, JobRecord, JobStore, now_iso
 from .skill_info import SkillInfo, load_skill_info
@@ -244,8 +244,9 @@ def _hints(action: str, skill: SkillInfo) -> dict[str, str]:
                 hints[key] = f"give --data {source}=LOCATION"
     for key, fn in skill.spec_params(action).items():
         if fn == "parent_model":
-            accepted = " or ".join(ACCEPTED_PARENTS.get(key, ("train",)))
-            hints[key] = f"give --parent-job JOB_ID (a {accepted} job), or set it with --overrides"
+            names = ACCEPTED_PARENTS.get(key, ("train",))
+            hints[key] = (f"give --parent-job JOB_ID ({article(names[0])} {' or '.join(names)} job), "
+                          "or set it with --overrides")
     return hints
 
 

@@ -114,5 +114,13 @@ class StatusCallback(pl.Callback):
             max_step=max_epochs * batches,
             time_per_epoch=str(timedelta(seconds=elapsed)),
             time_per_step=str(timedelta(seconds=elapsed / max(batches, 1))),
-            eta=str(timedelta(seconds=per_epoch * max(max_epochs - trainer.current_epoch - 1, 0))),
+            eta=_duration(per_epoch * max(max_epochs - trainer.current_epoch - 1, 0)),
         )
+
+
+def _duration(seconds: float) -> str:
+    """``H:MM:SS`` as TAO writes it; a duration beyond ``timedelta``'s range (huge num_epochs) is written in days."""
+    try:
+        return str(timedelta(seconds=seconds))
+    except OverflowError:
+        return f"{seconds / 86400:.3g} days"
