@@ -8,6 +8,7 @@ TAO's own ``.pth`` files (no ``oi_meta``) load too when the spec that describes 
 """
 from __future__ import annotations
 
+import io
 import pickle
 from pathlib import Path
 from typing import Any, Mapping
@@ -96,7 +97,6 @@ def foreign_globals(path: str | Path) -> list[str]:
     """``module.name`` of every class or function a checkpoint's pickle references outside torch's tensor
     rebuilding (e.g. ``posix.system``, ``argparse.Namespace``), read from the pickle opcodes without running them.
     Handles zip checkpoints (``*/data.pkl``) and legacy/raw pickle files; empty when nothing foreign is found."""
-    import pickletools
     import zipfile
 
     try:
@@ -111,10 +111,21 @@ def foreign_globals(path: str | Path) -> list[str]:
         return []
     found: list[str] = []
     for blob in blobs:
+        found += _globals_of(io.BytesIO(blob))
+    return [g for g in dict.fromkeys(found) if not g.startswith(tuple(m + "." for m in _PLAIN_MODULES))]
+
+
+def _globals_of(stream: io.BytesIO, max_pickles: int = 8) -> list[str]:
+    """Globals referenced by the pickles at the start of ``stream`` (a legacy torch file holds several in a row)."""
+    import pickletools
+
+    found: list[str] = []
+    for _ in range(max_pickles):
+        start = stream.tell()
         strings: list[str | None] = []
         memo: dict[int, str | None] = {}
         try:
-            for op, arg, _ in pickletools.genops(blob):
+            for op, arg, _ in pickletools.genops(stream):
                 name = op.name
                 if name in _STRING_OPS:
                     strings.append(arg if isinstance(arg, str) else None)
@@ -129,8 +140,10 @@ def foreign_globals(path: str | Path) -> list[str]:
                 elif name == "STACK_GLOBAL" and len(strings) >= 2:
                     found.append(f"{strings[-2]}.{strings[-1]}")
         except (ValueError, TypeError, IndexError, KeyError):
-            pass  # the end of the pickle (legacy files carry raw tensor bytes after it) or a damaged one
-    return [g for g in dict.fromkeys(found) if not g.startswith(tuple(m + "." for m in _PLAIN_MODULES))]
+            break  # the end of the pickles (legacy files carry raw tensor bytes after them) or a damaged one
+        if stream.tell() == start:
+            break
+    return found
 
 
 def checkpoint_meta(data: Mapping[str, Any], path: str | Path, config: Any = None) -> dict[str, Any]:
