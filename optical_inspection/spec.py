@@ -188,6 +188,12 @@ def _default_tree() -> dict[str, Any]:
     return to_plain(ExperimentConfig())
 
 
+@functools.cache
+def _default_conf() -> Any:
+    """The defaults as an OmegaConf tree, built once (``OmegaConf.merge`` copies it, never changes it)."""
+    return OmegaConf.create(_default_tree())
+
+
 def _interpolate(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
     """Resolve `${a.b}` references (OmegaConf, no custom resolvers); a bad one is reported by key, the good ones
     are still resolved.
@@ -198,8 +204,11 @@ def _interpolate(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
     refs = [key for key, value in _leaves(data) if isinstance(value, str) and "${" in value]
     if not refs:
         return data, {}
+    values, refs = _resolve_within(data, refs)  # most references name keys of the spec itself: no merge needed
+    if not refs:
+        return _replace_leaves(data, values), {}
     try:
-        conf = OmegaConf.merge(OmegaConf.create(copy.deepcopy(_default_tree())), OmegaConf.create(data))
+        conf = OmegaConf.merge(_default_conf(), OmegaConf.create(data))
     except (OmegaConfBaseException, TypeError, ValueError):  # e.g. a scalar or list where a section belongs:
         try:                                                   # validation reports it by key
             conf = OmegaConf.create(data)
@@ -207,7 +216,6 @@ def _interpolate(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
             key = getattr(exc, "full_key", None) or ""
             value = get_dotted(data, key) if key else None
             return data, {key: f"{key}: cannot resolve '{value}': {str(exc).splitlines()[0]}"}
-    values: dict[str, Any] = {}
     problems: dict[str, str] = {}
     for key in refs:
         try:
@@ -216,6 +224,28 @@ def _interpolate(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
         except OmegaConfBaseException as exc:
             problems[key] = f"{key}: cannot resolve '{get_dotted(data, key)}': {str(exc).splitlines()[0]}"
     return _replace_leaves(data, values), problems
+
+
+def _resolve_within(data: dict[str, Any], refs: list[str]) -> tuple[dict[str, Any], list[str]]:
+    """The references that resolve to a plain value from the spec alone (cheap: no merge onto the defaults), and
+    the others, left to :func:`_interpolate`'s full resolution."""
+    try:
+        conf = OmegaConf.create(data)
+    except (OmegaConfBaseException, TypeError, ValueError):
+        return {}, refs
+    values: dict[str, Any] = {}
+    rest = []
+    for key in refs:
+        try:
+            node = OmegaConf.select(conf, key, throw_on_missing=False, throw_on_resolution_failure=True)
+        except OmegaConfBaseException:
+            rest.append(key)
+            continue
+        if OmegaConf.is_config(node) or node == MISSING:
+            rest.append(key)
+        else:
+            values[key] = node
+    return values, rest
 
 
 def _replace_leaves(data: Any, values: dict[str, Any], prefix: str = "") -> Any:
