@@ -264,6 +264,8 @@ def _minor_duplicate_yaml_key(tmp_path, capsys):
     spec.write_text("train:\n  num_epochs: 1\n  seed: 3\n  num_epochs: 2\n")
     with pytest.raises(SpecError, match=r"line 4, column 3: duplicate key 'num_epochs' \(first given on line 2\)"):
         read_yaml(spec)
+    spec.write_text("base: &b {num_epochs: 3, seed: 1}\ntrain:\n  <<: *b\n  num_epochs: 5\n")  # merge keys still work
+    assert read_yaml(spec)["train"] == {"num_epochs": 5, "seed": 1}
 
 
 def _minor_spec_is_a_directory(tmp_path, capsys):

@@ -79,6 +79,7 @@ class CheckpointCallback(pl.Callback):
         """Write the current state to ``path`` (also after fit, e.g. once a final validation ran) and publish it
         as the latest checkpoint."""
         pl_module.epoch_summary()  # collective under DDP: every rank computes the metrics stored in the meta
+        pl_module.check_finite()  # never save diverged weights (also mid-epoch, with checkpoint_interval_unit step)
         trainer.save_checkpoint(path, weights_only=False)
         if trainer.is_global_zero:
             publish_latest(path, self.results_dir)
