@@ -2,7 +2,8 @@
 
 Exit codes: 0 success, 2 bad spec or usage, 1 runtime failure, 130 interrupted (SIGINT, SIGTERM). Every run
 writes STARTED and then SUCCESS or FAILURE to `<results>/status.json`, whatever goes wrong (exceptions, Ctrl-C,
-SIGTERM).
+SIGTERM). Every failure prints one `ERROR: ...` message on stderr, never a traceback; an unexpected error (a bug)
+also leaves its traceback in `<results>/traceback.txt`.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from .config.walk import iter_keys
 from .errors import OIError, SpecError
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+TRACEBACK_NAME = "traceback.txt"  # an unexpected error's traceback, in the results folder
 _TITLES = {
     "train": "Train", "evaluate": "Evaluate", "inference": "Inference", "export": "Export",
     "gen_trt_engine": "Gen_trt_engine", "dataset_convert": "Dataset_convert",
@@ -73,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     except SpecError as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except Exception as exc:  # noqa: BLE001 - the edge: a message, never a traceback
+        print(f"ERROR: cannot load the spec '{args.spec}': {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
     if args.dry_run:
         sys.stdout.write(to_yaml(config))
         return EXIT_OK
@@ -86,8 +91,15 @@ def run_action(action: str, config: ExperimentConfig) -> int:
     from .status import StatusLogger
 
     results = results_dir_for(config, action)
-    results.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(results / "experiment.yaml", to_yaml(config))
+    try:
+        results.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(results / "experiment.yaml", to_yaml(config))
+    except OSError as exc:
+        blocked = isinstance(exc, (FileExistsError, NotADirectoryError))
+        why = "a file is in the way (results_dir or a folder above it is a file)" if blocked else exc.strerror
+        print(f"ERROR: cannot create the results folder '{results}': {why}; set results_dir (or {action}.results_dir) "
+              f"to a folder you can write", file=sys.stderr)
+        return EXIT_FAILURE
     status = StatusLogger(results / "status.json")
     title = _TITLES[action]
     status.write("STARTED", f"Starting Optical Inspection {action}.")
@@ -124,7 +136,13 @@ def _record_failure(action: str, status: Any, exc: BaseException, interrupted: l
         print(f"ERROR: {exc}", file=sys.stderr)
         return exc.exit_code if isinstance(exc, OIError) else EXIT_FAILURE
     status.write("FAILURE", f"{type(exc).__name__}: {exc}", verbosity="ERROR")
-    traceback.print_exc()
+    trace = status.path.parent / TRACEBACK_NAME
+    try:
+        trace.write_text(traceback.format_exc(), encoding="utf-8")
+        where = f"; the traceback is in {trace}"
+    except OSError:
+        where = ""
+    print(f"ERROR: {action} failed unexpectedly: {type(exc).__name__}: {exc}{where}", file=sys.stderr)
     return EXIT_FAILURE
 
 

@@ -22,8 +22,10 @@ from .config.walk import fields_of, is_section, key_index, to_plain, unwrap_opti
 from .cross_checks import cross_key_problems
 from .dotted import get_dotted, set_dotted
 from .errors import SpecError
+from .input_limits import MAX_DEPTH, MAX_SPEC_BYTES, structure_problem
 
 MISSING = "???"
+_UNKNOWN_KEY = ("unexpected_keyword_argument", "extra_forbidden")
 _ADAPTER = TypeAdapter(ExperimentConfig)
 _KEYS = key_index(ExperimentConfig)
 
@@ -37,24 +39,67 @@ def load_spec(path: str | Path | None, overrides: list[str] | tuple[str, ...] = 
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
-    """Parse a spec file; a missing file or a syntax error names the file and line."""
+    """Parse a spec file; a missing file, a syntax error or a duplicate key names the file and line. Files over
+    :data:`MAX_SPEC_BYTES`, nesting deeper than :data:`MAX_DEPTH` and alias bombs are refused."""
     p = Path(path)
+    if p.is_dir():
+        raise SpecError(f"spec file '{p}' is a directory; pass the experiment spec YAML file with -e PATH")
     if not p.is_file():
         raise SpecError(f"spec file '{p}' does not exist (pass the experiment spec with -e PATH)")
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
-        raise SpecError(f"{p}: YAML syntax error at {where}: {exc.problem}") from None
-    except yaml.YAMLError as exc:
-        raise SpecError(f"{p}: YAML error: {exc}") from None
+        size = p.stat().st_size
+        if size > MAX_SPEC_BYTES:
+            raise SpecError(f"{p}: {size:,} bytes is too large for a spec (limit {MAX_SPEC_BYTES:,} bytes; a spec is "
+                            "a few KiB): is this the right file?")
+        data = parse_yaml(p.read_bytes().decode("utf-8"), str(p))
     except UnicodeDecodeError:
         raise SpecError(f"{p}: not a UTF-8 text file") from None
+    except OSError as exc:
+        raise SpecError(f"spec file '{p}' cannot be read: {exc.strerror or exc}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise SpecError(f"{p}: the spec must be a mapping of sections (got {type(data).__name__})")
+    return data
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (plain YAML keeps the last one silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base`: merged keys may be overridden
+                continue
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                first = seen.setdefault(key, line)
+            except TypeError:  # an unhashable key: the base class reports it
+                break
+            if first != line:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key '{key}' (first given on line {first}); give each key once",
+                    key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+
+def parse_yaml(text: str, where: str) -> Any:
+    """YAML text -> data (safe types, unique keys); SpecError naming ``where``, the line and the problem."""
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        at = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
+        kind = "YAML error" if isinstance(exc, yaml.constructor.ConstructorError) else "YAML syntax error"
+        raise SpecError(f"{where}: {kind} at {at}: {exc.problem}") from None
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{where}: YAML syntax error: {exc}") from None
+    except RecursionError:
+        raise SpecError(f"{where}: nested too deeply (limit {MAX_DEPTH} levels)") from None
+    shape = structure_problem(data, where)
+    if shape:
+        raise SpecError(shape)
     return data
 
 
@@ -67,11 +112,20 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]
         if not sep or not key:
             problems.append(f"override '{item}' is not key=value (e.g. train.num_epochs=5)")
             continue
+        if len(raw) > MAX_SPEC_BYTES:
+            problems.append(f"override '{key}': the value is {len(raw):,} characters (limit {MAX_SPEC_BYTES:,})")
+            continue
         try:
-            value = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.YAMLError:
-            value = raw
+            value = parse_yaml(raw, f"override '{key}'") if raw.strip() else None
+        except SpecError as exc:
+            if "YAML syntax error" not in str(exc):
+                problems += exc.problems
+                continue
+            value = raw  # not YAML: the text itself (e.g. a path holding ': ')
         set_dotted(data, key, value)
+    shape = structure_problem(data, "the spec with its overrides")
+    if shape:
+        problems.append(shape)
     if problems:
         raise SpecError(problems, source="overrides")
 
@@ -90,8 +144,9 @@ def validate_dict(data: dict[str, Any], action: str | None = None, source: str |
     try:
         config = _ADAPTER.validate_python(resolved)
     except ValidationError as exc:
-        problems += [_format_error(err) for err in exc.errors()
-                     if ".".join(str(p) for p in err.get("loc", ())) not in bad_refs]
+        problems += [_format_error(err) for err in exc.errors()  # an unknown key is reported even when its
+                     if err.get("type") in _UNKNOWN_KEY                 # interpolation failed too
+                     or ".".join(str(p) for p in err.get("loc", ())) not in bad_refs]
     if action is not None:
         problems += check_action(resolved, action)
     if problems:
@@ -135,6 +190,12 @@ def _default_tree() -> dict[str, Any]:
     return to_plain(ExperimentConfig())
 
 
+@functools.cache
+def _default_conf() -> Any:
+    """The defaults as an OmegaConf tree, built once (``OmegaConf.merge`` copies it, never changes it)."""
+    return OmegaConf.create(_default_tree())
+
+
 def _interpolate(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
     """Resolve `${a.b}` references (OmegaConf, no custom resolvers); a bad one is reported by key, the good ones
     are still resolved.
@@ -145,16 +206,18 @@ def _interpolate(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
     refs = [key for key, value in _leaves(data) if isinstance(value, str) and "${" in value]
     if not refs:
         return data, {}
+    values, refs = _resolve_within(data, refs)  # most references name keys of the spec itself: no merge needed
+    if not refs:
+        return _replace_leaves(data, values), {}
     try:
-        conf = OmegaConf.merge(OmegaConf.create(copy.deepcopy(_default_tree())), OmegaConf.create(data))
-    except OmegaConfBaseException:  # e.g. a scalar where a section belongs: validation reports it by key
-        try:
+        conf = OmegaConf.merge(_default_conf(), OmegaConf.create(data))
+    except (OmegaConfBaseException, TypeError, ValueError):  # e.g. a scalar or list where a section belongs:
+        try:                                                   # validation reports it by key
             conf = OmegaConf.create(data)
-        except OmegaConfBaseException as exc:
+        except (OmegaConfBaseException, TypeError, ValueError) as exc:
             key = getattr(exc, "full_key", None) or ""
             value = get_dotted(data, key) if key else None
             return data, {key: f"{key}: cannot resolve '{value}': {str(exc).splitlines()[0]}"}
-    values: dict[str, Any] = {}
     problems: dict[str, str] = {}
     for key in refs:
         try:
@@ -163,6 +226,28 @@ def _interpolate(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
         except OmegaConfBaseException as exc:
             problems[key] = f"{key}: cannot resolve '{get_dotted(data, key)}': {str(exc).splitlines()[0]}"
     return _replace_leaves(data, values), problems
+
+
+def _resolve_within(data: dict[str, Any], refs: list[str]) -> tuple[dict[str, Any], list[str]]:
+    """The references that resolve to a plain value from the spec alone (cheap: no merge onto the defaults), and
+    the others, left to :func:`_interpolate`'s full resolution."""
+    try:
+        conf = OmegaConf.create(data)
+    except (OmegaConfBaseException, TypeError, ValueError):
+        return {}, refs
+    values: dict[str, Any] = {}
+    rest = []
+    for key in refs:
+        try:
+            node = OmegaConf.select(conf, key, throw_on_missing=False, throw_on_resolution_failure=True)
+        except OmegaConfBaseException:
+            rest.append(key)
+            continue
+        if OmegaConf.is_config(node) or node == MISSING:
+            rest.append(key)
+        else:
+            values[key] = node
+    return values, rest
 
 
 def _replace_leaves(data: Any, values: dict[str, Any], prefix: str = "") -> Any:
@@ -214,7 +299,7 @@ def _format_error(err: dict[str, Any]) -> str:
     key = ".".join(loc)
     kind = err.get("type", "")
     value = err.get("input")
-    if kind in ("unexpected_keyword_argument", "extra_forbidden"):
+    if kind in _UNKNOWN_KEY:
         parent, name = loc[:-1], loc[-1]
         siblings = _sibling_names(parent)
         hint = difflib.get_close_matches(name, siblings, n=1, cutoff=0.6)
@@ -226,7 +311,8 @@ def _format_error(err: dict[str, Any]) -> str:
     shown = "null" if value is None else repr(value)
     if kind.startswith("dataclass_type") or kind in ("dict_type", "model_type"):
         return f"{key}: expected a mapping of keys, got {shown}"
-    return f"{key}: {err.get('msg', 'invalid value')} (got {shown})"
+    msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+    return f"{key}: {msg} (got {shown})"
 
 
 def _sibling_names(parent: list[str]) -> list[str]:

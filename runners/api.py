@@ -17,12 +17,13 @@ from typing import Any, Mapping
 
 from optical_inspection.cross_checks import cross_key_problems
 from optical_inspection.dotted import get_dotted
+from optical_inspection.input_limits import structure_problem
 
 from .cache import ContentCache
 from .checkpoints import parse_request
 from .errors import DataSourceError, RequestError, RunnerError
 from .launch import cancel, reconcile, set_supervisor, start_detached, supervise
-from .parents import ACCEPTED_PARENTS, Parent, action_results, is_resume, load_parent, resolve_mappings
+from .parents import ACCEPTED_PARENTS, Parent, article, action_results, is_resume, load_parent, resolve_mappings
 from .policy import PolicyDecision, resolve_policy
 from .records import TERMINAL, JobRecord, JobStore, now_iso
 from .skill_info import SkillInfo, load_skill_info
@@ -142,7 +143,7 @@ def build_plan(req: JobRequest, store: JobStore, job_dir: Path, materialize: boo
 def plan_job(action: str, *, jobs_root: str | Path = DEFAULT_JOBS_ROOT, **kwargs: Any) -> Plan:
     """Resolve a job without launching or writing anything (data is checked, not downloaded or extracted)."""
     req = make_request(action, **kwargs)
-    store = JobStore(jobs_root)
+    store = open_store(jobs_root)
     return build_plan(req, store, store.root / NEW_JOB, materialize=False)
 
 
@@ -155,7 +156,7 @@ def run_job(action: str, *, jobs_root: str | Path = DEFAULT_JOBS_ROOT, detach: b
     parent_job, checkpoint.
     """
     req = make_request(action, **kwargs)
-    store = JobStore(jobs_root)
+    store = open_store(jobs_root)
     skill = load_skill_info()
     build_plan(req, store, store.root / NEW_JOB, materialize=False, skill=skill)  # refuse before writing anything
     record = store.create(action, req.parent_job)
@@ -184,6 +185,9 @@ def make_request(action: str, *, request: str | None = None, automl_policy: str 
                  overrides: Mapping[str, Any] | None = None, data: Mapping[str, Any] | None = None,
                  parent_job: str | None = None, checkpoint: str | None = None,
                  spec_file: str | Path | None = None) -> JobRequest:
+    shape = structure_problem(dict(overrides or {}), "overrides")
+    if shape:
+        raise RequestError(shape)
     sources: dict[str, list[str]] = {}
     for source, where in (data or {}).items():
         sources[source] = [str(w) for w in where] if isinstance(where, (list, tuple)) else [str(where)]
@@ -193,17 +197,17 @@ def make_request(action: str, *, request: str | None = None, automl_policy: str 
 
 def job_status(job_id: str, jobs_root: str | Path = DEFAULT_JOBS_ROOT) -> JobRecord:
     """The job's record (a job whose runner vanished is marked failed first)."""
-    store = JobStore(jobs_root)
+    store = open_store(jobs_root)
     return reconcile(store, store.load(job_id))
 
 
 def list_jobs(jobs_root: str | Path = DEFAULT_JOBS_ROOT) -> list[JobRecord]:
-    store = JobStore(jobs_root)
+    store = open_store(jobs_root)
     return [reconcile(store, r) for r in store.list()]
 
 
 def cancel_job(job_id: str, jobs_root: str | Path = DEFAULT_JOBS_ROOT) -> JobRecord:
-    return cancel(JobStore(jobs_root), job_id)
+    return cancel(open_store(jobs_root), job_id)
 
 
 def wait_job(job_id: str, jobs_root: str | Path = DEFAULT_JOBS_ROOT, timeout_s: float = 3600.0) -> JobRecord:
@@ -219,6 +223,18 @@ def wait_job(job_id: str, jobs_root: str | Path = DEFAULT_JOBS_ROOT, timeout_s: 
 
 
 # ---------------------------------------------------------------- helpers
+
+def open_store(jobs_root: str | Path) -> JobStore:
+    """The JobStore of ``jobs_root``; RequestError when it, or a folder above it, is a file."""
+    store = JobStore(jobs_root)
+    for folder in (store.root, *store.root.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                where = "is a file" if folder == store.root else f"is under the file '{folder}'"
+                raise RequestError(f"--jobs-root '{jobs_root}' {where}; give a folder (it is created if missing)")
+            break
+    return store
+
 
 def _assign(draft: SpecDraft, key: str, value: Any, source: str, problems: list[str]) -> None:
     """Set a runner-resolved value; an explicit override of the same key with another value is a conflict."""
@@ -253,8 +269,9 @@ def _hints(action: str, skill: SkillInfo) -> dict[str, str]:
                 hints[key] = f"give --data {source}=LOCATION"
     for key, fn in skill.spec_params(action).items():
         if fn == "parent_model":
-            accepted = " or ".join(ACCEPTED_PARENTS.get(key, ("train",)))
-            hints[key] = f"give --parent-job JOB_ID (a {accepted} job), or set it with --overrides"
+            names = ACCEPTED_PARENTS.get(key, ("train",))
+            hints[key] = (f"give --parent-job JOB_ID ({article(names[0])} {' or '.join(names)} job), "
+                          "or set it with --overrides")
     return hints
 
 

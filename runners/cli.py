@@ -19,18 +19,21 @@ Exit codes:
   3    not found: unknown job, unusable parent job, missing or ambiguous checkpoint
   4    data source unreadable: missing folder or dataset.csv, bad archive, S3 bucket/key/credentials
   130  interrupted
+An unexpected error (a bug) prints `internal error: ...` as the JSON `error` and exits 1, without a traceback
+(`supervise` writes it to the job's log).
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
+import traceback
 from collections import deque
 from pathlib import Path
 from typing import Any
 
 from .errors import EXIT_INTERRUPTED, EXIT_JOB_FAILED, EXIT_OK, RequestError, RunnerError
+from optical_inspection.strict_json import dumps
 
 _SUMMARY_FIELDS = ("id", "action", "status", "parent_id", "created", "started", "finished", "exit_code",
                    "message", "metrics")
@@ -92,8 +95,20 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ERROR: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 - the edge: JSON and a message, never a bare traceback
+        message = f"internal error: {type(exc).__name__}: {exc}"
+        print(f"ERROR: {message}", file=sys.stderr)
+        if argv_verb(argv) == "supervise":  # its stderr is the job's log: keep the traceback there
+            traceback.print_exc()
+        _emit({"error": message, "problems": [message], "exit_code": EXIT_JOB_FAILED})
+        return EXIT_JOB_FAILED
     _emit(result)
     return code
+
+
+def argv_verb(argv: list[str] | None) -> str | None:
+    args = sys.argv[1:] if argv is None else argv
+    return args[0] if args else None
 
 
 def _dispatch(args: argparse.Namespace) -> tuple[Any, int]:
@@ -130,6 +145,8 @@ def _dispatch(args: argparse.Namespace) -> tuple[Any, int]:
     if args.verb == "cancel":
         return _summary(api.cancel_job(args.job_id, args.jobs_root).as_dict()), EXIT_OK
     if args.verb == "logs":
+        if args.tail < 0:
+            raise RequestError(f"--tail {args.tail}: give a number of lines >= 0 (0: the whole log)")
         record = api.job_status(args.job_id, args.jobs_root)
         return {"id": record.id, "status": record.status, "log_path": record.log_path,
                 "text": tail_lines(Path(record.log_path), args.tail)}, EXIT_OK
@@ -163,7 +180,7 @@ def tail_lines(path: Path, lines: int) -> str:
 
 
 def _emit(payload: Any) -> None:
-    sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
+    sys.stdout.write(dumps(payload, indent=2, default=str) + "\n")
 
 
 def entrypoint() -> None:

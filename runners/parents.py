@@ -137,8 +137,9 @@ def resolve_mappings(action: str, skill: SkillInfo, spec: dict[str, Any], parent
 def _require(parent: Parent, accepted: tuple[str, ...], key: str) -> None:
     """The parent must be a finished job of an accepted action."""
     if parent.record.action not in accepted:
-        raise RequestError(f"{key}: parent job {parent.record.id} is a {parent.record.action} job; this key takes "
-                           f"the output of a {' or '.join(accepted)} job")
+        kind = f"{article(parent.record.action)} {parent.record.action}"
+        raise RequestError(f"{key}: parent job {parent.record.id} is {kind} job; "
+                           f"this key takes the output of {article(accepted[0])} {' or '.join(accepted)} job")
     if parent.record.status != "success":
         hint = (" (a train job that stopped can be resumed: run train with --parent-job "
                 f"{parent.record.id})" if parent.is_unfinished_train else
@@ -153,8 +154,9 @@ def _parent_model(key: str, parent: Parent, request: CheckpointRequest | None, s
     if provides == "checkpoint":
         return _train_checkpoint(parent, request or CheckpointRequest("best"), skill)
     if request is not None:
-        raise RequestError(f"--checkpoint {request}: parent job {parent.record.id} is a {parent.record.action} job "
-                           f"with one {provides} file; --checkpoint applies to train parents")
+        kind = f"{article(parent.record.action)} {parent.record.action}"
+        raise RequestError(f"--checkpoint {request}: parent job {parent.record.id} is {kind} job with one "
+                           f"{provides} file; --checkpoint applies to train parents")
     return _model_file(parent, MODEL_SUFFIXES[provides])
 
 
@@ -182,3 +184,8 @@ def _model_file(parent: Parent, suffixes: tuple[str, ...]) -> tuple[str, str]:
         raise NotFoundError(f"parent job {parent.record.id} ({parent.record.action}) has {what} "
                             f"{'/'.join(suffixes)} file(s){': ' + ', '.join(listed) if listed else ''}")
     return listed[0], f"{parent.record.action} output {Path(listed[0]).name}"
+
+
+def article(word: str) -> str:
+    """The article for ``word``: "an evaluate job", "a train job"."""
+    return "an" if word[:1].lower() in "aeiou" else "a"

@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 from .errors import NotFoundError
 from .locks import file_lock
+from optical_inspection.strict_json import dumps
 
 STATUSES = ("pending", "running", "success", "failure", "cancelled")
 TERMINAL = ("success", "failure", "cancelled")
@@ -101,7 +102,11 @@ class JobStore:
             known = ", ".join(r.id for r in self.list()[-5:]) or "none"
             raise NotFoundError(f"no job '{job_id}' in {self.root} (latest jobs: {known}); "
                                 "list them with `python -m runners list`")
-        return JobRecord.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        try:
+            return JobRecord.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError, ValueError, TypeError, AttributeError) as exc:
+            raise NotFoundError(f"job '{job_id}': its record {path} is unreadable or corrupt ({type(exc).__name__}: "
+                                f"{exc}); remove the job folder, or restore job.json") from None
 
     def update(self, job_id: str, change: Callable[[JobRecord], None]) -> JobRecord:
         """Apply ``change`` to the record under its lock; a terminal status is never changed again."""
@@ -126,11 +131,11 @@ class JobStore:
             if entry.is_dir() and path.is_file():
                 try:
                     records.append(JobRecord.from_dict(json.loads(path.read_text(encoding="utf-8"))))
-                except (OSError, json.JSONDecodeError, TypeError):
+                except (OSError, UnicodeDecodeError, ValueError, TypeError, AttributeError):
                     continue
         return sorted(records, key=lambda r: (r.created, r.id))
 
     def _write(self, record: JobRecord) -> None:
         from optical_inspection.io_utils import write_text_atomic
 
-        write_text_atomic(self.job_dir(record.id) / RECORD_NAME, json.dumps(record.as_dict(), indent=2) + "\n")
+        write_text_atomic(self.job_dir(record.id) / RECORD_NAME, dumps(record.as_dict(), indent=2) + "\n")

@@ -14,6 +14,8 @@ from typing import Any, Iterator
 
 import yaml
 
+from optical_inspection.input_limits import MAX_DEPTH, MAX_SPEC_BYTES, number_problems, structure_problem
+
 from .errors import RequestError
 from .skill_info import SkillInfo
 
@@ -160,18 +162,32 @@ class SchemaKeys:
 # ---------------------------------------------------------------- overrides
 
 def parse_overrides(text: str | None) -> dict[str, Any]:
-    """The --overrides JSON object."""
+    """The --overrides JSON object (strict JSON: NaN/Infinity are refused; size and nesting are capped)."""
     if not text:
         return {}
+    if len(text) > MAX_SPEC_BYTES:
+        raise RequestError(f"--overrides is {len(text):,} characters; the limit is {MAX_SPEC_BYTES:,} "
+                           "(a request sets a few keys)")
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:
         raise RequestError(f"--overrides is not valid JSON: {exc.msg} at character {exc.pos} "
                            "(example: '{\"epochs\": 5, \"train.optim.lr\": 0.001}')") from None
+    except RecursionError:
+        raise RequestError(f"--overrides is nested too deeply (limit {MAX_DEPTH} levels)") from None
+    except ValueError as exc:
+        raise RequestError(f"--overrides: {exc}") from None
+    shape = structure_problem(value, "--overrides")
+    if shape:
+        raise RequestError(shape)
     if not isinstance(value, dict):
         raise RequestError("--overrides must be a JSON object of key: value "
                            "(example: '{\"epochs\": 5, \"train.optim.lr\": 0.001}')")
     return value
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a finite number (JSON has no NaN/Infinity); give a finite value")
 
 
 def apply_overrides(draft: SpecDraft, overrides: dict[str, Any], skill: SkillInfo, keys: SchemaKeys,
@@ -217,7 +233,7 @@ def validate(draft: SpecDraft, schema: dict[str, Any], action: str, hints: dict[
     """
     from jsonschema import Draft202012Validator
 
-    problems: list[str] = []
+    problems: list[str] = number_problems(draft.data)
     errors = Draft202012Validator(schema).iter_errors(draft.data)
     for error in sorted(errors, key=lambda e: [str(p) for p in e.absolute_path]):
         key = ".".join(str(p) for p in error.absolute_path)

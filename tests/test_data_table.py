@@ -84,7 +84,7 @@ def test_bad_cells_reported_together(split, make_config):
     lines = _rows(csv_path)
     bad = [lines[0], lines[0],                                   # duplicate (line 3 repeats line 2)
            "../outside,golden,PASS,C0@1",                         # escapes images_dir
-           "/abs/dir,golden,PASS,C0@1",                           # absolute
+           "C:/dir,golden,PASS,C0@1",                             # a Windows drive
            "boards/board000,golden,,C1@1",                        # blank label
            "boards/board000,golden,NaN,C2@1",                     # NaN label
            "boards/board000,golden,PASS,"]                        # blank object_name
@@ -94,7 +94,7 @@ def test_bad_cells_reported_together(split, make_config):
     msg = str(err.value)
     assert "6 problem(s)" in msg
     for needle in ("line 3: duplicate of line 2", "line 4: 'input_path' '../outside' contains '..'",
-                   "line 5: 'input_path' '/abs/dir' is absolute", "line 6: 'label' is blank",
+                   "line 5: 'input_path' 'C:/dir' is a Windows drive path", "line 6: 'label' is blank",
                    "line 7: 'label' is blank", "line 8: 'object_name' is blank"):
         assert needle in msg
 

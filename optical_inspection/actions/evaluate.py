@@ -1,7 +1,6 @@
 """evaluate: score the test split with any model file; metrics to stdout, metrics.json, status.json and plots."""
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from ..errors import DataError
 from ..io_utils import write_text_atomic
 from ..models.metrics import all_metrics
 from ..status import StatusLogger, is_rank_zero
+from ..strict_json import dumps
 
 WORST_PER_CLASS = 6
 
@@ -41,7 +41,7 @@ def run(config: Any, results_dir: Path, status: StatusLogger) -> dict[str, Any]:
           f"(threshold {threshold:.6g} from {source})")
 
     artifacts = {"metrics": str(write_text_atomic(results_dir / "metrics.json",
-                                                  json.dumps(_json_ready(metrics), indent=2) + "\n"))}
+                                                  dumps(metrics, indent=2) + "\n"))}
     artifacts["roc"] = str(plots.plot_roc(scores, labels, metrics, results_dir / "roc.png"))
     artifacts["score_histogram"] = str(plots.plot_histogram(scores, labels, threshold,
                                                             results_dir / "score_histogram.png"))
@@ -77,8 +77,3 @@ def _image(pre: Preprocessor, paths: list[Path]) -> np.ndarray:
 
 def _fmt(value: float) -> str:
     return "n/a" if not math.isfinite(value) else f"{value:.4f}"
-
-
-def _json_ready(metrics: dict[str, Any]) -> dict[str, Any]:
-    """NaN (e.g. AUROC without defects) becomes null."""
-    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()}

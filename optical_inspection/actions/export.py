@@ -10,12 +10,12 @@
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from ..errors import OIError, SpecError
 from ..status import StatusLogger
+from ..strict_json import dumps
 
 DEFAULT_ONNX = "oi_model.onnx"
 SIAMESE_TYPES = ("Siamese", "Siamese_3")
@@ -43,7 +43,7 @@ def run(config: Any, results_dir: Path, status: StatusLogger) -> dict[str, Any]:
     status.write("RUNNING", f"Exporting {model_type} ({output_type}) to {target}.")
     facts = export_onnx(model, target, output_type=output_type, strip_shape=strip_shape, batch_size=cfg.batch_size,
                         opset=cfg.opset_version, optimize=cfg.do_constant_folding,
-                        meta_json=json.dumps(meta, sort_keys=True), verify=cfg.verify)
+                        meta_json=dumps(meta, sort_keys=True), verify=cfg.verify)
     if facts["opset"] != cfg.opset_version:
         print(f"Note: export.opset_version {cfg.opset_version} was requested; the exporter wrote opset "
               f"{facts['opset']} (the torch.export-based exporter's lowest). ONNX Runtime and TensorRT 10/11 "

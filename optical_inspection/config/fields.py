@@ -9,11 +9,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Callable
 
-from pydantic import Field, Strict
+from pydantic import AfterValidator, AllowInfNan, Field, Strict
+
+from ..input_limits import INT64_MAX
+
+
+def _int64(value: int) -> int:
+    if not -INT64_MAX - 1 <= value <= INT64_MAX:
+        raise ValueError("Input should fit in a 64-bit integer")
+    return value
+
 
 # Strict scalar types: a quoted "16" is not an int, "true" is not a bool (TAO's Hydra merge is as strict).
-Int = Annotated[int, Strict()]
-Float = Annotated[float, Strict(False)]  # an int literal such as `margin: 2` is a valid float
+# Numbers must be finite (no .inf/.nan: they train NaN weights) and integers must fit in 64 bits.
+Int = Annotated[int, Strict(), AfterValidator(_int64)]
+Float = Annotated[float, Strict(False), AllowInfNan(False)]  # an int literal such as `margin: 2` is a valid float
 Bool = Annotated[bool, Strict()]
 Str = Annotated[str, Strict()]
 

@@ -82,6 +82,8 @@ class OIDataModule(pl.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         """Read, check and (when it fits) decode the splits of ``stage`` before anything runs."""
+        if stage in (None, "fit"):
+            self._check_validation()
         for split in STAGE_SPLITS.get(stage or "fit", ()):
             self.dataset(split)
         if stage in (None, "fit"):
@@ -95,6 +97,15 @@ class OIDataModule(pl.LightningDataModule):
         if len(table) < batch:
             raise DataError(f"training split {table.csv_path} has {len(table)} rows, fewer than dataset.batch_size="
                             f"{batch}; every training batch would be dropped. Lower dataset.batch_size.")
+
+    def _check_validation(self) -> None:
+        """The decision threshold is calibrated on the validation PASS pairs: a split without any is refused
+        before training (TAO would train and simply have no threshold)."""
+        table = self.table("val")
+        if not (table.labels == 0).any():
+            raise DataError(f"validation split {table.csv_path} has no PASS rows ({len(table)} rows, all defects); "
+                            f"the decision threshold is calibrated on validation PASS pairs "
+                            f"(train.target_false_alarm), so add PASS pairs to it")
 
     # -- loaders ----------------------------------------------------------------------------------------------
     def train_dataloader(self) -> DataLoader:

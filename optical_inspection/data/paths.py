@@ -16,6 +16,17 @@ def unsafe_part(value: str) -> str | None:
     return None
 
 
+def csv_folder_problem(value: str) -> str | None:
+    """Why an ``input_path``/``golden_path`` cell is unusable, or None. As in TAO, a POSIX absolute folder is used
+    as it is (``images_dir`` does not apply to it); ``..`` and Windows drive paths are refused."""
+    text = value.replace("\\", "/")
+    if PureWindowsPath(value).drive and not text.startswith("/"):
+        return "is a Windows drive path; write it relative to images_dir, or as an absolute path of this machine"
+    if ".." in PurePosixPath(text).parts:
+        return "contains '..'; write it relative to images_dir, or absolute"
+    return None
+
+
 def image_paths(images_dir: str | Path, folder: str, object_name: str, lights: list[str], image_ext: str
                 ) -> list[str]:
     """The normalised file path of each light (one file without a suffix when ``lights`` is empty)."""

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import DataError
 from .archives import prepare_images_dir
-from .paths import existing_files, image_paths, light_names, unsafe_part
+from .paths import csv_folder_problem, existing_files, image_paths, light_names, unsafe_part
 
 log = logging.getLogger(__name__)
 
@@ -139,13 +139,19 @@ def _check_cells(csv_path: Path, rows: list[dict[str, str]], lines: list[int], f
     problems: list[str] = []
     has_label = LABEL_COLUMN in fieldnames
     seen: dict[tuple[str, str, str], int] = {}
+    absolute = 0
     for row, line in zip(rows, lines):
         for col in PATH_COLUMNS:
             value = row[col].strip()
             if not value:
                 problems.append(f"line {line}: '{col}' is blank")
-            elif (why := unsafe_part(value)) is not None:
-                problems.append(f"line {line}: '{col}' {value!r} {why}; paths must be relative to images_dir")
+            elif col == "object_name":
+                if (why := unsafe_part(value)) is not None:
+                    problems.append(f"line {line}: 'object_name' {value!r} {why}; it is a file stem, not a path")
+            elif (why := csv_folder_problem(value)) is not None:
+                problems.append(f"line {line}: '{col}' {value!r} {why}")
+            elif value.replace("\\", "/").startswith("/"):
+                absolute += 1
         if has_label and row[LABEL_COLUMN].strip().lower() in _BLANK_LABELS:
             problems.append(f"line {line}: 'label' is blank/NaN; write PASS or the defect type")
         key = (row["input_path"], row["golden_path"], row["object_name"])
@@ -155,6 +161,9 @@ def _check_cells(csv_path: Path, rows: list[dict[str, str]], lines: list[int], f
             seen[key] = line
     if problems:
         raise DataError(_listing(f"CSV '{csv_path}' has {len(problems)} problem(s)", problems))
+    if absolute:
+        log.info("%s: %d input_path/golden_path cell(s) are absolute folders, used as they are (images_dir does not "
+                 "apply to them, as in TAO)", csv_path, absolute)
 
 
 def _check_files(csv_path: Path, images_dir: Path, test: list[list[str]], golden: list[list[str]],

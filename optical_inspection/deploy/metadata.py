@@ -11,6 +11,7 @@ from typing import Any
 
 from ..errors import OIError
 from ..io_utils import write_text_atomic
+from ..strict_json import dumps
 
 META_KEY = "optical_inspection"
 FORMAT_VERSION = 1
@@ -49,7 +50,7 @@ def attach_to_onnx(model_proto: Any, meta: dict[str, Any]) -> None:
     model_proto.metadata_props.extend(kept)
     entry = model_proto.metadata_props.add()
     entry.key = META_KEY
-    entry.value = json.dumps(meta, sort_keys=True)
+    entry.value = dumps(meta, sort_keys=True)
 
 
 def from_props(props: dict[str, str], where: str) -> dict[str, Any]:
@@ -74,7 +75,7 @@ def sidecar_path(engine_path: str | Path) -> Path:
 
 def write_sidecar(engine_path: str | Path, meta: dict[str, Any]) -> Path:
     """Write an engine's metadata next to it (atomically)."""
-    return write_text_atomic(sidecar_path(engine_path), json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    return write_text_atomic(sidecar_path(engine_path), dumps(meta, indent=2, sort_keys=True) + "\n")
 
 
 def read_sidecar(engine_path: str | Path) -> dict[str, Any]:

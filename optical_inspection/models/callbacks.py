@@ -79,6 +79,7 @@ class CheckpointCallback(pl.Callback):
         """Write the current state to ``path`` (also after fit, e.g. once a final validation ran) and publish it
         as the latest checkpoint."""
         pl_module.epoch_summary()  # collective under DDP: every rank computes the metrics stored in the meta
+        pl_module.check_finite()  # never save diverged weights (also mid-epoch, with checkpoint_interval_unit step)
         trainer.save_checkpoint(path, weights_only=False)
         if trainer.is_global_zero:
             publish_latest(path, self.results_dir)
@@ -114,5 +115,13 @@ class StatusCallback(pl.Callback):
             max_step=max_epochs * batches,
             time_per_epoch=str(timedelta(seconds=elapsed)),
             time_per_step=str(timedelta(seconds=elapsed / max(batches, 1))),
-            eta=str(timedelta(seconds=per_epoch * max(max_epochs - trainer.current_epoch - 1, 0))),
+            eta=_duration(per_epoch * max(max_epochs - trainer.current_epoch - 1, 0)),
         )
+
+
+def _duration(seconds: float) -> str:
+    """``H:MM:SS`` as TAO writes it; a duration beyond ``timedelta``'s range (huge num_epochs) is written in days."""
+    try:
+        return str(timedelta(seconds=seconds))
+    except OverflowError:
+        return f"{seconds / 86400:.3g} days"

@@ -8,8 +8,8 @@ TAO's own ``.pth`` files (no ``oi_meta``) load too when the spec that describes 
 """
 from __future__ import annotations
 
+import io
 import pickle
-import re
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -69,12 +69,12 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise OIError(f"checkpoint '{p}' does not exist")
     try:
         data = torch.load(p, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+    except pickle.UnpicklingError:
+        found = next(iter(foreign_globals(p)), None)  # read from the pickle's opcodes, not torch's wording
         if found is None:
             raise OIError(f"checkpoint '{p}' is not a readable PyTorch checkpoint (corrupt or not a .pth)") from None
         raise OIError(
-            f"checkpoint '{p}' holds a pickled Python object ({found.group(1)}), which is refused because loading "
+            f"checkpoint '{p}' holds a pickled Python object ({found}), which is refused because loading "
             f"it could run arbitrary code. Only checkpoints of tensors and plain data load; if you trust the "
             f"file, re-save its weights as a plain state_dict."
         ) from None
@@ -86,6 +86,64 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     if data.get("state_dict_encrypted"):
         raise OIError(f"checkpoint '{p}' is an encrypted TAO checkpoint; decrypt it with TAO first")
     return data
+
+
+_PLAIN_MODULES = ("torch", "collections", "_codecs")  # what torch's weights_only unpickler allows by default
+_STRING_OPS = {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "STRING", "BINSTRING", "SHORT_BINSTRING"}
+_SCAN_BYTES = 64 << 20
+
+
+def foreign_globals(path: str | Path) -> list[str]:
+    """``module.name`` of every class or function a checkpoint's pickle references outside torch's tensor
+    rebuilding (e.g. ``posix.system``, ``argparse.Namespace``), read from the pickle opcodes without running them.
+    Handles zip checkpoints (``*/data.pkl``) and legacy/raw pickle files; empty when nothing foreign is found."""
+    import zipfile
+
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as zf:
+                names = [n for n in zf.namelist() if n.endswith("data.pkl")]
+                blobs = [zf.read(n)[:_SCAN_BYTES] for n in names]
+        else:
+            with open(path, "rb") as fh:
+                blobs = [fh.read(_SCAN_BYTES)]
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return []
+    found: list[str] = []
+    for blob in blobs:
+        found += _globals_of(io.BytesIO(blob))
+    return [g for g in dict.fromkeys(found) if not g.startswith(tuple(m + "." for m in _PLAIN_MODULES))]
+
+
+def _globals_of(stream: io.BytesIO, max_pickles: int = 8) -> list[str]:
+    """Globals referenced by the pickles at the start of ``stream`` (a legacy torch file holds several in a row)."""
+    import pickletools
+
+    found: list[str] = []
+    for _ in range(max_pickles):
+        start = stream.tell()
+        strings: list[str | None] = []
+        memo: dict[int, str | None] = {}
+        try:
+            for op, arg, _ in pickletools.genops(stream):
+                name = op.name
+                if name in _STRING_OPS:
+                    strings.append(arg if isinstance(arg, str) else None)
+                elif name == "MEMOIZE":
+                    memo[len(memo)] = strings[-1] if strings else None
+                elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
+                    memo[int(arg)] = strings[-1] if strings else None
+                elif name in ("GET", "BINGET", "LONG_BINGET"):
+                    strings.append(memo.get(int(arg)))
+                elif name in ("GLOBAL", "INST"):
+                    found.append(".".join(str(arg).split(" ", 1)))
+                elif name == "STACK_GLOBAL" and len(strings) >= 2:
+                    found.append(f"{strings[-2]}.{strings[-1]}")
+        except (ValueError, TypeError, IndexError, KeyError):
+            break  # the end of the pickles (legacy files carry raw tensor bytes after them) or a damaged one
+        if stream.tell() == start:
+            break
+    return found
 
 
 def checkpoint_meta(data: Mapping[str, Any], path: str | Path, config: Any = None) -> dict[str, Any]:
@@ -132,6 +190,12 @@ def load_checkpoint(path: str | Path, config: Any = None) -> tuple[nn.Module, di
     """Rebuild the network stored in ``path``; returns (model in eval mode, metadata)."""
     data = read_checkpoint(path)
     meta = checkpoint_meta(data, path, config)
-    model = build_network(meta["model"], meta["dataset"]["strip_shape"])
+    try:
+        model = build_network(meta["model"], meta["dataset"]["strip_shape"])
+    except OIError as exc:
+        raise OIError(f"checkpoint '{path}': {exc}") from None
+    except (KeyError, TypeError, ValueError, AttributeError, RuntimeError, MemoryError) as exc:
+        raise OIError(f"checkpoint '{path}': its metadata ({META_KEY}) does not describe a network that can be built "
+                      f"({type(exc).__name__}: {exc}); it is damaged or hand-edited") from None
     load_state(model, model_state(data), path)
     return model.eval(), meta

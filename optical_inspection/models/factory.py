@@ -11,6 +11,8 @@ from .siamese import Siamese, Siamese3
 
 MODEL_TYPES = ("Siamese", "Siamese_3", "Compact")
 
+MAX_STRIP_SIDE = 1 << 16  # pixels; a strip this long is already far beyond any real inspection tile
+
 
 def dataset_geometry(dataset_cfg: Any) -> dict[str, Any]:
     """What a model file must remember about its inputs: lights, tile size, layout, strip shape, mean/std."""
@@ -34,7 +36,13 @@ def model_settings(model_cfg: Any) -> dict[str, Any]:
 def build_network(model: Mapping[str, Any], strip_shape: tuple[int, int, int] | list[int]) -> nn.Module:
     """The network named by ``model["model_type"]`` for strips of ``strip_shape`` (3, H', W')."""
     model_type = model.get("model_type")
-    shape = tuple(int(v) for v in strip_shape)
+    try:
+        shape = tuple(int(v) for v in strip_shape)
+    except (TypeError, ValueError):
+        raise OIError(f"strip_shape {strip_shape!r} is not a list of 3 integers (3, height, width)") from None
+    if len(shape) == 3 and not all(1 <= v <= MAX_STRIP_SIDE for v in shape[1:]):
+        raise OIError(f"strip_shape {list(shape)}: height and width must be between 1 and {MAX_STRIP_SIDE}; the model "
+                      "file's metadata is damaged or hand-edited: re-export it from its checkpoint")
     if len(shape) != 3 or shape[0] != 3:
         raise OIError(f"strip_shape {list(shape)} is not (3, height, width): every network takes RGB strips; "
                       "rebuild the model file from a spec whose dataset section describes the lights")

@@ -95,6 +95,12 @@ class OIModule(pl.LightningModule):
         # DDP pads the last rank with repeated rows: keep each CSV row once.
         _, first = np.unique(index.numpy(), return_index=True)
         s, y, lo = score.numpy()[first], label.numpy()[first], loss.numpy()[first]
+        if not np.isfinite(s).all():
+            self.check_finite()
+            bad = int((~np.isfinite(s)).sum())
+            raise OIError(f"the network's scores on the validation split are not finite ({bad} of {s.size}); "
+                          f"the weights are finite, so check the validation images and "
+                          "dataset.augmentation_config.rgb_input_std")
         self.val_metrics = epoch_metrics("val", s, y, lo, self.eval_threshold)
         passes = s[y == 0]
         if passes.size:
@@ -114,10 +120,23 @@ class OIModule(pl.LightningModule):
             train = epoch_metrics("train", score.numpy(), label.numpy(), loss.numpy(), self.eval_threshold)
         else:
             train = {}
+        self.check_finite(train.get("train_loss"))
         summary = {**{k: train[k] for k in ("train_loss", "train_acc", "train_fpr") if k in train},
                    **self.val_metrics}
         self._summary = (self.epoch_in_progress, summary)
         return summary
+
+    def check_finite(self, train_loss: float | None = None) -> None:
+        """Refuse to go on (and to save a checkpoint) once the loss or a weight is NaN/infinite: training diverged.
+        Every DDP rank sees the same gathered loss and the same weights, so all of them raise together."""
+        where = f"epoch {self.epoch_in_progress + 1}, step {self.global_step}"
+        if train_loss is not None and not math.isfinite(train_loss):
+            raise OIError(f"training diverged at {where}: the training loss is {train_loss}; lower train.optim.lr "
+                          f"(now {self.config.train.optim.lr}), or set train.clip_grad_norm")
+        bad = [name for name, param in self.model.named_parameters() if not bool(torch.isfinite(param).all())]
+        if bad:
+            raise OIError(f"training diverged at {where}: {len(bad)} weight tensor(s) hold NaN/inf (e.g. {bad[0]}); "
+                          f"lower train.optim.lr (now {self.config.train.optim.lr}), or set train.clip_grad_norm")
 
     def on_train_epoch_end(self) -> None:
         summary = self.epoch_summary()

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from ..errors import RunnerError
 from ..records import JobStore
 from .job import run_automl_job
+from optical_inspection.strict_json import dumps
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     except RunnerError as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
         return exc.exit_code
-    print(json.dumps(record.as_dict(), indent=2))
+    print(dumps(record.as_dict(), indent=2))
     return 0 if record.status == "success" else 1
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import warnings
 from pathlib import Path
@@ -22,6 +21,7 @@ from optical_inspection.io_utils import atomic_path, write_text_atomic
 from .handoff import BEST_REC
 from .space import CDF_SUFFIX, SearchSpace
 from .study import retried_numbers
+from optical_inspection.strict_json import dumps
 
 TRIALS_CSV = "trials.csv"
 METRIC_PLOT = "metric_vs_trial.png"
@@ -122,7 +122,7 @@ def write_tables(study: optuna.Study, out_dir: Path, space: SearchSpace, metric:
     written = {"trials_csv": str(write_text_atomic(out_dir / TRIALS_CSV, buf.getvalue()))}
     record = best_record(study, metric, algorithm)
     if record is not None:
-        text = json.dumps(record, indent=2, default=str) + "\n"
+        text = dumps(record, indent=2, default=str) + "\n"
         written["best_rec"] = str(write_text_atomic(out_dir / BEST_REC, text))
     return written
 
