@@ -18,6 +18,8 @@ from typing import Any, Callable
 
 import jsonschema
 
+from optical_inspection import strict_json
+
 from . import api
 from .errors import RunnerError
 from .skill_info import SkillInfo, load_skill_info
@@ -252,7 +254,7 @@ def build_server(tools: ToolServer) -> Any:
             result = await tools.call(name, arguments or {}, report)
         except RunnerError as exc:
             raise ValueError(f"{exc} (exit code {exc.exit_code} in the CLI)") from None
-        return json.loads(json.dumps(result, default=str))
+        return json.loads(strict_json.dumps(result, default=str))  # no NaN/Infinity reaches the client
 
     return server
 
