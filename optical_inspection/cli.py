@@ -1,8 +1,9 @@
 """`optical_inspection <action> -e spec.yaml [key=value ...] [--dry-run]` (TAO's CLI spelling).
 
-Exit codes: 0 success, 2 bad spec or usage, 1 runtime failure, 130 interrupted (SIGINT, SIGTERM). Every run
-writes STARTED and then SUCCESS or FAILURE to `<results>/status.json`, whatever goes wrong (exceptions, Ctrl-C,
-SIGTERM).
+Exit codes: 0 success, 2 bad spec or usage, or a results folder in use or holding another run's files (nothing
+written), 1 runtime failure, 130 interrupted (SIGINT, SIGTERM). Every run writes STARTED and then SUCCESS or
+FAILURE to `<results>/status.json`, whatever goes wrong (exceptions, Ctrl-C, SIGTERM). Nothing it writes or
+prints holds a secret value (see :mod:`.redaction`).
 """
 from __future__ import annotations
 
@@ -59,6 +60,13 @@ def results_dir_for(config: ExperimentConfig, action: str) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .redaction import redacted_output
+
+    with redacted_output():  # stdout/stderr are the job's log: no secret value reaches them
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     from .spec import load_spec, to_yaml
 
@@ -74,15 +82,38 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_action(action: str, config: ExperimentConfig) -> int:
-    """Run one action with TAO's results layout and status records; return the exit code."""
+    """Run one action with TAO's results layout and status records; return the exit code.
+
+    Rank 0 first claims the results folder (see :mod:`.results_folder`): a folder in use by another run, or
+    holding another run's files, is refused with exit 2 and nothing written."""
+    from .results_folder import FolderRefused, claim
+    from .status import is_rank_zero
+
+    results = results_dir_for(config, action)
+    if not is_rank_zero():  # the other ranks of a distributed run write no records of their own
+        return _run(action, config, results, experiment="never")
+    try:
+        folder = claim(results, action)
+    except FolderRefused as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return exc.exit_code
+    try:
+        return _run(action, config, results, experiment="on success" if folder.defer_experiment else "now")
+    finally:
+        folder.release()
+
+
+def _run(action: str, config: ExperimentConfig, results: Path, experiment: str) -> int:
+    """experiment.yaml (``experiment``: now, on success or never), STARTED, the action, then SUCCESS/FAILURE."""
     from .io_utils import write_text_atomic
+    from .results_folder import EXPERIMENT_NAME, STATUS_NAME
     from .spec import to_yaml
     from .status import StatusLogger
 
-    results = results_dir_for(config, action)
     results.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(results / "experiment.yaml", to_yaml(config))
-    status = StatusLogger(results / "status.json")
+    if experiment == "now":
+        write_text_atomic(results / EXPERIMENT_NAME, to_yaml(config))
+    status = StatusLogger(results / STATUS_NAME)
     title = _TITLES[action]
     status.write("STARTED", f"Starting Optical Inspection {action}.")
     interrupted: list[int] = []
@@ -101,6 +132,8 @@ def run_action(action: str, config: ExperimentConfig) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if experiment == "on success":
+        write_text_atomic(results / EXPERIMENT_NAME, to_yaml(config))
     status.write("SUCCESS", f"{title} finished successfully.", **_summary(result))
     return EXIT_OK
 

@@ -13,7 +13,7 @@ Options of plan/run: --request TEXT, --automl-policy on|off, --overrides JSON, -
 Exit codes:
   0    done (plan resolved; the job succeeded; the verb worked; a detached job was started)
   1    the job failed or was cancelled, or AutoML was asked for and is not available
-  2    bad request: usage, unknown or conflicting keys, invalid spec (every problem listed)
+  2    bad request: usage, a malformed job id, unknown or conflicting keys, invalid spec (every problem listed)
   3    not found: unknown job, unusable parent job, missing or ambiguous checkpoint
   4    data source unreadable: missing folder or dataset.csv, bad archive, S3 bucket/key/credentials
   130  interrupted
@@ -72,6 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from optical_inspection.redaction import redacted_output
+
+    with redacted_output():  # no secret value is printed (nor reaches a detached job's log)
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         args = build_parser().parse_args(argv)
         result, code = _dispatch(args)
