@@ -93,7 +93,8 @@ def run_action(action: str, config: ExperimentConfig) -> int:
     if not is_rank_zero():  # the other ranks of a distributed run write no records of their own
         return _run(action, config, results, experiment="never")
     try:
-        folder = claim(results, action)
+        replaces = bool(getattr(getattr(config, action, None), "overwrite", False))  # export.overwrite
+        folder = claim(results, action, replaces)
     except FolderRefused as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -21,7 +21,7 @@ import threading
 from typing import Any, Iterator
 
 MASK = "***"
-MIN_SECRET_LEN = 4
+MIN_SECRET_LEN = 8
 SECRET_ENV = ("OI_ENCRYPTION_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
               "AWS_SECURITY_TOKEN")
 SECRET_SPEC_KEYS = {"encryption_key": "OI_ENCRYPTION_KEY"}  # spec key -> the variable the runner reads it from

@@ -4,10 +4,11 @@
   folder is refused (exit 2, nothing written).
 - A folder holding another run's files (anything besides ``experiment.yaml``, ``status.json``, the lock and
   stale temps) is refused the same way, except by a train run that resumes the training kept there (the folder
-  holds ``oi_model_latest.pth``: TAO's rerun-to-continue).
+  holds ``oi_model_latest.pth``: TAO's rerun-to-continue) and by a run whose spec asks to replace its output
+  (``export.overwrite: true``).
 - Once claimed, the stale temps of killed writes are removed. ``experiment.yaml`` is written at the start,
-  except when a resumed run would replace the one describing the kept checkpoints: then it is replaced only
-  when that run succeeds (a failed resume leaves the folder as it described itself).
+  except when the folder holds an earlier run's files (resume, overwrite): then it is replaced only when the new
+  run succeeds (a failed rerun leaves the folder's experiment.yaml describing the files kept there).
 """
 from __future__ import annotations
 
@@ -36,7 +37,6 @@ class Claim:
 
     folder: Path
     lock: FolderLock
-    resuming: bool
     defer_experiment: bool
 
     def release(self) -> None:
@@ -51,18 +51,19 @@ def foreign_files(folder: Path) -> list[str]:
                   if p.name not in RUN_RECORDS and not p.name.endswith(TEMP_SUFFIX))
 
 
-def claim(folder: Path, action: str) -> Claim:
-    """Lock ``folder`` for this run (creating it); FolderRefused, with nothing written, when it is not free."""
+def claim(folder: Path, action: str, replaces: bool = False) -> Claim:
+    """Lock ``folder`` for this run (creating it); FolderRefused, with nothing written, when it is not free.
+    ``replaces``: the spec asks to replace the folder's output (``<action>.overwrite``)."""
     lock = FolderLock(folder)
     if lock.path.is_file() and not lock.acquire():
         raise _busy(folder)
     try:
-        resuming = action == "train" and (folder / LATEST_NAME).is_file()
+        rerun = replaces or (action == "train" and (folder / LATEST_NAME).is_file())
         found = foreign_files(folder)
-        if found and not resuming:
+        if found and not rerun:
             shown = ", ".join(found[:6]) + (f", ... ({len(found) - 6} more)" if len(found) > 6 else "")
-            hint = (" (a train run continues the training of a folder holding oi_model_latest.pth)"
-                    if action == "train" else "")
+            hint = {"train": " (a train run continues the training of a folder holding oi_model_latest.pth)",
+                    "export": " (set export.overwrite=true to replace its ONNX file)"}.get(action, "")
             raise FolderRefused(
                 f"results folder {folder} holds another run's files ({shown}); a results folder holds one run"
                 f"{hint}. Give this {action} another folder ({action}.results_dir=... or results_dir=...), or "
@@ -75,7 +76,7 @@ def claim(folder: Path, action: str) -> Claim:
         lock.release()
         raise
     remove_stale_temps(folder)
-    return Claim(folder, lock, resuming, resuming and (folder / EXPERIMENT_NAME).is_file())
+    return Claim(folder, lock, bool(found) and (folder / EXPERIMENT_NAME).is_file())
 
 
 def _busy(folder: Path) -> FolderRefused:

@@ -20,7 +20,8 @@ import yaml
 from optical_inspection.status import read_status
 
 from ..errors import NotFoundError, RequestError, RunnerError
-from ..launch import child_env, clear_stale_temps, mark_cancelled, process_alive, process_start, results_folder, set_supervisor
+from ..launch import (child_env, clear_stale_temps, mark_cancelled, process_alive, process_start, results_folder,
+                      set_supervisor)
 from ..records import TERMINAL, JobRecord, JobStore, now_iso
 from ..skill_info import load_skill_info
 from ..specbuild import load_schema
