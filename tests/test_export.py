@@ -149,7 +149,7 @@ def test_cli_export_exit_codes(workspace, tmp_path):
     replaced = run_cli("export", "-e", str(spec_path), "export.overwrite=true", timeout=300)
     assert replaced.returncode == 0, replaced.stderr
     status = [json.loads(line) for line in (onnx_path.parent / "status.json").read_text().splitlines()]
-    assert [s["status"] for s in status] == ["STARTED", "SUCCESS", "STARTED", "SUCCESS"]
+    assert [s["status"] for s in status if s["status"] != "RUNNING"] == ["STARTED", "SUCCESS", "STARTED", "SUCCESS"]
 
 
 def test_models_over_the_protobuf_limit_keep_weights_in_a_data_file(workspace, tmp_path, monkeypatch):

@@ -155,7 +155,7 @@ def _adopt_or_stop(store: JobStore, job_id: str | None) -> dict[str, Any] | None
         return None
     try:
         record = store.load(job_id)
-    except NotFoundError:
+    except (NotFoundError, RequestError):
         return None  # a trial of another jobs root (shared storage): its own runner cleans it up
     folder = results_folder(record)
     ends = [r.get("status") for r in read_status(folder / "status.json") if r.get("status") in ("SUCCESS", "FAILURE")]
