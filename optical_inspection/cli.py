@@ -1,9 +1,10 @@
 """`optical_inspection <action> -e spec.yaml [key=value ...] [--dry-run]` (TAO's CLI spelling).
 
-Exit codes: 0 success, 2 bad spec or usage, 1 runtime failure, 130 interrupted (SIGINT, SIGTERM). Every run
-writes STARTED and then SUCCESS or FAILURE to `<results>/status.json`, whatever goes wrong (exceptions, Ctrl-C,
-SIGTERM). Every failure prints one `ERROR: ...` message on stderr, never a traceback; an unexpected error (a bug)
-also leaves its traceback in `<results>/traceback.txt`.
+Exit codes: 0 success, 2 bad spec or usage, or a results folder in use or holding another run's files (nothing
+written), 1 runtime failure, 130 interrupted (SIGINT, SIGTERM). Every run writes STARTED and then SUCCESS or
+FAILURE to `<results>/status.json`, whatever goes wrong (exceptions, Ctrl-C, SIGTERM). Every failure prints one
+`ERROR: ...` message on stderr, never a traceback; an unexpected error (a bug) also leaves its traceback in
+`<results>/traceback.txt`. Nothing it writes or prints holds a secret value (see :mod:`.redaction`).
 """
 from __future__ import annotations
 
@@ -67,6 +68,13 @@ def main(argv: list[str] | None = None) -> int:
         from .skill_install import main as skills_main
 
         return skills_main(argv[1:])
+    from .redaction import redacted_output
+
+    with redacted_output():  # stdout/stderr are the job's log: no secret value reaches them
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     from .spec import load_spec, to_yaml
 
@@ -85,22 +93,44 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_action(action: str, config: ExperimentConfig) -> int:
-    """Run one action with TAO's results layout and status records; return the exit code."""
+    """Run one action with TAO's results layout and status records; return the exit code.
+
+    Rank 0 first claims the results folder (see :mod:`.results_folder`): a folder in use by another run, or
+    holding another run's files, is refused with exit 2 and nothing written."""
+    from .results_folder import FolderRefused, claim
+    from .status import is_rank_zero
+
+    results = results_dir_for(config, action)
+    if not is_rank_zero():  # the other ranks of a distributed run write no records of their own
+        return _run(action, config, results, experiment="never")
+    try:
+        replaces = bool(getattr(getattr(config, action, None), "overwrite", False))  # export.overwrite
+        folder = claim(results, action, replaces)
+    except FolderRefused as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except OSError as exc:
+        return _folder_error(results, action, exc)
+    try:
+        return _run(action, config, results, experiment="on success" if folder.defer_experiment else "now")
+    finally:
+        folder.release()
+
+
+def _run(action: str, config: ExperimentConfig, results: Path, experiment: str) -> int:
+    """experiment.yaml (``experiment``: now, on success or never), STARTED, the action, then SUCCESS/FAILURE."""
     from .io_utils import write_text_atomic
+    from .results_folder import EXPERIMENT_NAME, STATUS_NAME
     from .spec import to_yaml
     from .status import StatusLogger
 
-    results = results_dir_for(config, action)
     try:
         results.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(results / "experiment.yaml", to_yaml(config))
+        if experiment == "now":
+            write_text_atomic(results / EXPERIMENT_NAME, to_yaml(config))
     except OSError as exc:
-        blocked = isinstance(exc, (FileExistsError, NotADirectoryError))
-        why = "a file is in the way (results_dir or a folder above it is a file)" if blocked else exc.strerror
-        print(f"ERROR: cannot create the results folder '{results}': {why}; set results_dir (or {action}.results_dir) "
-              f"to a folder you can write", file=sys.stderr)
-        return EXIT_FAILURE
-    status = StatusLogger(results / "status.json")
+        return _folder_error(results, action, exc)
+    status = StatusLogger(results / STATUS_NAME)
     title = _TITLES[action]
     status.write("STARTED", f"Starting Optical Inspection {action}.")
     interrupted: list[int] = []
@@ -119,8 +149,19 @@ def run_action(action: str, config: ExperimentConfig) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if experiment == "on success":
+        write_text_atomic(results / EXPERIMENT_NAME, to_yaml(config))
     status.write("SUCCESS", f"{title} finished successfully.", **_summary(result))
     return EXIT_OK
+
+
+def _folder_error(results: Path, action: str, exc: OSError) -> int:
+    """The message for a results folder that cannot be created or written."""
+    blocked = isinstance(exc, (FileExistsError, NotADirectoryError))
+    why = "a file is in the way (results_dir or a folder above it is a file)" if blocked else exc.strerror
+    print(f"ERROR: cannot create the results folder '{results}': {why}; set results_dir (or {action}.results_dir) "
+          f"to a folder you can write", file=sys.stderr)
+    return EXIT_FAILURE
 
 
 def _record_failure(action: str, status: Any, exc: BaseException, interrupted: list[int]) -> int:

@@ -1,4 +1,4 @@
-"""TAO-compatible status.json: JSON lines, appended, written by rank 0 only."""
+"""TAO-compatible status.json: JSON lines, appended, written by rank 0 only, secret values redacted."""
 from __future__ import annotations
 
 import json
@@ -6,6 +6,8 @@ import os
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from .redaction import redact
 from .strict_json import dumps
 
 STATUSES = ("STARTED", "RUNNING", "SUCCESS", "FAILURE", "SKIPPED")
@@ -47,7 +49,8 @@ class StatusLogger:
         record.update({k: _plain(v) for k, v in extra.items()})
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(dumps(record) + "\n")
+            fh.write(redact(dumps(record)) + "
+")
             fh.flush()
             os.fsync(fh.fileno())
 

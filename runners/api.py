@@ -18,11 +18,13 @@ from typing import Any, Mapping
 from optical_inspection.cross_checks import cross_key_problems
 from optical_inspection.dotted import get_dotted
 from optical_inspection.input_limits import structure_problem
+from optical_inspection.redaction import SECRET_SPEC_KEYS
 
+from .automl.handoff import is_automl_job
 from .cache import ContentCache
 from .checkpoints import parse_request
 from .errors import DataSourceError, RequestError, RunnerError
-from .launch import cancel, reconcile, set_supervisor, start_detached, supervise
+from .launch import cancel, clear_stale_temps, reconcile, set_supervisor, start_detached, supervise
 from .parents import ACCEPTED_PARENTS, Parent, article, action_results, is_resume, load_parent, resolve_mappings
 from .policy import PolicyDecision, resolve_policy
 from .records import TERMINAL, JobRecord, JobStore, now_iso
@@ -100,6 +102,8 @@ def build_plan(req: JobRequest, store: JobStore, job_dir: Path, materialize: boo
                                "spec; drop --spec (or use --overrides for what should change)")
         draft = SpecDraft(copy.deepcopy(parent.spec))
         base = f"parent job {parent.record.id}'s spec (resuming a {parent.record.status} train job)"
+        if draft.get(f"{req.action}.results_dir"):
+            draft.set(f"{req.action}.results_dir", None, "runner: a job writes into its own folder only")
     elif req.spec_file:
         base_data, warnings = spec_file_base(req.spec_file, load_template(skill, req.action), schema, req.action)
         draft = SpecDraft(base_data)
@@ -107,7 +111,8 @@ def build_plan(req: JobRequest, store: JobStore, job_dir: Path, materialize: boo
     else:
         draft = SpecDraft(load_template(skill, req.action))
         base = f"template {skill.template_path(req.action)}"
-    problems = apply_overrides(draft, req.overrides, skill, keys, req.action)
+    problems, overrides = _refused_overrides(req.overrides)
+    problems += apply_overrides(draft, overrides, skill, keys, req.action)
     cache = ContentCache(store.cache_root)
     assignments, resolved, data_problems = collect_sources(req.action, req.data, skill, cache, materialize)
     for key, value, source in assignments:
@@ -126,18 +131,23 @@ def build_plan(req: JobRequest, store: JobStore, job_dir: Path, materialize: boo
 
         problems += space_problems(draft.data, schema, skill.shorthand_keys)
     problems += cross_key_problems(draft.data, req.action)  # the trainer's own rules, so plan refuses what run would
+    folder = action_results(draft.data, req.action)
+    if not Path(folder).resolve().is_relative_to(job_dir.resolve()):
+        problems.append(f"{req.action}.results_dir: this job would write into {folder}, outside its own folder "
+                        f"{job_dir}; a job writes only into its own results folder")
     if data_problems:
         raise DataSourceError(data_problems + problems)
     if problems:
         raise RequestError(problems)
+    if materialize and parent is not None and is_resume(req.action, parent) and not is_automl_job(parent.record):
+        parent_details["stale_temps_removed"] = clear_stale_temps(Path(action_results(parent.spec, "train")))
     estimate = None
     if policy.value == "on":
         from .automl.estimate import estimate_search
         from .automl.settings import read_settings
 
         estimate = estimate_search(draft.data, read_settings(draft.data, skill), store)
-    return Plan(req.action, policy, draft, base, resolved, parent_details, action_results(draft.data, req.action),
-                warnings, estimate)
+    return Plan(req.action, policy, draft, base, resolved, parent_details, folder, warnings, estimate)
 
 
 def plan_job(action: str, *, jobs_root: str | Path = DEFAULT_JOBS_ROOT, **kwargs: Any) -> Plan:
@@ -234,6 +244,29 @@ def open_store(jobs_root: str | Path) -> JobStore:
                 raise RequestError(f"--jobs-root '{jobs_root}' {where}; give a folder (it is created if missing)")
             break
     return store
+
+
+def _refused_overrides(overrides: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
+    """Problems of overrides the runner never takes, and the other overrides.
+
+    - ``results_dir`` / ``<action>.results_dir``: every job writes into its own folder, never another job's.
+    - a secret key (``encryption_key``) with a value: it would be written into the spec; the value comes from
+      the environment (``${oc.env:OI_ENCRYPTION_KEY}``, resolved by the trainer at run time) instead.
+    """
+    problems, kept = [], {}
+    for key, value in overrides.items():
+        if key == "results_dir" or key.endswith(".results_dir"):
+            problems.append(f"{key}: results folders belong to the runner (each job writes into "
+                            "<jobs-root>/<job id>/results/, so no job can write into another's); drop this "
+                            "override, and chain jobs with --parent-job")
+        elif key in SECRET_SPEC_KEYS and value and not str(value).startswith("${oc.env:"):
+            env = SECRET_SPEC_KEYS[key]
+            problems.append(f"{key}: a value given in --overrides would be written into the job's spec; set the "
+                            f"environment variable {env} instead (the spec then holds ${{oc.env:{env}}}, which "
+                            "the trainer resolves at run time)")
+        else:
+            kept[key] = value
+    return problems, kept
 
 
 def _assign(draft: SpecDraft, key: str, value: Any, source: str, problems: list[str]) -> None:

@@ -12,12 +12,12 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Callable, Iterator
 
 from .errors import DataSourceError
-from .locks import file_lock
+from optical_inspection.io_utils import make_temp_dir, make_temp_file
+from optical_inspection.locks import file_lock
 
 _CHUNK = 1 << 20
 
@@ -47,11 +47,7 @@ class ContentCache:
     @contextlib.contextmanager
     def incoming(self, name: str) -> Iterator[Path]:
         """A temp path to download into; removed unless :meth:`store` moved it into the cache."""
-        tmp_dir = self.root / "tmp"
-        tmp_dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=tmp_dir)
-        os.close(fd)
-        path = Path(tmp)
+        path = make_temp_file(self.root / "tmp" / name)
         try:
             yield path
         finally:
@@ -96,7 +92,7 @@ class ContentCache:
         target.parent.mkdir(parents=True, exist_ok=True)
         with file_lock(target.parent / f"{target.name}.lock"):
             if not target.is_dir():
-                work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+                work = make_temp_dir(target)
                 try:
                     fill(work)
                     os.replace(work, target)
@@ -111,7 +107,7 @@ class ContentCache:
         if folder.is_dir():
             return folder
         folder.parent.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=folder.parent))
+        work = make_temp_dir(folder)
         os.symlink(csv_path, work / "dataset.csv")
         os.symlink(images_dir, work / "images")
         try:

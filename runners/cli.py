@@ -15,7 +15,7 @@ YAML as the base instead of the template; what the runner replaces is listed in 
 Exit codes:
   0    done (plan resolved; the job succeeded; the verb worked; a detached job was started)
   1    the job failed or was cancelled, or AutoML was asked for and is not available
-  2    bad request: usage, unknown or conflicting keys, invalid spec (every problem listed)
+  2    bad request: usage, a malformed job id, unknown or conflicting keys, invalid spec (every problem listed)
   3    not found: unknown job, unusable parent job, missing or ambiguous checkpoint
   4    data source unreadable: missing folder or dataset.csv, bad archive, S3 bucket/key/credentials
   130  interrupted
@@ -83,6 +83,13 @@ def main(argv: list[str] | None = None) -> int:
         from .mcp_server import main as mcp_main
 
         return mcp_main(argv[1:])
+    from optical_inspection.redaction import redacted_output
+
+    with redacted_output():  # no secret value is printed (nor reaches a detached job's log)
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         args = build_parser().parse_args(argv)
         result, code = _dispatch(args)

@@ -3,6 +3,11 @@
 The supervisor starts the trainer in its own process group with its output in the job's log, marks the job
 running, waits, then records the exit code, status, metrics (the final status.json KPIs) and artefacts.
 `run --detach` runs the same supervisor as a detached ``python -m runners supervise JOB`` process.
+
+Supervision follows the trainer, not only its supervisor: each process is known by pid + start time. A job whose
+supervisor is gone stays running while its trainer runs; once both are gone, its end is read from the trainer's
+final status.json record (SUCCESS is a success), so a dead supervisor never turns a finished training into a
+failure.
 """
 from __future__ import annotations
 
@@ -14,10 +19,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from optical_inspection.redaction import SECRET_ENV
+
 from .records import TERMINAL, JobRecord, JobStore, now_iso
 
 _CANCEL_GRACE_S = 20.0
-_AWS_SECRETS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
+_AWS_SECRETS = tuple(name for name in SECRET_ENV if name.startswith("AWS_"))
 
 
 def trainer_command(record: JobRecord) -> list[str]:
@@ -75,10 +82,26 @@ def supervise(store: JobStore, job_id: str) -> JobRecord:
     return finish(store, job_id, code, cancelled=interrupted)
 
 
+def results_folder(record: JobRecord) -> Path:
+    """The folder the job's trainer writes into (its status.json is there)."""
+    return Path(record.decisions.get("results_folder", record.results_dir))
+
+
+def clear_stale_temps(folder: Path) -> list[str]:
+    """Remove the temps a killed trainer left in ``folder`` (skipped while a run holds the folder)."""
+    from optical_inspection.io_utils import remove_stale_temps
+    from optical_inspection.locks import FolderLock
+
+    if not folder.is_dir():
+        return []
+    with FolderLock(folder) as lock:
+        return [p.name for p in remove_stale_temps(folder)] if lock.acquire() else []
+
+
 def finish(store: JobStore, job_id: str, code: int, cancelled: bool = False) -> JobRecord:
     """Record the trainer's exit: status, exit code, metrics and artefacts from its status.json."""
     record = store.load(job_id)
-    summary = read_outcome(Path(record.decisions.get("results_folder", record.results_dir)))
+    summary = read_outcome(results_folder(record))
 
     def done(r: JobRecord) -> None:
         r.exit_code = code
@@ -96,13 +119,13 @@ def finish(store: JobStore, job_id: str, code: int, cancelled: bool = False) -> 
     return store.update(job_id, done)
 
 
-def read_outcome(results_folder: Path) -> dict[str, Any]:
-    """The last terminal record of status.json: message, kpi and artifacts."""
+def read_outcome(folder: Path) -> dict[str, Any]:
+    """The last terminal record of status.json: status (SUCCESS/FAILURE), message, kpi and artifacts."""
     from optical_inspection.status import read_status
 
-    for entry in reversed(read_status(results_folder / "status.json")):
+    for entry in reversed(read_status(folder / "status.json")):
         if entry.get("status") in ("SUCCESS", "FAILURE"):
-            return {"message": entry.get("message", ""), "kpi": entry.get("kpi") or {},
+            return {"status": entry["status"], "message": entry.get("message", ""), "kpi": entry.get("kpi") or {},
                     "artifacts": entry.get("artifacts") or {}}
     return {}
 
@@ -119,7 +142,8 @@ def cancel(store: JobStore, job_id: str) -> JobRecord:
         record = store.load(job_id)
         if record.status in TERMINAL:
             return record
-        if not process_alive(record.supervisor_pid, record.supervisor_start):
+        if not (process_alive(record.supervisor_pid, record.supervisor_start)
+                or process_alive(record.pid, record.pid_start)):
             break
         time.sleep(0.2)
     if process_alive(record.pid, record.pid_start):
@@ -135,13 +159,28 @@ def mark_cancelled(store: JobStore, job_id: str) -> JobRecord:
 
 
 def reconcile(store: JobStore, record: JobRecord) -> JobRecord:
-    """A pending/running job whose supervising runner is gone is marked failed (it can never finish)."""
-    if record.status in TERMINAL or process_alive(record.supervisor_pid, record.supervisor_start):
+    """A pending/running job whose supervisor is gone: still running while its trainer runs; once the trainer is
+    gone too, ended by the trainer's last status.json record (none: failed, it can never finish)."""
+    if (record.status in TERMINAL or process_alive(record.supervisor_pid, record.supervisor_start)
+            or process_alive(record.pid, record.pid_start)):
         return record
+    outcome = read_outcome(results_folder(record)) if record.pid else {}
+    lost = "the runner supervising this job exited before the trainer ended"
 
     def change(r: JobRecord) -> None:
-        if r.status not in TERMINAL:
-            r.status, r.finished = ("cancelled" if r.cancel_requested else "failure"), now_iso()
+        if r.status in TERMINAL:
+            return
+        r.finished = now_iso()
+        r.metrics, r.artifacts = outcome.get("kpi", {}), outcome.get("artifacts", {})
+        if r.cancel_requested:
+            r.status, r.message = "cancelled", "cancelled by request"
+        elif outcome.get("status") == "SUCCESS":
+            r.status, r.exit_code = "success", 0
+            r.message = f"{outcome['message']} (read from the trainer's status.json: {lost})"
+        elif outcome.get("status") == "FAILURE":
+            r.status, r.message = "failure", f"{outcome['message']} (read from the trainer's status.json: {lost})"
+        else:
+            r.status = "failure"
             r.message = r.message or "the runner supervising this job exited without recording a result"
 
     return store.update(record.id, change)
@@ -157,7 +196,8 @@ def process_start(pid: int) -> str | None:
 
 
 def process_alive(pid: int | None, start: str | None) -> bool:
-    """True when ``pid`` runs and is the process that was recorded (same start time, where known)."""
+    """True when ``pid`` runs and is the process that was recorded (same start time, where known); a zombie
+    (exited, not yet reaped by its parent) is not alive."""
     if not pid:
         return False
     try:
@@ -166,8 +206,13 @@ def process_alive(pid: int | None, start: str | None) -> bool:
         return False
     except PermissionError:
         return True
-    now = process_start(pid)
-    return start is None or now is None or now == start
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()
+    except OSError:  # no /proc: the pid exists, its start time is unknown
+        return True
+    if stat[0] in ("Z", "X"):
+        return False
+    return start is None or stat[19] == start
 
 
 def _stop(proc: subprocess.Popen) -> None:

@@ -19,6 +19,7 @@ from typing import Any, Callable
 import jsonschema
 
 from optical_inspection import strict_json
+from optical_inspection.redaction import redact
 
 from . import api
 from .errors import RunnerError
@@ -254,7 +255,8 @@ def build_server(tools: ToolServer) -> Any:
             result = await tools.call(name, arguments or {}, report)
         except RunnerError as exc:
             raise ValueError(f"{exc} (exit code {exc.exit_code} in the CLI)") from None
-        return json.loads(strict_json.dumps(result, default=str))  # no NaN/Infinity reaches the client
+        # strict JSON (no NaN/Infinity) with every registered secret value redacted, as the CLI prints it
+        return json.loads(redact(strict_json.dumps(result, default=str)))
 
     return server
 

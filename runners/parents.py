@@ -23,6 +23,8 @@ from typing import Any
 
 import yaml
 
+from optical_inspection.redaction import SECRET_SPEC_KEYS
+
 from .automl.handoff import automl_checkpoint, continue_study, is_automl_job
 from .checkpoints import CheckpointRequest, choose, epoch_metrics, list_checkpoints
 from .errors import NotFoundError, RequestError
@@ -30,7 +32,7 @@ from .launch import reconcile
 from .records import JobRecord, JobStore
 from .skill_info import SkillInfo
 
-KEY_ENV = "OI_ENCRYPTION_KEY"
+KEY_ENV = SECRET_SPEC_KEYS["encryption_key"]
 MODEL_SUFFIXES = {"onnx": (".onnx",), "engine": (".engine", ".trt", ".plan")}
 # What a parent of each action provides to a `parent_model` key.
 PARENT_PROVIDES = {"train": "checkpoint", "export": "onnx", "gen_trt_engine": "engine"}

@@ -3,11 +3,16 @@
 
 Every change is a read-modify-write under the job's file lock, written atomically (temp file + rename), so two
 runners at once never corrupt a record. Terminal states (success/failure/cancelled) are final.
+
+A job id is ``oi-<action>-<YYYYmmdd>-<HHMMSS>-<6 hex digits>`` (:data:`JOB_ID`); every id that comes in (CLI
+arguments, parent ids, the ids inside records) is checked against it before it names a folder, so no id can
+reach outside the jobs root, and a record whose id is not its folder's name is not a record.
 """
 from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import time
 from dataclasses import asdict, dataclass, field
@@ -15,14 +20,30 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from .errors import NotFoundError
-from .locks import file_lock
+from optical_inspection.locks import file_lock
 from optical_inspection.strict_json import dumps
+
+from .errors import NotFoundError, RequestError
 
 STATUSES = ("pending", "running", "success", "failure", "cancelled")
 TERMINAL = ("success", "failure", "cancelled")
 RECORD_NAME = "job.json"
 SCHEMA_VERSION = 1
+JOB_ID = re.compile(r"oi-[a-z]+(?:-[a-z]+)*-\d{8}-\d{6}-[0-9a-f]{6}")
+ID_EXAMPLE = "oi-train-20250101-093000-1a2b3c"
+
+
+def is_job_id(value: object) -> bool:
+    return isinstance(value, str) and JOB_ID.fullmatch(value) is not None
+
+
+def check_job_id(value: object, what: str = "job id") -> str:
+    """``value`` when it is a job id; else a RequestError (exit 2) saying what ids look like."""
+    if not is_job_id(value):
+        shown = repr(value)[:80]
+        raise RequestError(f"{what} {shown} is not a job id (ids look like {ID_EXAMPLE}; "
+                           "`python -m runners list` shows them)")
+    return str(value)
 
 
 def now_iso() -> str:
@@ -75,10 +96,12 @@ class JobStore:
         return self.root / ".cache"
 
     def job_dir(self, job_id: str) -> Path:
-        return self.root / job_id
+        return self.root / check_job_id(job_id)
 
     def create(self, action: str, parent_id: str | None, **fields: Any) -> JobRecord:
         """Reserve a new job id (its folder is made with O_EXCL semantics) and write its pending record."""
+        if parent_id is not None:
+            check_job_id(parent_id, "parent job id")
         self.root.mkdir(parents=True, exist_ok=True)
         while True:
             job_id = f"oi-{action.replace('_', '-')}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
@@ -98,15 +121,25 @@ class JobStore:
 
     def load(self, job_id: str) -> JobRecord:
         path = self.job_dir(job_id) / RECORD_NAME
-        if not job_id or "/" in job_id or not path.is_file():
+        if not path.is_file():
             known = ", ".join(r.id for r in self.list()[-5:]) or "none"
             raise NotFoundError(f"no job '{job_id}' in {self.root} (latest jobs: {known}); "
                                 "list them with `python -m runners list`")
         try:
-            return JobRecord.from_dict(json.loads(path.read_text(encoding="utf-8")))
+            return self._read(path, job_id)
         except (OSError, UnicodeDecodeError, ValueError, TypeError, AttributeError) as exc:
-            raise NotFoundError(f"job '{job_id}': its record {path} is unreadable or corrupt ({type(exc).__name__}: "
-                                f"{exc}); remove the job folder, or restore job.json") from None
+            raise NotFoundError(f"job '{job_id}': its record {path} is unreadable or corrupt, not a job record "
+                                f"({type(exc).__name__}: {exc}); remove the job folder, or restore job.json") from None
+
+    @staticmethod
+    def _read(path: Path, job_id: str) -> JobRecord:
+        """The record in ``path``; ValueError unless its id is the folder's and its parent id is an id."""
+        record = JobRecord.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        if record.id != job_id:
+            raise ValueError(f"it names job {str(record.id)[:80]!r}, not {job_id}")
+        if record.parent_id is not None and not is_job_id(record.parent_id):
+            raise ValueError(f"its parent_id {str(record.parent_id)[:80]!r} is not a job id")
+        return record
 
     def update(self, job_id: str, change: Callable[[JobRecord], None]) -> JobRecord:
         """Apply ``change`` to the record under its lock; a terminal status is never changed again."""
@@ -128,9 +161,9 @@ class JobStore:
         records = []
         for entry in os.scandir(self.root):
             path = Path(entry.path) / RECORD_NAME
-            if entry.is_dir() and path.is_file():
+            if is_job_id(entry.name) and entry.is_dir() and path.is_file():
                 try:
-                    records.append(JobRecord.from_dict(json.loads(path.read_text(encoding="utf-8"))))
+                    records.append(self._read(path, entry.name))
                 except (OSError, UnicodeDecodeError, ValueError, TypeError, AttributeError):
                     continue
         return sorted(records, key=lambda r: (r.created, r.id))

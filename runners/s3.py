@@ -1,7 +1,9 @@
 """S3 data sources: list a split prefix and download its objects into the content-addressed cache.
 
-Credentials come from boto3's usual chain (environment, profile, instance role); the endpoint from
-``AWS_ENDPOINT_URL`` when set. No credential value is ever written or printed by the runner.
+Credentials come from boto3's usual chain (environment, profile, instance role), or from the location itself
+(``s3://ACCESS_KEY_ID:SECRET_ACCESS_KEY@bucket/prefix``, percent-encoded; used for that location only); the
+endpoint from ``AWS_ENDPOINT_URL`` when set. No credential value is ever written or printed by the runner: the
+location is recorded without them, and they join the redaction registry (:mod:`optical_inspection.redaction`).
 """
 from __future__ import annotations
 
@@ -40,15 +42,38 @@ def parse_uri(uri: str) -> tuple[str, str]:
     return bucket, prefix.strip("/")
 
 
-def make_client() -> Any:
-    """A boto3 S3 client with standard retries (endpoint from AWS_ENDPOINT_URL when set)."""
+def split_credentials(uri: str) -> tuple[str, tuple[str, str] | None]:
+    """(the URI without credentials, (access key id, secret) or None) of ``s3://[ID:SECRET@]bucket/prefix``; the
+    credentials are registered for redaction before anything can echo them."""
+    from urllib.parse import unquote
+
+    from optical_inspection.redaction import register
+
+    rest = uri[len("s3://"):] if uri.startswith("s3://") else uri
+    netloc, slash, path = rest.partition("/")
+    if "@" not in netloc:
+        return uri, None
+    userinfo, _, bucket = netloc.rpartition("@")
+    key_id, sep, secret = (unquote(part) for part in userinfo.partition(":"))
+    register(userinfo, key_id, secret)
+    clean = f"s3://{bucket}{slash}{path}"
+    if not (sep and key_id and secret):
+        raise DataSourceError(f"{clean}: credentials in an S3 location must be ACCESS_KEY_ID:SECRET_ACCESS_KEY@ "
+                              "(percent-encoded); or drop them and use AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY")
+    return clean, (key_id, secret)
+
+
+def make_client(credentials: tuple[str, str] | None = None) -> Any:
+    """A boto3 S3 client with standard retries (endpoint from AWS_ENDPOINT_URL when set); ``credentials``
+    (access key id, secret) instead of the usual chain when given."""
     try:
         import boto3
         from botocore.config import Config
     except ImportError:
         raise DataSourceError("S3 sources need boto3: pip install 'optical-inspection[s3]'") from None
     config = Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=10, read_timeout=120)
-    session = boto3.session.Session()  # a new session reads the credential chain now (the default one caches)
+    keys = {"aws_access_key_id": credentials[0], "aws_secret_access_key": credentials[1]} if credentials else {}
+    session = boto3.session.Session(**keys)  # a new session reads the credential chain now (the default one caches)
     return session.client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None, config=config)
 
 

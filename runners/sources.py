@@ -92,7 +92,7 @@ def collect_sources(action: str, data: dict[str, list[str]], skill: SkillInfo, c
                 continue
             if len(splits) > 1:
                 raise RequestError(f"--data {source}: {action} takes one location for this source "
-                                   f"(got {len(splits)}: {', '.join(locations)})")
+                                   f"(got {len(splits)}: {', '.join(s.location for s in splits)})")
             split = splits[0]
             assignments.append((mapping["csv"], split.csv_path, f"data source {source} ({split.location})"))
             assignments.append((mapping["images"], split.images_dir, f"data source {source} ({split.location})"))
@@ -101,7 +101,10 @@ def collect_sources(action: str, data: dict[str, list[str]], skill: SkillInfo, c
 
 def resolve_split(location: str, cache: ContentCache, materialize: bool) -> Split:
     if location.startswith(("s3://", "aws://")):
-        return _s3_split("s3://" + location.split("://", 1)[1], cache, materialize)
+        from .s3 import split_credentials
+
+        uri, credentials = split_credentials("s3://" + location.split("://", 1)[1])
+        return _s3_split(uri, cache, materialize, credentials)
     return _local_split(location, cache, materialize)
 
 
@@ -128,12 +131,13 @@ def _local_split(location: str, cache: ContentCache, materialize: bool) -> Split
                  f"local archive {archive.name} extracted into {root}")
 
 
-def _s3_split(uri: str, cache: ContentCache, materialize: bool) -> Split:
+def _s3_split(uri: str, cache: ContentCache, materialize: bool, credentials: tuple[str, str] | None) -> Split:
+    """``uri`` holds no credentials (they come apart in ``credentials``, used for this location only)."""
     from optical_inspection.data.archives import DEFAULT_MAX_BYTES
 
     from . import s3
 
-    client = s3.make_client()
+    client = s3.make_client(credentials)
     found = s3.list_split(client, uri)
     csv_object = found.get(CSV_NAME)
     if csv_object is None:

@@ -15,13 +15,13 @@ from typing import Any, Iterator
 import yaml
 
 from optical_inspection.input_limits import MAX_DEPTH, MAX_SPEC_BYTES, number_problems, structure_problem
+from optical_inspection.redaction import MASK, SECRET_SPEC_KEYS
 
 from .errors import RequestError
 from .skill_info import SkillInfo
 
 PLACEHOLDER = "???"
-SECRET_KEYS = ("encryption_key",)
-MASK = "***"
+SECRET_KEYS = tuple(SECRET_SPEC_KEYS)
 
 
 @dataclass
@@ -280,7 +280,8 @@ def placeholders(data: Any, prefix: str = "") -> list[str]:
 
 
 def write_spec(draft: SpecDraft, path: Path) -> Path:
-    """The spec file the trainer reads, written atomically."""
+    """The spec file the trainer reads, written atomically (secret values redacted: a secret reaches the
+    trainer only as an ``${oc.env:NAME}`` reference)."""
     from optical_inspection.io_utils import write_text_atomic
 
     return write_text_atomic(path, yaml.safe_dump(draft.data, sort_keys=False, default_flow_style=False))

@@ -141,11 +141,15 @@ def test_cli_export_exit_codes(workspace, tmp_path):
     assert first.returncode == 0, first.stderr
     onnx_path = tmp_path / "results" / "export" / "oi_model.onnx"
     assert onnx_path.is_file()
-    again = run_cli("export", "-e", str(spec_path), timeout=300)
-    assert again.returncode == 1
+    records = (onnx_path.parent / "status.json").read_bytes()
+    again = run_cli("export", "-e", str(spec_path), timeout=300)  # the folder holds one run: refused, untouched
+    assert again.returncode == 2 and "holds another run's files" in again.stderr
     assert "export.overwrite=true" in again.stderr
+    assert (onnx_path.parent / "status.json").read_bytes() == records
+    replaced = run_cli("export", "-e", str(spec_path), "export.overwrite=true", timeout=300)
+    assert replaced.returncode == 0, replaced.stderr
     status = [json.loads(line) for line in (onnx_path.parent / "status.json").read_text().splitlines()]
-    assert [s["status"] for s in status][-1] == "FAILURE"
+    assert [s["status"] for s in status if s["status"] != "RUNNING"] == ["STARTED", "SUCCESS", "STARTED", "SUCCESS"]
 
 
 def test_models_over_the_protobuf_limit_keep_weights_in_a_data_file(workspace, tmp_path, monkeypatch):

@@ -40,8 +40,8 @@ def test_concurrent_updates_never_lose_or_corrupt_a_write(tmp_path):
 
 def test_record_fields_and_terminal_states_are_final(tmp_path):
     store = JobStore(tmp_path)
-    record = store.create("evaluate", "oi-train-parent")
-    assert record.status == "pending" and record.parent_id == "oi-train-parent"
+    record = store.create("evaluate", "oi-train-20250101-093000-a1b2c3")
+    assert record.status == "pending" and record.parent_id == "oi-train-20250101-093000-a1b2c3"
     assert Path(record.job_dir).name == record.id and record.spec_path.endswith("spec.yaml")
     assert record.log_path.endswith("job.log") and record.results_dir.endswith("results")
     store.update(record.id, lambda r: setattr(r, "status", "success"))
@@ -49,8 +49,8 @@ def test_record_fields_and_terminal_states_are_final(tmp_path):
     assert after.status == "success"
     with pytest.raises(ValueError):
         store.update(store.create("train", None).id, lambda r: setattr(r, "status", "weird"))
-    with pytest.raises(NotFoundError, match="no job 'nope'"):
-        store.load("nope")
+    with pytest.raises(NotFoundError, match="no job 'oi-train-20250101-093000-000000'"):
+        store.load("oi-train-20250101-093000-000000")
 
 
 def test_a_job_whose_runner_vanished_is_marked_failed(tmp_path):
@@ -87,7 +87,7 @@ def test_cli_verbs_status_list_show_logs(tmp_path):
     assert shown["spec"] == {"encryption_key": "***", "results_dir": "/r"}
     code, logs = cli("logs", record.id, "--tail", "2")
     assert logs["text"] == "line 8\nline 9\n"
-    code, missing = cli("status", "oi-none")
-    assert code == 3 and "no job 'oi-none'" in missing["error"]
+    code, missing = cli("status", "oi-export-20250101-093000-000000")
+    assert code == 3 and "no job 'oi-export-20250101-093000-000000'" in missing["error"]
     code, cancelled = cli("cancel", record.id)
     assert code == 0 and cancelled["status"] == "success", "a finished job stays finished"

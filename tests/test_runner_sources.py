@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from helpers import wait_until
-from runner_support import REPO, TRAIN_OVERRIDES, archive_split, make_split
+from runner_support import (REPO, TRAIN_OVERRIDES, admin_client, archive_split, enforce_auth, make_split,
+                            moto_server, s3_user)
 from runners.api import plan_job, run_job
 from runners.cache import ContentCache
 from runners.errors import DataSourceError
@@ -98,59 +96,27 @@ def test_a_split_whose_csv_names_folders_that_are_not_there_is_refused_at_plan(b
 
 # ---------------------------------------------------------------- S3 (moto standalone server)
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory, base_split):
     """A moto server with a bucket holding train/ and val/ splits (images.tar.gz + dataset.csv), then IAM auth on."""
-    import boto3
-
-    port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    def answers() -> bool:
-        assert server.poll() is None, "the moto server exited"
-        try:
-            urllib.request.urlopen(url + "/moto-api/", timeout=5)
-            return True
-        except OSError:
-            return False
-
-    try:
-        wait_until(answers, "the moto S3 server to answer", interval=0.1)
-    except BaseException:
-        server.kill()
-        raise
-    admin = dict(endpoint_url=url, aws_access_key_id="setup", aws_secret_access_key="setup", region_name="us-east-1")
-    iam = boto3.client("iam", **admin)
-    iam.create_user(UserName="runner")
-    iam.put_user_policy(UserName="runner", PolicyName="s3", PolicyDocument=json.dumps(
-        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
-    key = iam.create_access_key(UserName="runner")["AccessKey"]
-    client = boto3.client("s3", **admin)
-    client.create_bucket(Bucket=BUCKET)
-    staging = tmp_path_factory.mktemp("s3staging")
-    for prefix, seed, arcname in (("train", 3, "images/images"), ("val", 4, "images")):
-        split = archive_split(make_split(staging / f"{prefix}_src", 6, seed=seed), staging / prefix, arcname)
-        for name in ("dataset.csv", "images.tar.gz"):
-            client.upload_file(str(split / name), BUCKET, f"{prefix}/{name}")
-    client.put_object(Bucket=BUCKET, Key="csvonly/dataset.csv", Body=b"input_path,golden_path,label,object_name\n")
-    loose = make_split(staging / "loose_src", 6, seed=5)                  # dataset.csv + loose objects under images/
-    for path in sorted(p for p in loose.rglob("*") if p.is_file()):
-        client.upload_file(str(path), BUCKET, f"loose/{path.relative_to(loose).as_posix()}")
-    client.put_object(Bucket=BUCKET, Key="loose/images/", Body=b"")      # a folder marker, as consoles create
-    client.upload_file(str(loose / "dataset.csv"), BUCKET, "evil/dataset.csv")
-    client.put_object(Bucket=BUCKET, Key="evil/images/boards/../../escape.png", Body=b"x")
-    urllib.request.urlopen(urllib.request.Request(url + "/moto-api/reset-auth", data=b"0", method="POST",
-                                                  headers={"Content-Type": "text/plain"}))
-    yield {"url": url, "key_id": key["AccessKeyId"], "secret": key["SecretAccessKey"], "loose": loose}
-    server.terminate()
-    server.wait(timeout=10)
+    with moto_server() as url:
+        key = s3_user(url, "runner")
+        client = admin_client(url, "s3")
+        client.create_bucket(Bucket=BUCKET)
+        staging = tmp_path_factory.mktemp("s3staging")
+        for prefix, seed, arcname in (("train", 3, "images/images"), ("val", 4, "images")):
+            split = archive_split(make_split(staging / f"{prefix}_src", 6, seed=seed), staging / prefix, arcname)
+            for name in ("dataset.csv", "images.tar.gz"):
+                client.upload_file(str(split / name), BUCKET, f"{prefix}/{name}")
+        client.put_object(Bucket=BUCKET, Key="csvonly/dataset.csv", Body=b"input_path,golden_path,label,object_name\n")
+        loose = make_split(staging / "loose_src", 6, seed=5)              # dataset.csv + loose objects under images/
+        for path in sorted(p for p in loose.rglob("*") if p.is_file()):
+            client.upload_file(str(path), BUCKET, f"loose/{path.relative_to(loose).as_posix()}")
+        client.put_object(Bucket=BUCKET, Key="loose/images/", Body=b"")  # a folder marker, as consoles create
+        client.upload_file(str(loose / "dataset.csv"), BUCKET, "evil/dataset.csv")
+        client.put_object(Bucket=BUCKET, Key="evil/images/boards/../../escape.png", Body=b"x")
+        enforce_auth(url)
+        yield {"url": url, "key_id": key["AccessKeyId"], "secret": key["SecretAccessKey"], "loose": loose}
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import torch
 
 from ..data.datamodule import OIDataModule
 from ..errors import OIError
-from ..status import StatusLogger, is_rank_zero
+from ..status import StatusLogger
 
 log = logging.getLogger(__name__)
 RESUMABLE_SUFFIXES = (".pth", ".tlt", ".ckpt")
@@ -29,7 +29,6 @@ def run(config: Any, results_dir: Path, status: StatusLogger) -> dict[str, Any]:
     torch.backends.cudnn.benchmark = train.cudnn.benchmark
     torch.backends.cudnn.deterministic = train.cudnn.deterministic
 
-    remove_stale_temp_files(results_dir)
     datamodule = TrainingData(config)
     module = OIModule(config, dataset_geometry(config.dataset))
     resume = resume_path(train, results_dir, LATEST_NAME)
@@ -85,15 +84,6 @@ class TrainingData(OIDataModule):
         loader = super().train_dataloader()
         loader.generator = torch.Generator().manual_seed(max(int(self.config.train.seed), 0))
         return loader
-
-
-def remove_stale_temp_files(results_dir: Path) -> None:
-    """Temp files of checkpoints a killed run was writing (never renamed, so never mistaken for checkpoints)."""
-    if not is_rank_zero():
-        return
-    for pattern in (".model_epoch_*.pth.*.tmp", ".oi_model_latest.pth.*.tmp"):
-        for stale in results_dir.glob(pattern):
-            stale.unlink(missing_ok=True)
 
 
 def resume_path(train: Any, results_dir: Path, latest_name: str) -> Path | None:

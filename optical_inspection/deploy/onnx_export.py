@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +19,7 @@ import torch
 from torch import nn
 
 from ..errors import OIError
+from ..io_utils import make_temp_dir
 from .metadata import EMBEDDING_OUTPUTS, INPUT_NAMES, META_KEY, SCORE_OUTPUT
 
 PROTOBUF_LIMIT = 2 ** 31 - 2 ** 26  # stay clear of protobuf's 2 GiB: bigger models keep weights in <file>.data
@@ -110,8 +110,7 @@ def staged_files(target: Path) -> Iterator[Path]:
     The final names are used inside the temp folder because an ONNX file refers to its external data by name.
     The old file stays intact when the block fails.
     """
-    target.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    stage = make_temp_dir(target)
     try:
         staged = stage / target.name
         yield staged

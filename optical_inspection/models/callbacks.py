@@ -13,10 +13,9 @@ import pytorch_lightning as pl
 from pytorch_lightning.plugins import TorchCheckpointIO
 
 from ..io_utils import atomic_path
+from ..results_folder import LATEST_NAME
 from ..status import StatusLogger
 from .checkpoint import read_checkpoint, write_checkpoint
-
-LATEST_NAME = "oi_model_latest.pth"
 
 
 def checkpoint_name(epoch: int, step: int) -> str:

@@ -12,6 +12,13 @@ from optical_inspection.strict_json import dumps
 
 
 def main(argv: list[str] | None = None) -> int:
+    from optical_inspection.redaction import redacted_output
+
+    with redacted_output():  # stdout/stderr are the job's log
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(prog="python -m runners.automl", description=__doc__)
     parser.add_argument("job_id")
     parser.add_argument("--jobs-root", default="oi_jobs")

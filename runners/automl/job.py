@@ -20,7 +20,8 @@ import yaml
 from optical_inspection.status import read_status
 
 from ..errors import NotFoundError, RequestError, RunnerError
-from ..launch import mark_cancelled, process_alive, process_start, set_supervisor
+from ..launch import (child_env, clear_stale_temps, mark_cancelled, process_alive, process_start, results_folder,
+                      set_supervisor)
 from ..records import TERMINAL, JobRecord, JobStore, now_iso
 from ..skill_info import load_skill_info
 from ..specbuild import load_schema
@@ -41,7 +42,7 @@ def launch(store: JobStore, record: JobRecord, detach: bool = False) -> JobRecor
     with open(record.log_path, "ab") as log:
         proc = subprocess.Popen([sys.executable, "-m", "runners.automl", record.id, "--jobs-root", str(store.root)],
                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
-                                start_new_session=True)
+                                start_new_session=True, env=child_env())
     return store.update(record.id, lambda r: set_supervisor(r, proc.pid))
 
 
@@ -156,9 +157,9 @@ def _adopt_or_stop(store: JobStore, job_id: str | None) -> dict[str, Any] | None
         return None
     try:
         record = store.load(job_id)
-    except NotFoundError:
+    except (NotFoundError, RequestError):
         return None  # a trial of another jobs root (shared storage): its own runner cleans it up
-    folder = Path(record.decisions.get("results_folder", record.results_dir))
+    folder = results_folder(record)
     ends = [r.get("status") for r in read_status(folder / "status.json") if r.get("status") in ("SUCCESS", "FAILURE")]
     if ends and ends[-1] == "SUCCESS" and not process_alive(record.pid, record.pid_start):
         return {ADOPT_ATTR: job_id}
@@ -170,4 +171,5 @@ def _adopt_or_stop(store: JobStore, job_id: str | None) -> dict[str, Any] | None
     if record.status not in TERMINAL:
         mark_cancelled(store, job_id)
         store.update(job_id, lambda r: setattr(r, "message", "stopped: its AutoML process died; the trial is re-run"))
+    clear_stale_temps(folder)
     return None

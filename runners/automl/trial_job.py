@@ -25,7 +25,7 @@ from optical_inspection.io_utils import write_text_atomic
 from optical_inspection.status import read_status
 
 from ..checkpoints import CheckpointRequest, choose, epoch_metrics, list_checkpoints
-from ..launch import finish, process_start, set_supervisor, trainer_command
+from ..launch import child_env, finish, process_start, set_supervisor, trainer_command
 from ..parents import action_results
 from ..records import TERMINAL, JobRecord, JobStore, now_iso
 from .driver import TrialStopped
@@ -113,7 +113,7 @@ class TrainTrialObjective:
 
     def launch(self, child: JobRecord) -> subprocess.Popen:
         """Start the trainer in its own process group; torch threads shared out between the workers."""
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = child_env()
         env.setdefault("OMP_NUM_THREADS", self.threads)
         with open(child.log_path, "ab") as log:
             proc = subprocess.Popen(trainer_command(child), stdin=subprocess.DEVNULL, stdout=log,
