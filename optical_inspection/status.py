@@ -49,8 +49,7 @@ class StatusLogger:
         record.update({k: _plain(v) for k, v in extra.items()})
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(redact(dumps(record)) + "
-")
+            fh.write(redact(dumps(record)) + "\n")
             fh.flush()
             os.fsync(fh.fileno())
 
