@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-import optical_inspection.data.images as images_module
 import optical_inspection.data.cache as cache_module
+import optical_inspection.data.images as images_module
 from optical_inspection.data.cache import DecodedSplit
+from optical_inspection.data.cpus import resolve_workers
 from optical_inspection.data.datamodule import OIDataModule
-from optical_inspection.errors import DataError
+from optical_inspection.errors import DataError, SpecError
 
 
 class _CountOpens:
@@ -167,3 +168,17 @@ def test_gpu_augmentation_path_gives_the_same_batches(synthetic_split, make_conf
         assert torch.allclose(a["golden"], b["golden"], atol=1e-6)
     val = next(iter(gpu.val_dataloader()))
     assert gpu.on_after_batch_transfer(val, 0) is val  # other loaders are already finished
+
+
+def test_workers_auto_and_integers(synthetic_split, make_config):
+    assert resolve_workers("auto", rows=100_000, batch_size=32, cpus=2) == 0  # workers would take the step's cores
+    assert resolve_workers("auto", rows=1_000, batch_size=32, cpus=16) == 0  # too few batches to pay for starting
+    assert resolve_workers("auto", rows=100_000, batch_size=32, cpus=16) == 8
+    assert resolve_workers("auto", rows=100_000, batch_size=32, cpus=64) == 8
+    assert resolve_workers(3, rows=10, batch_size=32, cpus=2) == 3  # an integer is taken as given (TAO)
+    assert make_config(*synthetic_split, workers="auto").dataset.workers == "auto"
+    streamed = OIDataModule(make_config(*synthetic_split, cache_memory_mb=0, workers="auto"))
+    assert streamed.predict_dataloader().num_workers == 0  # 24 rows: far below 100 batches
+    for bad in (-1, "3", "many", 1.5):
+        with pytest.raises(SpecError, match="dataset.workers"):
+            make_config(*synthetic_split, workers=bad)

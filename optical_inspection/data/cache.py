@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
+from .cpus import usable_cpus
 from .preprocess import Preprocessor, size_mismatch_message
 from .table import PairTable
 
@@ -112,7 +113,7 @@ class DecodedSplit:
         self._need = np.maximum.accumulate(np.maximum(self.test_index, self.golden_index)) + 1  # per row
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._pool = ThreadPoolExecutor(max_workers=threads or min(8, os.cpu_count() or 1))
+        self._pool = ThreadPoolExecutor(max_workers=threads or min(8, usable_cpus()))
         self._chunks: list[Future] = [self._pool.submit(self._decode, range(u, min(u + CHUNK, len(self.keys))))
                                       for u in range(0, len(self.keys), CHUNK)]
         self._done = 0  # chunks known to be finished

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import os
 from typing import Any, Callable
 
 import pytorch_lightning as pl
@@ -21,10 +20,11 @@ from torch.utils.data import DataLoader
 from ..errors import DataError
 from .augment import PairAugmenter
 from .cache import DecodedSplit
+from .cpus import resolve_workers, usable_cpus
 from .dataset import BatchTransform, PairDataset, keep_tiles
 from .preprocess import Preprocessor
 from .sampling import train_sampler
-from .table import SPLITS, PairTable, split_table
+from .table import PairTable, split_table
 
 log = logging.getLogger(__name__)
 
@@ -142,29 +142,6 @@ class OIDataModule(pl.LightningDataModule):
     def workers(self, rows: int) -> int:
         """``dataset.workers``, with ``auto`` resolved for this machine and a split of ``rows`` rows."""
         return resolve_workers(self.dataset_cfg.workers, rows, int(self.dataset_cfg.batch_size), usable_cpus())
-
-
-AUTO_MIN_BATCHES = 100  # below this many batches an epoch is over before worker processes pay for their start
-
-
-def resolve_workers(setting: int | str, rows: int, batch_size: int, cpus: int) -> int:
-    """Worker processes for ``dataset.workers``: an integer as given (TAO); ``auto``: 0 on 2 CPUs or fewer, where
-    workers only take cores from the training step's own threads (measured: 0 workers ~1.7x faster than 2 on 2
-    cores), and for splits of fewer than AUTO_MIN_BATCHES batches; else half the CPUs, at most 8 (the other half
-    runs the training step)."""
-    if setting != "auto":
-        return int(setting)
-    if cpus <= 2 or rows < AUTO_MIN_BATCHES * batch_size:
-        return 0
-    return min(8, cpus // 2)
-
-
-def usable_cpus() -> int:
-    """CPUs this process may run on (its affinity mask, e.g. under taskset or a container's cpuset)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def _same_source(a: PairTable, b: PairTable) -> bool:
