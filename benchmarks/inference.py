@@ -80,6 +80,8 @@ def end_to_end(args: argparse.Namespace) -> list[dict[str, Any]]:
     csv_path = out / "infer.csv"
     csv_path.write_text("\n".join(lines[: args.pairs + 1]) + "\n")
     cfg = spec_for("Compact", 1, 128)
+    for stale in out.glob("Compact.*"):
+        stale.unlink()
     _, checkpoint, onnx_path, _ = make_files(cfg, out)
     dataset = {"infer_dataset": {"csv_path": str(csv_path), "images_dir": str(source / "images")},
                "input_map": None, "image_height": 128, "image_width": 128}

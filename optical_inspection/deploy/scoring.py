@@ -65,6 +65,8 @@ def score_split(scorer: Scorer, config: Any, split: str, batch: int) -> tuple[np
     Each distinct image is decoded once, by threads running ahead in row order while the main thread scores
     the rows already decoded (decoding and the model overlap); a decode error or a size mismatch fails the
     whole split before any score is returned."""
+    import torch
+
     from ..data.cache import DecodedSplit
     from ..data.preprocess import Preprocessor
     from ..data.table import split_table
@@ -73,6 +75,9 @@ def score_split(scorer: Scorer, config: Any, split: str, batch: int) -> tuple[np
     table = split_table(config.dataset, "test" if split == "test" else "predict")
     decoded = DecodedSplit(table, pre, max_bytes=int(config.dataset.cache_memory_mb) << 20, background=True)
     scores = np.full(len(table), np.nan, dtype=np.float32)
+    threads = torch.get_num_threads()
+    if not getattr(scorer, "uses_torch_threads", False):
+        torch.set_num_threads(1)  # torch only normalises here: idle pool threads would spin on the cores in use
     try:
         for start in range(0, len(table), batch):
             rows = np.arange(start, min(start + batch, len(table)))
@@ -83,6 +88,8 @@ def score_split(scorer: Scorer, config: Any, split: str, batch: int) -> tuple[np
     except BaseException:
         decoded.cancel()
         raise
+    finally:
+        torch.set_num_threads(threads)
     missing = np.flatnonzero(np.isnan(scores))
     if missing.size:
         raise OIError(f"{missing.size} row(s) of {table.csv_path} got no score (first: row {int(missing[0])}); "
