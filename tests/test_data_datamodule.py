@@ -180,5 +180,18 @@ def test_workers_auto_and_integers(synthetic_split, make_config):
     streamed = OIDataModule(make_config(*synthetic_split, cache_memory_mb=0, workers="auto"))
     assert streamed.predict_dataloader().num_workers == 0  # 24 rows: far below 100 batches
     for bad in (-1, "3", "many", 1.5):
-        with pytest.raises(SpecError, match="dataset.workers"):
+        with pytest.raises(SpecError, match="dataset.workers: .* or input should be 'auto'") as exc:
             make_config(*synthetic_split, workers=bad)
+        assert str(exc.value).count("dataset.workers") == 1  # one problem, not one per alternative
+
+
+def test_no_room_on_disk_for_the_decoded_split_is_a_clear_error(synthetic_split, make_config, monkeypatch):
+    import errno
+    import os
+
+    def full(fd, offset, length):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr(os, "posix_fallocate", full)
+    dm = OIDataModule(make_config(*synthetic_split))
+    with pytest.raises(DataError, match=r"no room for the decoded split .* point TMPDIR at a larger disk"):
+        DecodedSplit(dm.table("test"), dm.pre, max_bytes=0)
