@@ -7,6 +7,12 @@ real export action, so the ONNX file timed here is what users deploy. Inputs are
     .venv/bin/python benchmarks/inference.py                       # Compact + Siamese_3, 4 lights x 128x128
     .venv/bin/python benchmarks/inference.py --models Compact --batches 1 32 --seconds 5 --json out.json
     .venv/bin/python benchmarks/inference.py --trt                 # adds TensorRT fp32/fp16 + torch CUDA (GPU)
+    .venv/bin/python benchmarks/inference.py --end-to-end --pairs 12560 --repeats 3
+
+``--end-to-end`` times the inference CLI itself (process start to ``inference.csv``, JPEG decoding included) from
+the checkpoint and from the ONNX file of a seeded Compact model, on the first ``--pairs`` rows of a DeepPCB
+conversion (``dataset_convert``, 128-px crops, made once under ``benchmarks/out``), and reports the best of
+``--repeats`` runs and the child's peak RSS.
 """
 from __future__ import annotations
 
@@ -48,7 +54,63 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--trt", action="store_true", help="also time TensorRT (needs tensorrt and a GPU)")
     parser.add_argument("--trt-precisions", nargs="+", default=["fp32", "fp16"], help="TensorRT engine precisions")
     parser.add_argument("--json", type=Path, help="write the results here as JSON")
+    parser.add_argument("--end-to-end", action="store_true", help="time the inference CLI on DeepPCB crops instead")
+    parser.add_argument("--pairs", type=int, default=12560, help="--end-to-end: rows of the infer split")
+    parser.add_argument("--repeats", type=int, default=3, help="--end-to-end: runs per model file (best reported)")
+    parser.add_argument("--formats", nargs="+", default=["onnx", "pth"], help="--end-to-end: model files to time")
     return parser.parse_args(argv)
+
+
+def end_to_end(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Wall time of `optical_inspection inference` (a fresh process each run) on DeepPCB crops, per model file."""
+    import resource
+    import subprocess
+
+    import yaml
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from train_eval import convert
+
+    out = Path(__file__).resolve().parent / "out" / "inference_e2e"
+    source = convert(Path(__file__).resolve().parent / "out" / "train_eval")["train"]
+    lines = (source / "dataset.csv").read_text().splitlines()
+    if len(lines) - 1 < args.pairs:
+        sys.exit(f"the converted split has {len(lines) - 1} rows, fewer than --pairs {args.pairs}")
+    out.mkdir(parents=True, exist_ok=True)
+    csv_path = out / "infer.csv"
+    csv_path.write_text("\n".join(lines[: args.pairs + 1]) + "\n")
+    cfg = spec_for("Compact", 1, 128)
+    for stale in out.glob("Compact.*"):
+        stale.unlink()
+    _, checkpoint, onnx_path, _ = make_files(cfg, out)
+    dataset = {"infer_dataset": {"csv_path": str(csv_path), "images_dir": str(source / "images")},
+               "input_map": None, "image_height": 128, "image_width": 128}
+    results = []
+    for fmt in args.formats:
+        key = "onnx_file" if fmt == "onnx" else "checkpoint"
+        spec = out / f"spec_{fmt}.yaml"
+        spec.write_text(yaml.safe_dump({"results_dir": str(out / fmt), "dataset": dataset,
+                                        "inference": {key: str(onnx_path if fmt == "onnx" else checkpoint)}}))
+        walls, cpus = [], []
+        for _ in range(args.repeats):
+            (out / fmt / "inference" / "inference.csv").unlink(missing_ok=True)
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            start = time.perf_counter()
+            proc = subprocess.run([sys.executable, "-m", "optical_inspection", "inference", "-e", str(spec)],
+                                  capture_output=True, text=True)
+            walls.append(time.perf_counter() - start)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpus.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+            if proc.returncode != 0 or not (out / fmt / "inference" / "inference.csv").is_file():
+                sys.exit(f"inference from {fmt} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+        row = {"model_file": fmt, "pairs": args.pairs, "best_wall_s": round(min(walls), 2),
+               "walls_s": [round(w, 2) for w in walls], "pairs_per_s": round(args.pairs / min(walls), 1),
+               "cpu_s": [round(c, 2) for c in cpus], "pairs_per_cpu_s": round(args.pairs / min(cpus), 1),
+               "peak_rss_mib_children": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
+               "load_average_1min": os.getloadavg()[0]}
+        print(json.dumps(row), flush=True)
+        results.append(row)
+    return results
 
 
 def spec_for(model_type: str, lights: int, size: int) -> ExperimentConfig:
@@ -182,6 +244,11 @@ def speedups(results: list[dict[str, Any]]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.end_to_end:
+        results = end_to_end(args)
+        if args.json:
+            args.json.write_text(json.dumps({"end_to_end": results}, indent=2) + "\n")
+        return 0
     print(f"inference benchmark: {platform.processor() or platform.machine()}, {args.threads} thread(s), torch "
           f"{torch.__version__}, geometry {args.lights} light(s) x {args.size}x{args.size}")
     results = run(args)

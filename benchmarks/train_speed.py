@@ -41,7 +41,7 @@ def train_once(model: str, csv: Path, images: Path, args: argparse.Namespace, ou
             "validation_dataset": {"csv_path": str(csv), "images_dir": str(images)},
             "input_map": {name: i for i, name in enumerate(DEFAULT_LIGHTS[: args.lights])} or None,
             "image_height": args.size, "image_width": args.size, "batch_size": args.batch,
-            "workers": 0, "fpratio_sampling": 0.5,
+            "workers": args.workers if args.workers == "auto" else int(args.workers), "fpratio_sampling": 0.5,
         },
         "train": {"num_epochs": args.epochs, "validation_interval": args.epochs, "checkpoint_interval": args.epochs,
                   "progress_bar": False},
@@ -72,6 +72,7 @@ def main() -> int:
     parser.add_argument("--lights", type=int, default=4)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--workers", default="auto", help="dataset.workers: auto (the default) or a number")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "out" / "train_speed"))
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args()

@@ -131,9 +131,13 @@ def type_schema(annotation: Any, where: str) -> dict[str, Any]:
         return schema
     if origin in (typing.Union, types.UnionType):
         inner = [a for a in args if a is not type(None)]
-        if len(inner) != 1 or len(args) != 2:
-            raise GeneratorError(f"{where}: only Optional[X] unions are supported, got {annotation!r}")
-        return nullable(type_schema(inner[0], where))
+        if len(inner) == 1 and len(args) == 2:
+            return nullable(type_schema(inner[0], where))
+        if len(inner) != len(args):
+            raise GeneratorError(f"{where}: Optional unions of several types are not supported, got {annotation!r}")
+        branches = [type_schema(a, where) for a in inner]  # e.g. an integer or the string "auto"
+        names = sorted({n for b in branches for n in (b["type"] if isinstance(b["type"], list) else [b["type"]])})
+        return {"type": names, "anyOf": branches}
     if origin is typing.Literal:
         names = sorted({json_type(v, where) for v in args})
         return {"type": names[0] if len(names) == 1 else names, "enum": list(args)}

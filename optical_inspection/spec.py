@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import difflib
 import functools
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -144,8 +145,8 @@ def validate_dict(data: dict[str, Any], action: str | None = None, source: str |
     try:
         config = _ADAPTER.validate_python(resolved)
     except ValidationError as exc:
-        problems += [_format_error(err) for err in exc.errors()  # an unknown key is reported even when its
-                     if err.get("type") in _UNKNOWN_KEY                 # interpolation failed too
+        problems += [_format_error(err) for err in _merge_union_errors(exc.errors())  # an unknown key is reported
+                     if err.get("type") in _UNKNOWN_KEY                 # even when its interpolation failed too
                      or ".".join(str(p) for p in err.get("loc", ())) not in bad_refs]
     if action is not None:
         problems += check_action(resolved, action)
@@ -297,6 +298,25 @@ def _check_placeholders_allowed(keys: list[str]) -> list[str]:
 
 
 # ---------------------------------------------------------------- error formatting
+
+def _merge_union_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One error per key of a union type (e.g. ``dataset.workers``: an integer or ``auto``) instead of one per
+    alternative, whose location pydantic ends with the alternative's tag."""
+    merged: dict[tuple, dict[str, Any]] = {}
+    out: list[dict[str, Any]] = []
+    for err in errors:
+        loc = tuple(err.get("loc", ()))
+        spec = _KEYS.get(".".join(map(str, loc[:-1])))
+        if spec is not None and typing.get_origin(spec.annotation) is typing.Union \
+                and not unwrap_optional(spec.annotation)[1]:
+            if loc[:-1] in merged:
+                merged[loc[:-1]]["msg"] += f", or {err.get('msg', '')[0].lower()}{err.get('msg', '')[1:]}"
+                continue
+            err = dict(err, loc=loc[:-1], type="union")
+            merged[loc[:-1]] = err
+        out.append(err)
+    return out
+
 
 def _format_error(err: dict[str, Any]) -> str:
     loc = [str(p) for p in err.get("loc", ())]

@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 import torch
 
+import optical_inspection.data.cache as cache_module
 import optical_inspection.data.images as images_module
-from optical_inspection.data.cache import DecodedSplit, OverBudget
+from optical_inspection.data.cache import DecodedSplit
+from optical_inspection.data.cpus import resolve_workers
 from optical_inspection.data.datamodule import OIDataModule
-from optical_inspection.errors import DataError
+from optical_inspection.errors import DataError, SpecError
 
 
 class _CountOpens:
@@ -56,13 +58,54 @@ def test_decoded_once_and_equal_to_streaming(synthetic_split, make_config, monke
     assert opens.count == first + 24 * 8
 
 
-def test_budget_counts_grey_as_one_channel(synthetic_split, make_config):
+def test_budget_counts_grey_as_one_channel_and_disk_takes_the_rest(synthetic_split, make_config):
     dm = OIDataModule(make_config(*synthetic_split))
     table, pre = dm.table("test"), dm.pre
     grey_bytes = (24 + 8) * 4 * 32 * 32  # distinct images x lights x tile
-    with pytest.raises(OverBudget):  # colour images: 3 x grey_bytes do not fit
-        DecodedSplit(table, pre, max_bytes=2 * grey_bytes)
-    assert DecodedSplit(table, pre, max_bytes=3 * grey_bytes).nbytes == 3 * grey_bytes
+    in_memory = DecodedSplit(table, pre, max_bytes=3 * grey_bytes)
+    assert not in_memory.on_disk and in_memory.nbytes == 3 * grey_bytes
+    on_disk = DecodedSplit(table, pre, max_bytes=2 * grey_bytes)  # colour images: 3 x grey_bytes do not fit
+    assert on_disk.on_disk and on_disk.nbytes == 3 * grey_bytes
+    rows = torch.tensor([5, 0, 23, 5])
+    for a, b in zip(in_memory.pairs(rows), on_disk.pairs(rows)):
+        assert a.dtype == torch.uint8 and a.shape == (4, 4, 3, 32, 32) and torch.equal(a, b)
+
+
+def test_split_over_budget_is_decoded_once_to_disk(synthetic_split, make_config, monkeypatch):
+    opens = _CountOpens(monkeypatch)
+    monkeypatch.setattr(cache_module, "DROP_BYTES", 4096)  # hand pages back to the page cache very often
+    size = {"image_height": 64, "image_width": 64}  # 32 colour images x 4 lights x 64x64: 1.5 MiB
+    in_memory = OIDataModule(make_config(*synthetic_split, **size))
+    expected = torch.cat([b["test"] for b in in_memory.test_dataloader()])
+    first = opens.count
+    dm = OIDataModule(make_config(*synthetic_split, cache_memory_mb=1, **size))
+    dm.setup("test")
+    assert dm.dataset("test").decoded.on_disk and not in_memory.dataset("test").decoded.on_disk
+    epochs = [torch.cat([b["test"] for b in dm.test_dataloader()]) for _ in range(2)]
+    assert opens.count == 2 * first  # decoded once, exactly as the in-memory copy
+    assert torch.equal(epochs[0], expected) and torch.equal(epochs[1], expected)
+
+
+def test_background_decoding_serves_rows_in_order_and_reports_errors(synthetic_split, make_config, tmp_path,
+                                                                     monkeypatch):
+    monkeypatch.setattr(cache_module, "CHUNK", 2)  # images per decode task
+    dm = OIDataModule(make_config(*synthetic_split))
+    table, pre = dm.table("test"), dm.pre
+    whole = DecodedSplit(table, pre)
+    ahead = DecodedSplit(table, pre, threads=1, background=True)
+    rows = torch.arange(0, 8)
+    assert all(torch.equal(a, b) for a, b in zip(ahead.pairs(rows), whole.pairs(rows)))
+    ahead.finish()
+    assert all(torch.equal(a, b) for a, b in zip(ahead.pairs(torch.arange(24)), whole.pairs(torch.arange(24))))
+    csv_path, images = synthetic_split
+    broken = tmp_path / "images"
+    shutil.copytree(images, broken)
+    last = table.test_paths(23)[0]
+    (broken / last.relative_to(images)).write_bytes(b"not a jpeg")
+    bad = DecodedSplit(OIDataModule(make_config(csv_path, broken)).table("test"), pre, background=True)
+    bad.pairs(torch.arange(0, 4))  # rows before the broken file are served
+    with pytest.raises(DataError, match=f"line 25: cannot read image .*{last.name}"):
+        bad.finish()
 
 
 def test_streaming_with_worker_processes(synthetic_split, make_config):
@@ -125,3 +168,30 @@ def test_gpu_augmentation_path_gives_the_same_batches(synthetic_split, make_conf
         assert torch.allclose(a["golden"], b["golden"], atol=1e-6)
     val = next(iter(gpu.val_dataloader()))
     assert gpu.on_after_batch_transfer(val, 0) is val  # other loaders are already finished
+
+
+def test_workers_auto_and_integers(synthetic_split, make_config):
+    assert resolve_workers("auto", rows=100_000, batch_size=32, cpus=2) == 0  # workers would take the step's cores
+    assert resolve_workers("auto", rows=1_000, batch_size=32, cpus=16) == 0  # too few batches to pay for starting
+    assert resolve_workers("auto", rows=100_000, batch_size=32, cpus=16) == 8
+    assert resolve_workers("auto", rows=100_000, batch_size=32, cpus=64) == 8
+    assert resolve_workers(3, rows=10, batch_size=32, cpus=2) == 3  # an integer is taken as given (TAO)
+    assert make_config(*synthetic_split, workers="auto").dataset.workers == "auto"
+    streamed = OIDataModule(make_config(*synthetic_split, cache_memory_mb=0, workers="auto"))
+    assert streamed.predict_dataloader().num_workers == 0  # 24 rows: far below 100 batches
+    for bad in (-1, "3", "many", 1.5):
+        with pytest.raises(SpecError, match="dataset.workers: .* or input should be 'auto'") as exc:
+            make_config(*synthetic_split, workers=bad)
+        assert str(exc.value).count("dataset.workers") == 1  # one problem, not one per alternative
+
+
+def test_no_room_on_disk_for_the_decoded_split_is_a_clear_error(synthetic_split, make_config, monkeypatch):
+    import errno
+    import os
+
+    def full(fd, offset, length):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr(os, "posix_fallocate", full)
+    dm = OIDataModule(make_config(*synthetic_split))
+    with pytest.raises(DataError, match=r"no room for the decoded split .* point TMPDIR at a larger disk"):
+        DecodedSplit(dm.table("test"), dm.pre, max_bytes=0)

@@ -39,12 +39,13 @@ def run(config: Any, results_dir: Path, status: StatusLogger) -> dict[str, Any]:
 def inference_csv(fieldnames: list[str], rows: list[dict[str, str]], scores: np.ndarray, failed: np.ndarray,
                   threshold: float) -> str:
     """The input rows in their order, plus siamese_score, prediction (PASS/FAIL) and threshold columns."""
-    columns = [c for c in fieldnames if c not in ADDED_COLUMNS] + list(ADDED_COLUMNS)
+    columns = [c for c in fieldnames if c not in ADDED_COLUMNS]
+    cells = [[row.get(c, "") for row in rows] for c in columns]  # column by column: no per-row dicts built
+    cells.append(list(map(repr, np.asarray(scores, dtype=np.float64).tolist())))
+    cells.append(np.where(failed, "FAIL", "PASS").tolist())
+    cells.append([repr(float(threshold))] * len(rows))
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    verdicts = np.where(failed, "FAIL", "PASS")
-    threshold_text = repr(float(threshold))
-    writer.writerows({**row, "siamese_score": repr(float(score)), "prediction": verdict, "threshold": threshold_text}
-                     for row, score, verdict in zip(rows, scores, verdicts))
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns + list(ADDED_COLUMNS))
+    writer.writerows(zip(*cells))
     return buffer.getvalue()

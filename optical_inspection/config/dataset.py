@@ -1,7 +1,10 @@
 """`dataset.*`: where pairs come from and how images become tensors."""
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional, Union
+
+from annotated_types import Ge
+from pydantic import Strict
 
 from .fields import AutoML, Bool, Float, Int, Str, spec_field
 from .section import section
@@ -118,9 +121,11 @@ class DatasetConfig:
     batch_size: Int = spec_field(32, description="Batch size: at least 2 for train (BatchNorm needs two pairs), "
                                  "at least 1 for evaluate, inference and export.", ge=1, popular=True,
                                  automl=AutoML(enabled=False, low=8, high=128, math_cond="power_of_two"))
-    workers: Int = spec_field(
-        2, description="Data-loader worker processes: they decode a split streamed from disk, and augment a cached "
-        "training split where processes fork (Linux).", ge=0, tao_default=8,
+    workers: Union[Annotated[int, Strict(), Ge(0)], Literal["auto"]] = spec_field(
+        "auto", description="Data-loader worker processes: they decode a split streamed from its image files, and "
+        "augment a decoded training split where processes fork (Linux). auto: 0 on 2 CPUs or fewer and for splits "
+        "of under 100 batches (workers would only take cores from the training step), else half the CPUs, at "
+        "most 8.", tao_default=8,
     )
     fpratio_sampling: Float = spec_field(
         0.1, description="Defect sampling weight: defects drawn with weight (n_pass/n_fail)*ratio; 0 = no reweighting.",
@@ -142,7 +147,8 @@ class DatasetConfig:
     augmentation_config: AugmentationConfig = spec_field(description="Training augmentation.",
                                                          factory=AugmentationConfig)
     cache_memory_mb: Int = spec_field(
-        4096, description="Decode each split once and keep its uint8 tiles in memory while the cached splits fit this "
-        "budget in MiB (grey images take a third); a split that does not fit is streamed from disk. 0 = always stream.",
-        ge=0,
+        256, description="Each split is decoded once; its uint8 tiles stay in memory while the decoded splits fit this "
+        "budget in MiB (grey images take a third), else they go to a temporary file in TMPDIR (memory-mapped, "
+        "as fast from the page cache, never decoded again). 0 = no decoded copy: stream every epoch from the "
+        "image files with dataset.workers processes.", ge=0,
     )

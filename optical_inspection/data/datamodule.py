@@ -1,10 +1,11 @@
 """OIDataModule: the four splits of a spec as Lightning dataloaders of dict batches.
 
 Batches: ``{"test", "golden": float32 [B, 3, H', W'], "label": float32 [B] (1 defect, 0 pass, -1 unknown),
-"index": int64 [B] (row of the split's CSV)}``. Each split is decoded once and kept in memory while the
-decoded splits fit ``dataset.cache_memory_mb``; a split that does not fit is streamed from disk by
-``dataset.workers`` worker processes. Training augmentation runs batched, on the CPU in the loader, or on the GPU
-(after the uint8 tiles are moved there) when the Trainer uses one.
+"index": int64 [B] (row of the split's CSV)}``. Each split is decoded once: kept in memory while the decoded
+splits fit ``dataset.cache_memory_mb``, else in a temporary file on disk read back by batch (never decoded
+again); with ``cache_memory_mb: 0`` splits are streamed from the image files by ``dataset.workers`` processes.
+Training augmentation runs batched, on the CPU in the loader, or on the GPU (after the uint8 tiles are moved
+there) when the Trainer uses one.
 """
 from __future__ import annotations
 
@@ -18,15 +19,15 @@ from torch.utils.data import DataLoader
 
 from ..errors import DataError
 from .augment import PairAugmenter
-from .cache import DecodedSplit, OverBudget
+from .cache import DecodedSplit
+from .cpus import resolve_workers, usable_cpus
 from .dataset import BatchTransform, PairDataset, keep_tiles
 from .preprocess import Preprocessor
 from .sampling import train_sampler
-from .table import PairTable, read_split
+from .table import PairTable, split_table
 
 log = logging.getLogger(__name__)
 
-SPLITS = {"train": "train_dataset", "val": "validation_dataset", "test": "test_dataset", "predict": "infer_dataset"}
 STAGE_SPLITS = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("predict",)}
 
 
@@ -47,16 +48,8 @@ class OIDataModule(pl.LightningDataModule):
     # -- splits -----------------------------------------------------------------------------------------------
     def table(self, split: str) -> PairTable:
         """The PairTable of ``train``/``val``/``test``/``predict`` (read and checked once)."""
-        if split not in SPLITS:
-            raise KeyError(f"unknown split {split!r}; one of {list(SPLITS)}")
         if split not in self._tables:
-            key = SPLITS[split]
-            split_cfg = getattr(self.dataset_cfg, key)
-            if not split_cfg.csv_path or not split_cfg.images_dir:
-                raise DataError(f"dataset.{key}.csv_path and dataset.{key}.images_dir must be set for the "
-                                f"{split} split")
-            self._tables[split] = read_split(split_cfg.csv_path, split_cfg.images_dir, self.dataset_cfg,
-                                             require_label=split != "predict")
+            self._tables[split] = split_table(self.dataset_cfg, split)
         return self._tables[split]
 
     def dataset(self, split: str) -> PairDataset:
@@ -68,15 +61,15 @@ class OIDataModule(pl.LightningDataModule):
                 self._datasets[split] = PairDataset(table, self.pre, self._datasets[same[0]].decoded)
                 return self._datasets[split]
             decoded = None
-            try:
-                decoded = DecodedSplit(table, self.pre, max_bytes=self._budget - self._cached_bytes)
-                self._cached_bytes += decoded.nbytes
-                log.info("%s split: %d rows decoded once into memory (%.1f MiB)", split, len(table),
+            if self._budget > 0:
+                decoded = DecodedSplit(table, self.pre, max_bytes=max(self._budget - self._cached_bytes, 0))
+                self._cached_bytes += 0 if decoded.on_disk else decoded.nbytes
+                log.info("%s split: %d rows decoded once into %s (%.1f MiB)", split, len(table),
+                         "a temporary file (over dataset.cache_memory_mb)" if decoded.on_disk else "memory",
                          decoded.nbytes / 2**20)
-            except OverBudget as exc:
-                log.info("%s split: %.1f MiB decoded would exceed dataset.cache_memory_mb=%d; streaming from disk "
-                         "with %d worker(s)", split, exc.args[0] / 2**20, self.dataset_cfg.cache_memory_mb,
-                         self.dataset_cfg.workers)
+            else:
+                log.info("%s split: dataset.cache_memory_mb is 0; streaming from the image files with %d worker(s)",
+                         split, self.workers(len(table)))
             self._datasets[split] = PairDataset(table, self.pre, decoded)
         return self._datasets[split]
 
@@ -149,12 +142,17 @@ class OIDataModule(pl.LightningDataModule):
                 heavy: bool) -> DataLoader:
         """Streaming splits use worker processes; decoded splits use them only for augmentation, and only where
         workers fork (sharing the decoded tiles instead of copying them)."""
-        workers = int(self.dataset_cfg.workers)
+        workers = self.workers(len(ds))
         if ds.decoded is not None and not (heavy and multiprocessing.get_start_method() == "fork"):
             workers = 0
         return DataLoader(ds, batch_size=self.dataset_cfg.batch_size, sampler=sampler, shuffle=False,
                           drop_last=drop_last, collate_fn=transform, num_workers=workers,
                           persistent_workers=workers > 0, pin_memory=torch.cuda.is_available())
+
+
+    def workers(self, rows: int) -> int:
+        """``dataset.workers``, with ``auto`` resolved for this machine and a split of ``rows`` rows."""
+        return resolve_workers(self.dataset_cfg.workers, rows, int(self.dataset_cfg.batch_size), usable_cpus())
 
 
 def _same_source(a: PairTable, b: PairTable) -> bool:

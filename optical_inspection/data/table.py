@@ -21,7 +21,8 @@ PATH_COLUMNS = ("input_path", "golden_path", "object_name")
 LABEL_COLUMN = "label"
 PASS = "PASS"
 _BLANK_LABELS = {"", "nan", "none", "null", "na", "n/a"}
-_SHOWN = 10  # problems listed in one message before "... and N more"
+_SHOWN = 10
+SPLITS = {"train": "train_dataset", "val": "validation_dataset", "test": "test_dataset", "predict": "infer_dataset"}  # problems listed in one message before "... and N more"
 
 
 @dataclass
@@ -62,6 +63,17 @@ class PairTable:
     @property
     def has_labels(self) -> bool:
         return bool(len(self.labels)) and bool((self.labels >= 0).all())
+
+
+def split_table(dataset_cfg: Any, split: str) -> PairTable:
+    """The checked PairTable of split ``train``/``val``/``test``/``predict`` of a dataset config."""
+    if split not in SPLITS:
+        raise KeyError(f"unknown split {split!r}; one of {list(SPLITS)}")
+    key = SPLITS[split]
+    split_cfg = getattr(dataset_cfg, key)
+    if not split_cfg.csv_path or not split_cfg.images_dir:
+        raise DataError(f"dataset.{key}.csv_path and dataset.{key}.images_dir must be set for the {split} split")
+    return read_split(split_cfg.csv_path, split_cfg.images_dir, dataset_cfg, require_label=split != "predict")
 
 
 def read_split(csv_path: str | Path, images_dir: str | Path, dataset_cfg: Any, require_label: bool = True,

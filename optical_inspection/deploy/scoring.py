@@ -1,7 +1,6 @@
 """Score a whole split with any Scorer: the shared core of evaluate and inference (one code path per backend)."""
 from __future__ import annotations
 
-import copy
 import logging
 from typing import Any
 
@@ -61,18 +60,36 @@ def batch_size(action_cfg: Any, config: Any, scorer: Scorer) -> int:
 
 
 def score_split(scorer: Scorer, config: Any, split: str, batch: int) -> tuple[np.ndarray, Any]:
-    """Scores of every row of ``split`` ("test" or "predict") in CSV order, and the split's PairTable."""
-    from ..data.datamodule import OIDataModule
+    """Scores of every row of ``split`` ("test" or "predict") in CSV order, and the split's PairTable.
 
-    cfg = copy.deepcopy(config)
-    cfg.dataset.batch_size = batch
-    data = OIDataModule(cfg)
-    data.setup("test" if split == "test" else "predict")
-    table = data.table(split)
-    loader = data.test_dataloader() if split == "test" else data.predict_dataloader()
+    Each distinct image is decoded once, by threads running ahead in row order while the main thread scores
+    the rows already decoded (decoding and the model overlap); a decode error or a size mismatch fails the
+    whole split before any score is returned."""
+    import torch
+
+    from ..data.cache import DecodedSplit
+    from ..data.preprocess import Preprocessor
+    from ..data.table import split_table
+
+    pre = Preprocessor(config.dataset)
+    table = split_table(config.dataset, "test" if split == "test" else "predict")
+    decoded = DecodedSplit(table, pre, max_bytes=int(config.dataset.cache_memory_mb) << 20, background=True)
     scores = np.full(len(table), np.nan, dtype=np.float32)
-    for item in loader:
-        scores[item["index"].numpy()] = np.asarray(scorer.score(item["test"], item["golden"]), dtype=np.float32)
+    threads = torch.get_num_threads()
+    if not getattr(scorer, "uses_torch_threads", False):
+        torch.set_num_threads(1)  # torch only normalises here: idle pool threads would spin on the cores in use
+    try:
+        for start in range(0, len(table), batch):
+            rows = np.arange(start, min(start + batch, len(table)))
+            test, golden = decoded.pairs(rows)
+            scores[rows] = np.asarray(scorer.score(pre.normalize(pre.concat(test)),
+                                                   pre.normalize(pre.concat(golden))), dtype=np.float32)
+        decoded.finish()
+    except BaseException:
+        decoded.cancel()
+        raise
+    finally:
+        torch.set_num_threads(threads)
     missing = np.flatnonzero(np.isnan(scores))
     if missing.size:
         raise OIError(f"{missing.size} row(s) of {table.csv_path} got no score (first: row {int(missing[0])}); "

@@ -15,6 +15,7 @@ class TorchScorer:
     """Scores pairs with a checkpoint's network in eval mode (no gradients)."""
 
     max_batch: int | None = None
+    uses_torch_threads = True  # score_split leaves torch's thread pool to the model
 
     def __init__(self, model_path: str | Path, config: Any = None, device: str | torch.device | None = None) -> None:
         self.model, self.meta = load_checkpoint(model_path, config)
