@@ -19,7 +19,7 @@ from optical_inspection.cross_checks import cross_key_problems
 from optical_inspection.dotted import get_dotted
 
 from .cache import ContentCache
-from .checkpoints import parse_request
+from .checkpoints import PRETRAINED, parse_request
 from .errors import DataSourceError, RequestError, RunnerError
 from .launch import cancel, reconcile, set_supervisor, start_detached, supervise
 from .parents import ACCEPTED_PARENTS, Parent, action_results, is_resume, load_parent, resolve_mappings
@@ -81,7 +81,10 @@ def build_plan(req: JobRequest, store: JobStore, job_dir: Path, materialize: boo
     policy = resolve_policy(req.action, req.automl_policy, req.request, skill)
     checkpoint = parse_request(req.checkpoint) if req.checkpoint else None
     parent = load_parent(store, req.parent_job) if req.parent_job else None
-    if checkpoint is not None and parent is None:
+    if checkpoint is not None and checkpoint.kind == PRETRAINED and parent is not None:
+        raise RequestError(f"--checkpoint pretrained uses the bundled weights; it takes no --parent-job "
+                           f"(got {req.parent_job})")
+    if checkpoint is not None and checkpoint.kind != PRETRAINED and parent is None:
         raise RequestError(f"--checkpoint {req.checkpoint} needs --parent-job (the train job to take it from)")
     schema = load_schema(skill, req.action)
     keys = SchemaKeys(schema)

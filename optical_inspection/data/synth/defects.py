@@ -36,14 +36,15 @@ def visible_copper(mats: np.ndarray) -> np.ndarray:
 
 def _window_max(x: np.ndarray, radius: int) -> np.ndarray:
     """Max over a (2r+1)^2 window of [B, S, S] (separable shifted maxima, edge padded)."""
-    out = x
-    for axis in (1, 2):
-        padded = np.pad(out, [(0, 0)] + [(radius, radius) if a == axis else (0, 0) for a in (1, 2)], mode="edge")
-        length = x.shape[axis]
-        acc = np.take(padded, np.arange(length), axis=axis)
-        for shift in range(1, 2 * radius + 1):
-            acc = np.maximum(acc, np.take(padded, np.arange(shift, shift + length), axis=axis))
-        out = acc
+    h, w = x.shape[-2:]
+    padded = np.pad(x, [(0, 0), (0, 0), (radius, radius)], mode="edge")
+    rows = padded[..., 0:w].copy()
+    for i in range(1, 2 * radius + 1):
+        np.maximum(rows, padded[..., i:i + w], out=rows)
+    padded = np.pad(rows, [(0, 0), (radius, radius), (0, 0)], mode="edge")
+    out = padded[:, 0:h].copy()
+    for i in range(1, 2 * radius + 1):
+        np.maximum(out, padded[:, i:i + h], out=out)
     return out
 
 

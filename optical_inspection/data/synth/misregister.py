@@ -49,16 +49,12 @@ def blur(images: np.ndarray, sigma: np.ndarray, radius: int = 2) -> np.ndarray:
     weights = np.exp(-(k[None] ** 2) / (2 * np.maximum(sigma, 1e-3)[:, None] ** 2))
     weights /= weights.sum(1, keepdims=True)
     shape = (len(images),) + (1,) * (images.ndim - 1)
-    out = images
-    for axis in (-1, -2):
-        padded = np.pad(out, [(0, 0)] * (out.ndim - 2) + ([(0, 0), (radius, radius)] if axis == -1
-                                                          else [(radius, radius), (0, 0)]), mode="edge")
-        length = out.shape[axis]
-        acc = np.zeros_like(out)
-        for i in range(2 * radius + 1):
-            acc += weights[:, i].reshape(shape) * np.take(padded, np.arange(i, i + length), axis=axis)
-        out = acc
-    return out
+    h, w = images.shape[-2:]
+    lead = [(0, 0)] * (images.ndim - 2)
+    padded = np.pad(images, lead + [(0, 0), (radius, radius)], mode="edge")
+    rows = sum(weights[:, i].reshape(shape) * padded[..., i:i + w] for i in range(2 * radius + 1))
+    padded = np.pad(rows, lead + [(radius, radius), (0, 0)], mode="edge")
+    return sum(weights[:, i].reshape(shape) * padded[..., i:i + h, :] for i in range(2 * radius + 1))
 
 
 def photometric(rng: np.random.Generator, images: np.ndarray, *, gain: float = 0.12, offset: float = 10.0,
