@@ -1,6 +1,6 @@
 """Build the bundled pretrained weights: the default Compact network trained on synthetic pairs only.
 
-    python -m optical_inspection.models.pretrain [--steps 800] [--threads 2] [--out optical_inspection/models/pretrained]
+    python -m optical_inspection.models.pretrain [--steps 250] [--threads 2] [--out optical_inspection/models/pretrained]
 
 Deterministic for a given thread count (fixed seeds, fixed step count, no wall-clock budget). The pairs come from
 :mod:`optical_inspection.data.synth`, in three groups that take turns batch by batch: binarised bare boards
@@ -151,8 +151,8 @@ def pretrain(out: Path, *, steps: int, pool_pairs: int, size: int, batch: int, l
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=bundled.FOLDER)
-    parser.add_argument("--steps", type=int, default=800)
-    parser.add_argument("--pool-pairs", type=int, default=1000, help="synthetic pairs per group")
+    parser.add_argument("--steps", type=int, default=250)
+    parser.add_argument("--pool-pairs", type=int, default=128, help="synthetic pairs per group")
     parser.add_argument("--size", type=int, default=64, help="tile size in pixels")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--lr", type=float, default=3e-3)
