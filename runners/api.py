@@ -80,10 +80,10 @@ def build_plan(req: JobRequest, store: JobStore, job_dir: Path, materialize: boo
     skill.check_action(req.action)
     policy = resolve_policy(req.action, req.automl_policy, req.request, skill)
     checkpoint = parse_request(req.checkpoint) if req.checkpoint else None
-    parent = load_parent(store, req.parent_job) if req.parent_job else None
-    if checkpoint is not None and checkpoint.kind == PRETRAINED and parent is not None:
+    if checkpoint is not None and checkpoint.kind == PRETRAINED and req.parent_job:
         raise RequestError(f"--checkpoint pretrained uses the bundled weights; it takes no --parent-job "
                            f"(got {req.parent_job})")
+    parent = load_parent(store, req.parent_job) if req.parent_job else None
     if checkpoint is not None and checkpoint.kind != PRETRAINED and parent is None:
         raise RequestError(f"--checkpoint {req.checkpoint} needs --parent-job (the train job to take it from)")
     schema = load_schema(skill, req.action)

@@ -1,6 +1,7 @@
 """The bundled pretrained weights: checked by sha256, usable as `pretrained` by every action and the runner."""
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -50,9 +51,9 @@ def test_a_tampered_bundle_is_refused(tmp_path, monkeypatch):
 def test_evaluate_with_no_training_at_all(splits, tmp_path):
     """Two lights of 32 px: the bundled network takes the spec's geometry; the stored default threshold is used."""
     config = config_of(train_spec(splits, tmp_path, evaluate__checkpoint="pretrained"), "evaluate")
-    out = evaluate.run(config, tmp_path / "evaluate", StatusLogger(tmp_path / "status.json"))
-    metrics = out["kpi"]
-    assert 0.0 <= metrics["auroc"] <= 1.0
+    evaluate.run(config, tmp_path / "evaluate", StatusLogger(tmp_path / "status.json"))
+    metrics = json.loads((tmp_path / "evaluate" / "metrics.json").read_text())
+    assert 0.0 <= metrics["auroc"] <= 1.0 and metrics["num_pairs"] == 24
     model, meta = load_checkpoint("pretrained", config)
     assert meta["dataset"]["strip_shape"] == [3, 64, 32] and meta["threshold_source"].startswith("bundled default")
 
@@ -97,7 +98,7 @@ def test_pretrained_default_with_another_model_starts_from_scratch(splits, tmp_p
     initialise(module, "pretrained", config)
     assert "starts from random weights" in caplog.text
     assert all(torch.equal(before[k], v) for k, v in module.model.state_dict().items())
-    default = config_of(train_spec(splits, tmp_path))
+    default = config_of(train_spec(splits, tmp_path, model__base_channels=16))
     assert default.train.pretrained_model_path == "pretrained"
     module = OIModule(default, dataset_geometry(default.dataset))
     initialise(module, "pretrained", default)
