@@ -7,7 +7,7 @@ LOCK := requirements.lock
 PIP_VERSION := 26.3
 UV_VERSION := 0.13.9
 
-.PHONY: setup test demo generate check-generated bench lock clean
+.PHONY: setup test demo generate check-generated bench lock clean pretrained
 
 setup: $(STAMP)
 
@@ -35,6 +35,10 @@ test: setup
 
 demo: setup
 	$(PY) -m optical_inspection.demo
+
+# Rebuild the bundled pretrained weights (synthetic pairs only; deterministic for 2 torch threads).
+pretrained: setup
+	OMP_NUM_THREADS=2 $(PY) -m optical_inspection.models.pretrain --threads 2
 
 generate: setup
 	$(PY) -m generators

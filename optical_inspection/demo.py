@@ -1,7 +1,8 @@
 """`make demo`: the main job end to end on generated AOI data, driven through the agent-facing runner.
 
 Generates small synthetic 4-light train/validation/test splits, then runs, chained by parent job ids only:
-train (Compact model) → evaluate (best checkpoint) → export (ONNX) → inference from the ONNX with ONNX Runtime.
+train (Compact model, starting from the bundled pretrained weights) → evaluate (best checkpoint) → export (ONNX)
+→ inference from the ONNX with ONNX Runtime.
 Prints where the metrics, plots and inference.csv are.
 """
 from __future__ import annotations

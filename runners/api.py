@@ -22,7 +22,7 @@ from optical_inspection.redaction import SECRET_SPEC_KEYS
 
 from .automl.handoff import is_automl_job
 from .cache import ContentCache
-from .checkpoints import parse_request
+from .checkpoints import PRETRAINED, parse_request
 from .errors import DataSourceError, RequestError, RunnerError
 from .launch import cancel, clear_stale_temps, reconcile, set_supervisor, start_detached, supervise
 from .parents import ACCEPTED_PARENTS, Parent, article, action_results, is_resume, load_parent, resolve_mappings
@@ -89,8 +89,11 @@ def build_plan(req: JobRequest, store: JobStore, job_dir: Path, materialize: boo
     skill.check_action(req.action)
     policy = resolve_policy(req.action, req.automl_policy, req.request, skill)
     checkpoint = parse_request(req.checkpoint) if req.checkpoint else None
+    if checkpoint is not None and checkpoint.kind == PRETRAINED and req.parent_job:
+        raise RequestError(f"--checkpoint pretrained uses the bundled weights; it takes no --parent-job "
+                           f"(got {req.parent_job})")
     parent = load_parent(store, req.parent_job) if req.parent_job else None
-    if checkpoint is not None and parent is None:
+    if checkpoint is not None and checkpoint.kind != PRETRAINED and parent is None:
         raise RequestError(f"--checkpoint {req.checkpoint} needs --parent-job (the train job to take it from)")
     schema = load_schema(skill, req.action)
     keys = SchemaKeys(schema)

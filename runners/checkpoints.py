@@ -27,9 +27,12 @@ SUFFIXES = (".pth", ".ckpt", ".pt")
 LATEST_ALIAS = re.compile(r"latest", re.IGNORECASE)
 
 
+PRETRAINED = "pretrained"  # the trainer's keyword for its bundled weights (no parent job)
+
+
 @dataclass(frozen=True)
 class CheckpointRequest:
-    kind: str               # "best" | "latest" | "epoch"
+    kind: str               # "best" | "latest" | "epoch" | "pretrained"
     epoch: int | None = None  # as the user counts (1-based)
 
     def __str__(self) -> str:
@@ -38,12 +41,13 @@ class CheckpointRequest:
 
 def parse_request(text: str | None, default: str = "best") -> CheckpointRequest:
     value = (text or default).strip().lower()
-    if value in ("best", "latest"):
+    if value in ("best", "latest", PRETRAINED):
         return CheckpointRequest(value)
     match = re.fullmatch(r"epoch\s*=\s*(\d+)", value)
     if match and int(match.group(1)) >= 1:
         return CheckpointRequest("epoch", int(match.group(1)))
-    raise RequestError(f"--checkpoint '{text}' is not best, latest or epoch=N (N counts epochs from 1)")
+    raise RequestError(f"--checkpoint '{text}' is not best, latest or epoch=N (N counts epochs from 1), nor "
+                       f"pretrained (the bundled weights)")
 
 
 @dataclass(frozen=True)

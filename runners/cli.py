@@ -8,8 +8,8 @@ Verbs:
   mcp [--jobs-root DIR]    serve these verbs as MCP tools over stdio (needs the mcp extra)
   supervise JOB            (internal) the detached process that runs and records a job started with --detach
 Options of plan/run: --request TEXT, --automl-policy on|off, --overrides JSON, --data SOURCE=LOCATION
-(repeatable), --parent-job JOB, --checkpoint best|latest|epoch=N (N counts epochs from 1), --spec FILE (a spec
-YAML as the base instead of the template; what the runner replaces is listed in "warnings"), --jobs-root DIR
+(repeatable), --parent-job JOB, --checkpoint best|latest|epoch=N (N counts epochs from 1)|pretrained, --spec FILE (a
+spec YAML as the base instead of the template; what the runner replaces is listed in "warnings"), --jobs-root DIR
 (default $OI_JOBS_ROOT or ./oi_jobs), --detach (run only).
 
 Exit codes:
@@ -59,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--overrides", help='JSON object of dotted or shorthand keys, e.g. \'{"epochs": 5}\'')
         p.add_argument("--data", action="append", default=[], metavar="SOURCE=LOCATION")
         p.add_argument("--parent-job")
-        p.add_argument("--checkpoint", help="best | latest | epoch=N (N counts epochs from 1)")
+        p.add_argument("--checkpoint", help="best | latest | epoch=N (N counts epochs from 1) | pretrained "
+                       "(the bundled weights, no --parent-job)")
         p.add_argument("--spec", metavar="FILE", help="a spec YAML (yours or TAO's) as the base instead of the template")
         p.add_argument("--jobs-root", default=jobs_root)
         if verb == "run":

@@ -26,7 +26,7 @@ import yaml
 from optical_inspection.redaction import SECRET_SPEC_KEYS
 
 from .automl.handoff import automl_checkpoint, continue_study, is_automl_job
-from .checkpoints import CheckpointRequest, choose, epoch_metrics, list_checkpoints
+from .checkpoints import PRETRAINED, CheckpointRequest, choose, epoch_metrics, list_checkpoints
 from .errors import NotFoundError, RequestError
 from .launch import reconcile
 from .records import JobRecord, JobStore
@@ -111,6 +111,11 @@ def resolve_mappings(action: str, skill: SkillInfo, spec: dict[str, Any], parent
             out.append((key, str(Path(results) / "oi_model.engine"), "runner: new file in this job's results folder"))
         elif fn == "create_cal_cache":
             out.append((key, str(Path(results) / "cal_cache.bin"), "runner: new file in this job's results folder"))
+        elif request is not None and request.kind == PRETRAINED:
+            if fn in ("parent_model", "ptm_if_no_resume_model") and key != "gen_trt_engine.onnx_file":
+                out.append((key, PRETRAINED, "--checkpoint pretrained: the trainer's bundled weights "
+                                             "(trained on synthetic pairs only)"))
+                details["artifact"], details["choice"] = PRETRAINED, "bundled pretrained weights"
         elif parent is None:
             continue
         elif fn == "parent_model":
@@ -130,6 +135,9 @@ def resolve_mappings(action: str, skill: SkillInfo, spec: dict[str, Any], parent
             value, reason = _train_checkpoint(parent, request or CheckpointRequest("best"), skill)
             out.append((key, value, f"parent job {parent.record.id}: pretrained weights, {reason}"))
             details["artifact"], details["choice"], used_parent = value, f"pretrained weights, {reason}", True
+    if request is not None and request.kind == PRETRAINED and "artifact" not in details:
+        raise RequestError(f"--checkpoint pretrained: {action} takes no checkpoint (the bundled weights are a "
+                           f"checkpoint for train, evaluate, inference and export)")
     if parent is not None and not used_parent:
         raise RequestError(f"--parent-job {parent.record.id}: {action} takes nothing from a parent job "
                            f"(its spec_params: {', '.join(f'{k}: {v}' for k, v in params.items()) or 'none'})")

@@ -19,7 +19,6 @@ RESUMABLE_SUFFIXES = (".pth", ".tlt", ".ckpt")
 
 def run(config: Any, results_dir: Path, status: StatusLogger) -> dict[str, Any]:
     from ..models.callbacks import LATEST_NAME, CheckpointCallback, PlainCheckpointIO, StatusCallback
-    from ..models.checkpoint import load_state, model_state, read_checkpoint
     from ..models.factory import dataset_geometry
     from ..models.lightning_model import OIModule
 
@@ -33,9 +32,7 @@ def run(config: Any, results_dir: Path, status: StatusLogger) -> dict[str, Any]:
     module = OIModule(config, dataset_geometry(config.dataset))
     resume = resume_path(train, results_dir, LATEST_NAME)
     if train.pretrained_model_path and resume is None:
-        data = read_checkpoint(train.pretrained_model_path)
-        load_state(module.model, model_state(data), train.pretrained_model_path)
-        log.info("Initialised weights from %s", train.pretrained_model_path)
+        initialise(module, train.pretrained_model_path, config)
 
     checkpoints = CheckpointCallback(results_dir, train.checkpoint_interval, train.checkpoint_interval_unit)
     trainer = pl.Trainer(
@@ -73,6 +70,25 @@ def run(config: Any, results_dir: Path, status: StatusLogger) -> dict[str, Any]:
                                 f"{train.target_false_alarm}: {module.calibrated_threshold:.6g}")
     return {"artifacts": {"checkpoint": str(results_dir / LATEST_NAME), "final_checkpoint": str(final)},
             "kpi": kpi}
+
+
+def initialise(module: Any, path: str, config: Any) -> None:
+    """Load weights only from ``path``; ``pretrained``: the bundled weights when they fit the model (else a
+    warning and random initialisation, so the template default works for every model type)."""
+    from ..models import bundled
+    from ..models.checkpoint import adapt_normalisation, load_state, model_state, read_checkpoint
+    from ..models.factory import dataset_geometry
+
+    if bundled.is_keyword(path) and not bundled.fits(module.settings):
+        log.warning("train.pretrained_model_path is 'pretrained' but the bundled weights are for %s; model %s "
+                    "starts from random weights", bundled.MODEL, {k: module.settings[k] for k in bundled.MODEL})
+        return
+    data = read_checkpoint(path)
+    state = model_state(data)
+    if bundled.is_keyword(path):
+        state = adapt_normalisation(state, data["oi_meta"]["dataset"], dataset_geometry(config.dataset))
+    load_state(module.model, state, path)
+    log.info("Initialised weights from %s", bundled.resolve(path) if bundled.is_keyword(path) else path)
 
 
 class TrainingData(OIDataModule):

@@ -67,7 +67,10 @@ class TrainConfig:
         None, description="Resume from this checkpoint. Null: resume from <results>/oi_model_latest.pth if present."
     )
     pretrained_model_path: Optional[Str] = spec_field(
-        None, description="Initialise weights (only) from this checkpoint; ignored when a run resumes."
+        "pretrained", description="Initialise weights (only) from this checkpoint; ignored when a run resumes. "
+        "'pretrained': the bundled weights of the default Compact network (trained on synthetic pairs only; other "
+        "model types or widths start from random weights, with a warning). Null: train from scratch.",
+        tao_default="null",
     )
     results_dir: Optional[Str] = spec_field(None, description="Results folder; default <results_dir>/train.")
     optim: OptimConfig = spec_field(description="Optimiser.", factory=OptimConfig)

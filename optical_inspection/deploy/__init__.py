@@ -24,7 +24,14 @@ BACKENDS: dict[str, str] = {
 
 
 def load_scorer(model_path: str | Path, config: Any = None) -> Scorer:
-    """A Scorer for ``model_path`` (.pth/.ckpt: PyTorch, .onnx: ONNX Runtime, .engine/.trt/.plan: TensorRT)."""
+    """A Scorer for ``model_path`` (.pth/.ckpt: PyTorch, .onnx: ONNX Runtime, .engine/.trt/.plan: TensorRT;
+    ``pretrained``: the bundled weights, with the PyTorch backend)."""
+    from ..models.bundled import is_keyword
+
+    if is_keyword(model_path):
+        from . import torch_backend
+
+        return torch_backend.load(str(model_path).strip().lower(), config)
     path = Path(model_path)
     suffix = path.suffix.lower()
     if suffix not in BACKENDS:

@@ -18,6 +18,7 @@ from torch import nn
 
 from ..errors import OIError
 from ..io_utils import atomic_path
+from . import bundled
 from .factory import build_network, dataset_geometry, model_settings
 
 META_KEY = "oi_meta"
@@ -63,8 +64,9 @@ def save_checkpoint(path: str | Path, model: nn.Module, meta: Mapping[str, Any])
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a checkpoint dict safely (``weights_only=True``); any pickled object is refused."""
-    p = Path(path)
+    """Load a checkpoint dict safely (``weights_only=True``); any pickled object is refused. The keyword
+    ``pretrained`` reads the bundled weights (checked against their sha256)."""
+    p = bundled.resolve(path)
     if not p.is_file():
         raise OIError(f"checkpoint '{p}' does not exist")
     try:
@@ -187,9 +189,17 @@ def load_state(model: nn.Module, state: Mapping[str, torch.Tensor], path: str | 
 
 
 def load_checkpoint(path: str | Path, config: Any = None) -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild the network stored in ``path``; returns (model in eval mode, metadata)."""
+    """Rebuild the network stored in ``path``; returns (model in eval mode, metadata).
+
+    The bundled weights (``pretrained``) take the spec's dataset geometry (any lights, tile size; the network is
+    fully convolutional), with the first layer adapted to the spec's rgb_input_mean/std."""
     data = read_checkpoint(path)
     meta = checkpoint_meta(data, path, config)
+    state = model_state(data)
+    if bundled.is_keyword(path) and config is not None:
+        geometry = dataset_geometry(config.dataset)
+        state = adapt_normalisation(state, meta["dataset"], geometry)
+        meta["dataset"] = geometry
     try:
         model = build_network(meta["model"], meta["dataset"]["strip_shape"])
     except OIError as exc:
@@ -197,5 +207,22 @@ def load_checkpoint(path: str | Path, config: Any = None) -> tuple[nn.Module, di
     except (KeyError, TypeError, ValueError, AttributeError, RuntimeError, MemoryError) as exc:
         raise OIError(f"checkpoint '{path}': its metadata ({META_KEY}) does not describe a network that can be built "
                       f"({type(exc).__name__}: {exc}); it is damaged or hand-edited") from None
-    load_state(model, model_state(data), path)
+    load_state(model, state, path)
     return model.eval(), meta
+
+
+def adapt_normalisation(state: Mapping[str, torch.Tensor], trained: Mapping[str, Any], wanted: Mapping[str, Any]
+                        ) -> dict[str, torch.Tensor]:
+    """Compact weights trained with one rgb_input_mean/std, rewritten for another: the first convolution is
+    scaled by std_new/std_old per input channel and the constant it then adds, sum W (mean_new - mean_old) /
+    std_old, is taken off the following batch norm's running mean (exact away from the zero-padded border)."""
+    old_m, old_s = (torch.tensor(trained[k], dtype=torch.float32) for k in ("rgb_input_mean", "rgb_input_std"))
+    new_m, new_s = (torch.tensor(wanted[k], dtype=torch.float32) for k in ("rgb_input_mean", "rgb_input_std"))
+    if torch.allclose(old_m, new_m) and torch.allclose(old_s, new_s):
+        return dict(state)
+    out = dict(state)
+    weight = state["encoder.0.0.weight"]  # [out, 3, k, k]
+    out["encoder.0.0.weight"] = weight * (new_s / old_s).view(1, 3, 1, 1)
+    constant = (weight * ((new_m - old_m) / old_s).view(1, 3, 1, 1)).sum(dim=(1, 2, 3))
+    out["encoder.0.1.running_mean"] = state["encoder.0.1.running_mean"] - constant
+    return out
