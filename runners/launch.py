@@ -171,7 +171,8 @@ def reconcile(store: JobStore, record: JobRecord) -> JobRecord:
         if r.status in TERMINAL:
             return
         r.finished = now_iso()
-        r.metrics, r.artifacts = outcome.get("kpi", {}), outcome.get("artifacts", {})
+        r.metrics = outcome.get("kpi") or r.metrics            # what the trainer recorded, else what the record had
+        r.artifacts = outcome.get("artifacts") or r.artifacts
         if r.cancel_requested:
             r.status, r.message = "cancelled", "cancelled by request"
         elif outcome.get("status") == "SUCCESS":
