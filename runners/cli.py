@@ -139,19 +139,19 @@ def _dispatch(args: argparse.Namespace) -> tuple[Any, int]:
         from .records import JobStore
 
         record = supervise(JobStore(args.jobs_root), args.job_id)
-        return _summary(record.as_dict()), EXIT_OK if record.status == "success" else EXIT_JOB_FAILED
+        return record_summary(record.as_dict()), EXIT_OK if record.status == "success" else EXIT_JOB_FAILED
     if args.verb == "status":
-        return _summary(api.job_status(args.job_id, args.jobs_root).as_dict()), EXIT_OK
+        return record_summary(api.job_status(args.job_id, args.jobs_root).as_dict()), EXIT_OK
     if args.verb == "show":
         record = api.job_status(args.job_id, args.jobs_root).as_dict()
         record["spec"] = _read_spec(Path(record["spec_path"]))
         return record, EXIT_OK
     if args.verb == "list":
-        jobs = [_summary(r.as_dict()) for r in api.list_jobs(args.jobs_root)
+        jobs = [record_summary(r.as_dict()) for r in api.list_jobs(args.jobs_root)
                 if (not args.status or r.status == args.status) and (not args.action or r.action == args.action)]
         return {"jobs_root": str(Path(args.jobs_root).resolve()), "jobs": jobs}, EXIT_OK
     if args.verb == "cancel":
-        return _summary(api.cancel_job(args.job_id, args.jobs_root).as_dict()), EXIT_OK
+        return record_summary(api.cancel_job(args.job_id, args.jobs_root).as_dict()), EXIT_OK
     if args.verb == "logs":
         if args.tail < 0:
             raise RequestError(f"--tail {args.tail}: give a number of lines >= 0 (0: the whole log)")
@@ -161,7 +161,8 @@ def _dispatch(args: argparse.Namespace) -> tuple[Any, int]:
     raise RunnerError(f"unknown verb {args.verb}")
 
 
-def _summary(record: dict[str, Any]) -> dict[str, Any]:
+def record_summary(record: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a job record that status, list and cancel answer with (CLI and MCP alike)."""
     return {k: record.get(k) for k in _SUMMARY_FIELDS}
 
 

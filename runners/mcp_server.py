@@ -22,6 +22,7 @@ from optical_inspection import strict_json
 from optical_inspection.redaction import redact
 
 from . import api
+from .cli import record_summary, tail_lines
 from .errors import RunnerError
 from .skill_info import SkillInfo, load_skill_info
 from .specbuild import SchemaKeys, load_schema
@@ -29,8 +30,6 @@ from .specbuild import SchemaKeys, load_schema
 _KEPT = ("type", "enum", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "items", "anyOf",
          "additionalProperties", "default", "minItems", "maxItems")
 _POLL_S = 1.0
-_SUMMARY = ("id", "action", "status", "parent_id", "created", "started", "finished", "exit_code", "message",
-            "metrics")
 
 
 def _leaf_schema(node: dict[str, Any]) -> dict[str, Any]:
@@ -198,18 +197,16 @@ class ToolServer:
             return {"query": args["query"], "keys": found}
         if name == "list":
             jobs = await asyncio.to_thread(api.list_jobs, root)
-            return {"jobs": [_summary(r.as_dict()) for r in jobs
+            return {"jobs": [record_summary(r.as_dict()) for r in jobs
                              if (not args.get("status") or r.status == args["status"])
                              and (not args.get("action") or r.action == args["action"])]}
         if name == "cancel":
-            return _summary((await asyncio.to_thread(api.cancel_job, args["job_id"], root)).as_dict())
+            return record_summary((await asyncio.to_thread(api.cancel_job, args["job_id"], root)).as_dict())
         record = await asyncio.to_thread(api.job_status, args["job_id"], root)
         if name == "status":
-            return _summary(record.as_dict())
+            return record_summary(record.as_dict())
         if name == "show":
             return record.as_dict()
-        from .cli import tail_lines
-
         return {"id": record.id, "status": record.status, "log_path": record.log_path,
                 "text": tail_lines(Path(record.log_path), args.get("tail", 200))}
 
@@ -227,9 +224,6 @@ class ToolServer:
                 return record
             await asyncio.sleep(_POLL_S)
 
-
-def _summary(record: dict[str, Any]) -> dict[str, Any]:
-    return {k: record.get(k) for k in _SUMMARY}
 
 
 def build_server(tools: ToolServer) -> Any:
