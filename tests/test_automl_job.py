@@ -100,3 +100,25 @@ def test_failed_trials_are_recorded_and_a_study_without_a_complete_trial_fails(t
     assert all("dataset.train_dataset.csv_path: missing required value" in r["note"] for r in rows)
     kids = [r for r in store.list() if r.parent_id == job_id]
     assert len(kids) == 2 and all((k.status, k.exit_code) == ("failure", 2) for k in kids)
+
+
+def test_continuing_a_dead_study_stops_the_trial_job_no_trial_names(tmp_path):
+    """The AutoML process died after recording a trial's job but before the trial named it: the continuing job
+    cancels that job instead of leaving it pending for ever; a job a trial names and other parents' jobs stay."""
+    import optuna
+
+    from runners.automl.job import _stop_unnamed_children
+
+    store, dead = automl_job(tmp_path, {})
+    store.update(dead, lambda r: setattr(r, "status", "failure"))
+    unnamed = store.create("train", dead)
+    named = store.create("train", dead)
+    elsewhere = store.create("train", None)
+    continuing = store.create("train", dead)
+    study = optuna.create_study()
+    study.enqueue_trial({}, user_attrs={"job_id": named.id})
+    study.ask()
+    _stop_unnamed_children(store, continuing, study)
+    assert store.load(unnamed.id).status == "cancelled"
+    assert store.load(named.id).status == "pending" and store.load(elsewhere.id).status == "pending"
+    assert store.load(continuing.id).status == "pending"

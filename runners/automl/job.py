@@ -76,6 +76,7 @@ def run_automl_job(store: JobStore, job_id: str) -> JobRecord:
                     for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         recover_interrupted(study, adopt=lambda trial: _adopt_or_stop(store, trial.user_attrs.get("job_id")))
+        _stop_unnamed_children(store, record, study)
         with ProgressWatcher(store, record, study, settings.metric, settings.max_trials, settings.max_time_s):
             reason = driver.run()
         artifacts = {**write_tables(study, out_dir, space, settings.metric, settings.algorithm),
@@ -148,6 +149,25 @@ def _finished(r: JobRecord, reason: str | None, best: dict[str, Any] | None, cou
 
 def _end(r: JobRecord, status: str, message: str, code: int) -> None:
     r.status, r.finished, r.message, r.exit_code = status, now_iso(), message, code
+
+
+def _stop_unnamed_children(store: JobStore, record: JobRecord, study: Any) -> None:
+    """Trial jobs of the dead AutoML job this one continues that no trial names (the process died between
+    recording the job and the trial): stopped and cancelled, never left pending for ever."""
+    if not record.parent_id:
+        return
+    try:
+        parent = store.load(record.parent_id)
+    except (NotFoundError, RequestError):
+        return
+    if parent.automl_policy.get("value") != "on" or parent.status not in TERMINAL:
+        return
+    named = {t.user_attrs.get("job_id") for t in study.get_trials(deepcopy=False)}
+    for child in store.list():
+        if (child.parent_id == parent.id and child.id != record.id and child.status not in TERMINAL
+                and child.automl_policy.get("value") != "on" and child.id not in named
+                and not process_alive(child.supervisor_pid, child.supervisor_start)):
+            _adopt_or_stop(store, child.id)
 
 
 def _adopt_or_stop(store: JobStore, job_id: str | None) -> dict[str, Any] | None:
