@@ -163,10 +163,10 @@ def to_dict(config: ExperimentConfig) -> dict[str, Any]:
 
 def to_yaml(config: ExperimentConfig) -> str:
     """The config as YAML for experiment.yaml and --dry-run: a secret key is written as the ``${oc.env:NAME}``
-    reference it came from, or ``***`` (see :mod:`.redaction`), never as its value."""
-    from .redaction import mask_secret_keys
+    reference it came from, or ``***`` (see :mod:`.redaction`), never as its value; nor is a URL's password."""
+    from .redaction import mask_secret_keys, redact
 
-    return yaml.safe_dump(mask_secret_keys(to_dict(config)), sort_keys=False, default_flow_style=False)
+    return redact(yaml.safe_dump(mask_secret_keys(to_dict(config)), sort_keys=False, default_flow_style=False))
 
 
 # ---------------------------------------------------------------- interpolation and placeholders

@@ -21,6 +21,7 @@ from optical_inspection.input_limits import structure_problem
 from optical_inspection.redaction import SECRET_SPEC_KEYS
 
 from .automl.handoff import is_automl_job
+from .automl.settings import storage_problems
 from .cache import ContentCache
 from .checkpoints import PRETRAINED, parse_request
 from .errors import DataSourceError, RequestError, RunnerError
@@ -133,6 +134,7 @@ def build_plan(req: JobRequest, store: JobStore, job_dir: Path, materialize: boo
         from .automl.space import space_problems
 
         problems += space_problems(draft.data, schema, skill.shorthand_keys)
+    problems += storage_problems(draft.data)
     problems += cross_key_problems(draft.data, req.action)  # the trainer's own rules, so plan refuses what run would
     folder = action_results(draft.data, req.action)
     if not Path(folder).resolve().is_relative_to(job_dir.resolve()):

@@ -34,3 +34,12 @@ def make_config() -> Callable[..., Any]:
     def build(csv_path: Path | str, images_dir: Path | str, **dataset: Any) -> Any:
         return validate_dict(dataset_spec(csv_path, images_dir, **dataset), None)
     return build
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Any:
+    """A real PostgreSQL server on 127.0.0.1 with a password (see postgres_server.py); skips or fails when it
+    cannot start."""
+    from postgres_server import start_server
+
+    yield from start_server()

@@ -249,3 +249,60 @@ def test_concurrent_trials_are_spread_over_the_listed_gpus():
     for train in ({"gpu_ids": [0]}, {"gpu_ids": [0, 1], "num_gpus": 2}, {"gpu_ids": [0, 1], "accelerator": "cpu"}):
         with GpuSlots({"train": train}).slot() as gpu:
             assert gpu is None                                    # the spec's devices are kept as they are
+
+
+def shared_driver(tmp: Path, objective, max_trials: int, workers: int = 2):
+    """A driver on its own storage connection to one SQLite study, as a second process would open it."""
+    from runners.automl.study import StudyLock, open_storage, storage_url
+
+    s = settings(max_trials=max_trials, workers=workers, storage=f"sqlite:///{tmp / 'shared.db'}")
+    url = storage_url(s, tmp)
+    storage = open_storage(url, workers)
+    study = open_study(s, tmp, "shared", max_epochs=9, fingerprint={"metric": s.metric}, storage=storage)
+    return study, StudyDriver(study, build_search_space(SCHEMA, KEYS), objective, base_spec={},
+                              max_trials=max_trials, workers=workers,
+                              study_lock=StudyLock(storage, url, "shared").hold,
+                              recover=lambda st: recover_interrupted(st))
+
+
+def test_two_drivers_on_one_storage_share_the_trial_budget_and_end_together(tmp_path):
+    ran: list[int] = []
+
+    def objective(trial, params, stop):
+        ran.append(trial.number)
+        time.sleep(0.05)
+        return score(params)
+
+    drivers = [shared_driver(tmp_path, objective, max_trials=7)[1] for _ in range(2)]
+    threads = [threading.Thread(target=d.run) for d in drivers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    study = optuna.load_study(study_name="shared", storage=f"sqlite:///{tmp_path / 'shared.db'}")
+    assert sorted(ran) == list(range(7))                                 # 7 in all, not 7 per driver; none twice
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 7
+
+
+def test_a_stop_request_ends_every_driver_of_the_study(tmp_path):
+    from runners.automl.driver import request_stop
+
+    def objective(trial, params, stop):
+        if stop.wait(120):
+            raise TrialStopped()
+        return score(params)
+
+    study, driver = shared_driver(tmp_path, objective, max_trials=10)
+    done: list = []
+    thread = threading.Thread(target=lambda: done.append(driver.run()))
+    thread.start()
+    from helpers import wait_until
+
+    wait_until(lambda: len(study.get_trials(states=(TrialState.RUNNING,))) == 2, "two running trials")
+    request_stop(optuna.load_study(study_name="shared", storage=f"sqlite:///{tmp_path / 'shared.db'}"), "enough")
+    thread.join(timeout=120)
+    assert done == ["stop requested: enough"]
+    assert [(t.state, t.user_attrs["stopped"]) for t in study.trials] == [
+        (TrialState.PRUNED, "stop requested: enough")] * 2
+    later = shared_driver(tmp_path, lambda t, p, s: score(p), max_trials=3)[1]   # a worker started afterwards runs
+    assert later.run() is None

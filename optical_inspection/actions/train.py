@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytorch_lightning as pl
 import torch
 
 from ..data.datamodule import OIDataModule
-from ..errors import OIError
+from ..errors import OIError, SpecError
 from ..status import StatusLogger
 
 log = logging.getLogger(__name__)
@@ -127,6 +128,7 @@ def device_settings(train: Any) -> dict[str, Any]:
         devices: Any = ids[: train.num_gpus] if len(ids) >= train.num_gpus else train.num_gpus
     else:
         devices = train.num_gpus
+    check_launcher_world(train)
     distributed = train.num_gpus * train.num_nodes > 1
     if distributed:
         from pytorch_lightning.strategies import DDPStrategy
@@ -135,6 +137,22 @@ def device_settings(train: Any) -> dict[str, Any]:
     else:
         strategy = "auto"
     return {"accelerator": accelerator, "devices": devices, "num_nodes": train.num_nodes, "strategy": strategy}
+
+
+def check_launcher_world(train: Any) -> None:
+    """Under torchrun (torch elastic) the launcher fixes the world: refuse a spec whose train.num_nodes x
+    train.num_gpus disagrees, before any process group is set up (Lightning's own error names no spec key)."""
+    env = os.environ
+    if "TORCHELASTIC_RUN_ID" not in env or "WORLD_SIZE" not in env or "LOCAL_WORLD_SIZE" not in env:
+        return
+    world, per_node = int(env["WORLD_SIZE"]), int(env["LOCAL_WORLD_SIZE"])
+    nodes = max(1, world // max(1, per_node))
+    if (train.num_nodes, train.num_gpus) != (nodes, per_node):
+        raise SpecError(f"train.num_nodes={train.num_nodes} x train.num_gpus={train.num_gpus} does not match the "
+                        f"launcher: torchrun started {world} process(es), {nodes} node(s) x {per_node} per node "
+                        f"(--nnodes {nodes} --nproc_per_node {per_node}); set train.num_nodes={nodes} and "
+                        f"train.num_gpus={per_node}, or launch with --nnodes {train.num_nodes} --nproc_per_node "
+                        f"{train.num_gpus}")
 
 
 def timedelta_minutes(minutes: float | None) -> Any:

@@ -6,13 +6,20 @@ set. Outcomes: a value → COMPLETE; pruned → PRUNED; any other exception → 
 ``failure`` attribute; the study goes on). When the time budget is spent the running trials are stopped and
 recorded PRUNED; when the driver is interrupted (SIGINT/SIGTERM) they are failed and queued again, so the
 next run of the same study re-runs them without spending budget.
+
+Shared studies (several processes, e.g. on several machines, one storage): ``max_trials`` counts the trials of
+the whole study, asked under the study's cross-process lock. A process whose budget is spent waits until no
+counted trial of the study is running before it ends, so its final tables see the finished study; meanwhile
+it re-queues the trial of any process that died (same host: its pid is gone; other hosts: no heartbeat for
+``STALE_AFTER_S``), and runs it. ``request_stop`` (``python -m runners.automl stop``) ends every process of a study.
 """
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 import time
-from typing import Any, Callable
+from typing import Any, Callable, ContextManager
 
 import optuna
 from optuna.trial import TrialState
@@ -21,11 +28,19 @@ from .space import SearchSpace
 from .study import counted_trials, owner_record, requeue
 
 HEARTBEAT_S = 30.0
+WAIT_S = 2.0                  # how often a process at the budget looks whether the study's last trials ended
+STOP_ATTR = "stop_requested"  # study user attribute: every process of the study stops when it is set
 STOP_TIME = "time budget spent"
 STOP_INTERRUPT = "interrupted"
 FAIL_FAST = 3  # stop when the first max(FAIL_FAST, workers) trials of a study all failed: the setup is broken
 
 Objective = Callable[[optuna.Trial, dict[str, Any], threading.Event], float]
+
+
+def request_stop(study: optuna.Study, reason: str) -> None:
+    """Ask every process of a (shared) study running now to stop within seconds: running trials end PRUNED
+    ("stopped"), each process writes its tables and its job ends; a worker started later runs as usual."""
+    study.set_user_attr(STOP_ATTR, {"reason": reason or "stop requested", "time": time.time()})
 
 
 class TrialStopped(Exception):
@@ -37,7 +52,9 @@ class StudyDriver:
 
     def __init__(self, study: optuna.Study, space: SearchSpace, objective: Objective, *, base_spec: dict[str, Any],
                  max_trials: int, workers: int, max_time_s: float | None = None,
-                 on_trial_done: Callable[[optuna.Study], None] | None = None) -> None:
+                 on_trial_done: Callable[[optuna.Study], None] | None = None,
+                 study_lock: Callable[[], ContextManager[None]] | None = None,
+                 recover: Callable[[optuna.Study], Any] | None = None) -> None:
         self.study = study
         self.space = space
         self.objective = objective
@@ -46,6 +63,8 @@ class StudyDriver:
         self.workers = workers
         self.max_time_s = max_time_s
         self.on_trial_done = on_trial_done
+        self.study_lock = study_lock or contextlib.nullcontext
+        self.recover = recover
         self.stop_event = threading.Event()
         self.stop_reason: str | None = None
         self._lock = threading.Lock()
@@ -54,6 +73,7 @@ class StudyDriver:
         self._errors: list[BaseException] = []
         self._spent_before = float(study.user_attrs.get("time_spent_s", 0.0))
         self._started = time.monotonic()
+        self._started_at = time.time()
 
     # ------------------------------------------------------------ control
 
@@ -76,7 +96,7 @@ class StudyDriver:
                    for i in range(self.workers)]
         for thread in threads:
             thread.start()
-        last_beat = 0.0
+        last_beat = last_look = 0.0
         while any(t.is_alive() for t in threads):
             for thread in threads:
                 thread.join(timeout=0.5)
@@ -85,6 +105,9 @@ class StudyDriver:
             if time.monotonic() - last_beat >= HEARTBEAT_S:
                 last_beat = time.monotonic()
                 self._heartbeat()
+            if time.monotonic() - last_look >= WAIT_S:
+                last_look = time.monotonic()
+                self._stop_if_requested()
         self.study.set_user_attr("time_spent_s", round(self.time_spent(), 3))
         if self._errors:
             raise self._errors[0]
@@ -104,16 +127,25 @@ class StudyDriver:
             self.stop(f"error: {type(exc).__name__}: {exc}")
 
     def _next_trial(self) -> optuna.Trial | None:
-        with self._lock:
-            if self.stop_event.is_set() or self.time_left() <= 0:
+        """The next trial, asked under the study lock; None when stopped or when the study's budget is spent
+        and none of its counted trials is still running (a dead process's trial is re-queued first)."""
+        while True:
+            with self._lock, self.study_lock():
+                if self.stop_event.is_set() or self.time_left() <= 0:
+                    return None
+                if self.recover is not None:
+                    self.recover(self.study)
+                counted = counted_trials(self.study)
+                if len(counted) < self.max_trials:
+                    trial = self.study.ask()
+                    trial.set_user_attr("owner", self._owner)
+                    trial.set_user_attr("heartbeat", time.time())
+                    self._inflight[trial.number] = trial
+                    return trial
+                if not any(t.state == TrialState.RUNNING for t in counted):
+                    return None
+            if self.stop_event.wait(WAIT_S):
                 return None
-            if len(counted_trials(self.study)) >= self.max_trials:
-                return None
-            trial = self.study.ask()
-            trial.set_user_attr("owner", self._owner)
-            trial.set_user_attr("heartbeat", time.time())
-            self._inflight[trial.number] = trial
-            return trial
 
     def _run_trial(self, trial: optuna.Trial) -> None:
         try:
@@ -121,25 +153,49 @@ class StudyDriver:
             trial.set_user_attr("config", params)
             value = self.objective(trial, params, self.stop_event)
         except optuna.TrialPruned:
-            self.study.tell(trial, state=TrialState.PRUNED)
+            self._tell(trial, state=TrialState.PRUNED)
         except TrialStopped:
             if self.stop_reason == STOP_INTERRUPT:
-                requeue(self.study, trial.number, trial.params, reason="the AutoML run was interrupted")
+                self._tell(trial, requeue_reason="the AutoML run was interrupted")
             else:
-                trial.set_user_attr("stopped", self.stop_reason or "stopped")
-                self.study.tell(trial, state=TrialState.PRUNED)
+                self._tell(trial, state=TrialState.PRUNED, attrs={"stopped": self.stop_reason or "stopped"})
         except Exception as exc:  # noqa: BLE001 - a failed trial is recorded and the study goes on
-            trial.set_user_attr("failure", f"{type(exc).__name__}: {exc}"[:2000])
-            self.study.tell(trial, state=TrialState.FAIL)
+            self._tell(trial, state=TrialState.FAIL, attrs={"failure": f"{type(exc).__name__}: {exc}"[:2000]})
             print(f"automl: trial {trial.number} failed: {exc}", file=sys.stderr)
             self._stop_if_nothing_works(exc)
         else:
-            self.study.tell(trial, value)
+            self._tell(trial, value)
         finally:
             with self._lock:
                 self._inflight.pop(trial.number, None)
                 if self.on_trial_done is not None:
                     self.on_trial_done(self.study)
+
+    def _tell(self, trial: optuna.Trial, value: float | None = None, *, state: TrialState | None = None,
+              attrs: dict[str, Any] | None = None, requeue_reason: str | None = None) -> None:
+        """Record the trial's end; a trial another process took over as dead (no heartbeat reached it in
+        STALE_AFTER_S) is already re-queued there: its result here is dropped with a message."""
+        try:
+            for key, item in (attrs or {}).items():
+                trial.set_user_attr(key, item)
+            if requeue_reason is not None:
+                with self.study_lock():
+                    if requeue(self.study, trial.number, trial.params, reason=requeue_reason):
+                        return
+                raise optuna.exceptions.UpdateFinishedTrialError()
+            if state is None:
+                self.study.tell(trial, value)
+            else:
+                self.study.tell(trial, state=state)
+        except (ValueError, optuna.exceptions.UpdateFinishedTrialError):
+            print(f"automl: trial {trial.number} was re-queued by another AutoML process (it saw no heartbeat); "
+                  "this process's result for it is dropped", file=sys.stderr)
+
+    def _stop_if_requested(self) -> None:
+        """Stop like a spent time budget when someone asked the whole study to stop."""
+        request = self.study.user_attrs.get(STOP_ATTR)
+        if isinstance(request, dict) and request.get("time", 0) >= self._started_at:
+            self.stop(f"stop requested: {request.get('reason')}")
 
     def _stop_if_nothing_works(self, exc: Exception) -> None:
         """Every trial of the study failed so far, and enough of them to rule out bad luck: stop."""

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from optical_inspection.redaction import redact, register
 from optical_inspection.status import read_status
 
 from ..errors import NotFoundError, RequestError, RunnerError
@@ -31,7 +32,7 @@ from .progress import ProgressWatcher
 from .results import best_record, state_counts, write_plots, write_tables
 from .settings import AutoMLSettings, read_settings
 from .space import SearchSpace, build_search_space
-from .study import open_study, recover_interrupted, redact_url, storage_url
+from .study import StudyLock, open_storage, open_study, recover_interrupted, redact_url, storage_url
 from .trial_job import ADOPT_ATTR, TrainTrialObjective
 
 
@@ -57,10 +58,15 @@ def run_automl_job(store: JobStore, job_id: str) -> JobRecord:
         space = build_search_space(load_schema(skill, "train"), settings.parameters, settings.parameter_ranges,
                                    skill.shorthand_keys)
         out_dir = Path(record.results_dir)
+        url = storage_url(settings, out_dir)
+        register_url_secret(url)
+        if settings.storage is None:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        storage = open_storage(url, settings.workers)
         study = open_study(settings, out_dir, settings.study_name or record.id, _epochs(resolved),
-                           fingerprint(settings, space, resolved))
+                           fingerprint(settings, space, resolved), storage=storage)
     except RunnerError as exc:
-        store.update(job_id, lambda r: _end(r, "failure", str(exc), exc.exit_code))
+        store.update(job_id, lambda r: _end(r, "failure", redact(str(exc)), exc.exit_code))
         raise
     record = store.update(job_id, lambda r: _running(r, settings, space, study.study_name, out_dir))
     objective = TrainTrialObjective(store, record, spec, settings)
@@ -68,14 +74,17 @@ def run_automl_job(store: JobStore, job_id: str) -> JobRecord:
     def tables(s: Any) -> None:
         write_tables(s, out_dir, space, settings.metric, settings.algorithm)
 
+    def recover(s: Any) -> None:
+        recover_interrupted(s, adopt=lambda trial: _adopt_or_stop(store, trial.user_attrs.get("job_id")))
+
     driver = StudyDriver(study, space, objective, base_spec=resolved, max_trials=settings.max_trials,
-                         workers=settings.workers, max_time_s=settings.max_time_s, on_trial_done=tables)
+                         workers=settings.workers, max_time_s=settings.max_time_s, on_trial_done=tables,
+                         study_lock=StudyLock(storage, url, study.study_name).hold, recover=recover)
     handlers = {}
     if threading.current_thread() is threading.main_thread():
         handlers = {sig: signal.signal(sig, lambda *_: driver.stop(STOP_INTERRUPT))
                     for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        recover_interrupted(study, adopt=lambda trial: _adopt_or_stop(store, trial.user_attrs.get("job_id")))
         _stop_unnamed_children(store, record, study)
         with ProgressWatcher(store, record, study, settings.metric, settings.max_trials, settings.max_time_s):
             reason = driver.run()
@@ -86,12 +95,25 @@ def run_automl_job(store: JobStore, job_id: str) -> JobRecord:
         best = best_record(study, settings.metric, settings.algorithm)
         counts = state_counts(study)
     except BaseException as exc:  # noqa: BLE001 - the record must end terminal whatever happened
-        store.update(job_id, lambda r: _end(r, "failure", f"AutoML stopped: {type(exc).__name__}: {exc}", 1))
+        store.update(job_id, lambda r: _end(r, "failure", redact(f"AutoML stopped: {type(exc).__name__}: {exc}"), 1))
         raise
     finally:
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
     return store.update(job_id, lambda r: _finished(r, reason, best, counts, artifacts))
+
+
+def register_url_secret(url: str) -> None:
+    """Redact the storage password from everything this process writes (records, logs, tables)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        password = make_url(url).password
+    except (ArgumentError, ValueError):
+        return
+    if password:
+        register(str(password))
 
 
 def fingerprint(settings: AutoMLSettings, space: SearchSpace, spec: dict[str, Any]) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """What a study leaves in the AutoML job folder: ``best_rec.json``, ``trials.csv`` and two plots.
 
-``best_rec.json`` names the best COMPLETE trial (ties: the earlier trial), its configuration, child job, metric
-value, the epoch that reached it and that epoch's checkpoint. ``trials.csv`` has one row per trial (every
+``best_rec.json`` names the best COMPLETE trial (ties: the earlier trial), its configuration, child job, the host
+that trained it, metric value, the epoch that reached it and that epoch's checkpoint (a path on that host). Both
+files hold only what the study holds, so every process of a shared study writes the same ones once it ends. ``trials.csv`` has one row per trial (every
 state), with the sampled value of each searched key (blank when a condition left it out).
 """
 from __future__ import annotations
@@ -17,6 +18,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from optical_inspection.io_utils import atomic_path, write_text_atomic
+from optical_inspection.redaction import redact
 
 from .handoff import BEST_REC
 from .space import CDF_SUFFIX, SearchSpace
@@ -69,6 +71,7 @@ def best_record(study: optuna.Study, metric: str, algorithm: str) -> dict[str, A
         "trial": best.number,
         "job_id": attrs.get("job_id"),
         "job_dir": attrs.get("job_dir"),
+        "host": (attrs.get("owner") or {}).get("host"),
         "params": attrs.get("config", {}),
         "best_epoch": attrs.get("best_epoch"),
         "checkpoint": attrs.get("checkpoint"),
@@ -119,10 +122,10 @@ def write_tables(study: optuna.Study, out_dir: Path, space: SearchSpace, metric:
     writer = csv.DictWriter(buf, fieldnames=header)
     writer.writeheader()
     writer.writerows({k: "" if v is None else v for k, v in row.items()} for row in rows)
-    written = {"trials_csv": str(write_text_atomic(out_dir / TRIALS_CSV, buf.getvalue()))}
+    written = {"trials_csv": str(write_text_atomic(out_dir / TRIALS_CSV, redact(buf.getvalue())))}
     record = best_record(study, metric, algorithm)
     if record is not None:
-        text = dumps(record, indent=2, default=str) + "\n"
+        text = redact(dumps(record, indent=2, default=str)) + "\n"
         written["best_rec"] = str(write_text_atomic(out_dir / BEST_REC, text))
     return written
 

@@ -56,3 +56,15 @@ def read_settings(spec: dict[str, Any], skill: SkillInfo) -> AutoMLSettings:
         parameter_ranges=ranges,
     )
 
+
+
+def storage_problems(spec: dict[str, Any]) -> list[str]:
+    """A storage URL written with its password would reach the job's spec.yaml: refused, with the fix."""
+    from optical_inspection.redaction import redact
+
+    value = (spec.get("automl") or {}).get("storage") if isinstance(spec.get("automl"), dict) else None
+    if not isinstance(value, str) or "${" in value or redact(value) == value:
+        return []
+    return [f"automl.storage: '{redact(value)}' holds a password, which would be written to the job's spec.yaml; "
+            "export the URL in an environment variable (export OI_OPTUNA_STORAGE='postgresql://...') and set "
+            "automl.storage: ${oc.env:OI_OPTUNA_STORAGE}"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -32,6 +33,7 @@ from .driver import TrialStopped
 from .settings import AutoMLSettings
 
 STOP_GRACE_S = 20.0
+ENV_REFERENCE = re.compile(r"\$\{oc\.env:([A-Za-z_][A-Za-z0-9_]*)")
 ADOPT_ATTR = "adopt_job"  # a re-queued trial whose child job had already finished training
 # Values every trial needs: a metric and a checkpoint after every epoch, and a fresh start in its own folder.
 FORCED = {
@@ -60,6 +62,7 @@ class TrainTrialObjective:
         cores = os.cpu_count() or 1
         self.threads = str(max(1, cores // max(1, settings.workers)))
         self.gpus = GpuSlots(base_spec)
+        self.storage_vars = set(ENV_REFERENCE.findall(str((base_spec.get("automl") or {}).get("storage") or "")))
 
     def __call__(self, trial: optuna.Trial, params: dict[str, Any], stop: threading.Event) -> float:
         if trial.user_attrs.get(ADOPT_ATTR):
@@ -78,7 +81,10 @@ class TrainTrialObjective:
     # ------------------------------------------------------------ child job
 
     def trial_spec(self, child: JobRecord, params: dict[str, Any], gpu: int | None = None) -> dict[str, Any]:
+        """The child's spec: no ``automl`` section (a trial is a plain train job; the trainer never sees the
+        storage URL), the trial's values and FORCED."""
         spec = copy.deepcopy(self.base_spec)
+        spec.pop("automl", None)
         for key, value in {**params, **FORCED, "results_dir": child.results_dir}.items():
             _set_dotted(spec, key, value)
         if gpu is not None:
@@ -113,7 +119,7 @@ class TrainTrialObjective:
 
     def launch(self, child: JobRecord) -> subprocess.Popen:
         """Start the trainer in its own process group; torch threads shared out between the workers."""
-        env = child_env()
+        env = {k: v for k, v in child_env().items() if k not in self.storage_vars}  # the trainer needs no DB URL
         env.setdefault("OMP_NUM_THREADS", self.threads)
         with open(child.log_path, "ab") as log:
             proc = subprocess.Popen(trainer_command(child), stdin=subprocess.DEVNULL, stdout=log,
