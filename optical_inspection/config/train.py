@@ -43,7 +43,8 @@ class TensorboardConfig:
 class TrainConfig:
     num_gpus: Int = spec_field(1, description="GPUs (or CPU processes when no GPU) per node.", ge=1, popular=True)
     gpu_ids: list[Int] = spec_field(description="GPU indices to use.", factory=lambda: [0], popular=True)
-    num_nodes: Int = spec_field(1, description="Nodes for distributed training.", ge=1, popular=True)
+    num_nodes: Int = spec_field(1, description="Nodes for distributed training (started by torchrun or SLURM srun; "
+                               "num_nodes x num_gpus must equal the launcher's processes).", ge=1, popular=True)
     accelerator: Literal["auto", "cpu", "gpu"] = spec_field(
         "auto", description="Device: auto picks a GPU when one exists (TAO requires a GPU)."
     )
