@@ -119,3 +119,40 @@ def test_three_workers_share_one_study_with_a_global_budget_and_survive_a_kill_9
     secret = postgres.password.encode()
     leaks = [p for root in roots.values() for p in root.rglob("*") if p.is_file() and secret in p.read_bytes()]
     assert leaks == []
+
+
+def test_the_engine_settings_reach_the_connections(postgres):
+    from sqlalchemy import text
+
+    from runners.automl.study import open_storage
+
+    storage = open_storage(postgres.url, workers=3)
+    engine = storage.engine
+    assert engine.pool.size() == 5 and engine.pool._pre_ping and engine.pool._recycle == 1800
+    with engine.connect() as conn:
+        names = conn.execute(text("SELECT application_name FROM pg_stat_activity WHERE pid = pg_backend_pid()"))
+        assert names.scalar().startswith("oi-automl ")
+    engine.dispose()
+
+
+def test_a_wrong_password_fails_the_job_naming_the_url_without_any_password(postgres, tmp_path, monkeypatch):
+    import yaml
+
+    from runners.automl.job import run_automl_job
+    from runners.errors import RequestError
+    from runners.records import JobStore
+
+    wrong = "Wrong-" + postgres.password
+    monkeypatch.setenv("OI_OPTUNA_STORAGE", postgres.url.replace(postgres.password, wrong))
+    store = JobStore(tmp_path / "jobs")
+    record = store.create("train", None)
+    Path(record.spec_path).write_text(yaml.safe_dump({"results_dir": record.results_dir, "automl": {
+        "parameters": ["train.optim.lr"], "storage": "${oc.env:OI_OPTUNA_STORAGE}"}}))
+    store.update(record.id, lambda r: setattr(r, "automl_policy", {"value": "on", "reason": "test"}))
+    with pytest.raises(RequestError, match="cannot open Optuna storage") as err:
+        run_automl_job(store, record.id)
+    assert f"postgresql://{postgres.user}:***@127.0.0.1:{postgres.port}/postgres" in str(err.value)
+    assert "password authentication failed" in str(err.value)
+    assert store.load(record.id).status == "failure"
+    files = [p.read_bytes() for p in (tmp_path / "jobs").rglob("*") if p.is_file()]
+    assert files and not any(wrong.encode() in b or postgres.password.encode() in b for b in files)

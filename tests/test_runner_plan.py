@@ -178,3 +178,15 @@ def test_plan_applies_the_trainers_cross_key_rules_that_run_would(splits, tmp_pa
         plan_job("gen_trt_engine", jobs_root=tmp_path / "jobs",
                  overrides={"gen_trt_engine.onnx_file": "/m.onnx", "gen_trt_engine.tensorrt.min_batch_size": 4})
     assert not (tmp_path / "jobs").exists()
+
+
+def test_a_storage_url_with_its_password_is_refused_before_anything_is_written(splits, tmp_path):
+    url = "postgresql://oi:s3cret-Passw0rd@db.example:5432/optuna"
+    with pytest.raises(RequestError) as err:
+        plan_job("train", jobs_root=tmp_path / "jobs", data=_data(splits), overrides={"automl.storage": url})
+    text = str(err.value)
+    assert "automl.storage: 'postgresql://oi:***@db.example:5432/optuna' holds a password" in text
+    assert "${oc.env:OI_OPTUNA_STORAGE}" in text and "s3cret-Passw0rd" not in text
+    plan = plan_job("train", jobs_root=tmp_path / "jobs", data=_data(splits),
+                    overrides={"automl.storage": "${oc.env:OI_TEST_STORAGE,sqlite:///x.db}"})
+    assert plan.draft.data["automl"]["storage"] == "${oc.env:OI_TEST_STORAGE,sqlite:///x.db}"
