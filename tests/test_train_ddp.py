@@ -116,3 +116,17 @@ def test_num_nodes_that_disagree_with_torchrun_are_refused_naming_the_keys(tmp_p
     records = read_status(tmp_path / "results" / "train" / "status.json")
     assert records[-1]["status"] == "FAILURE" and "does not match the launcher" in records[-1]["message"]
     assert not list((tmp_path / "results" / "train").glob("*.pth"))
+
+
+def test_several_nodes_without_a_launcher_are_refused_instead_of_waiting(tmp_path: Path, monkeypatch) -> None:
+    from optical_inspection.actions.train import device_settings
+    from optical_inspection.errors import SpecError
+
+    for var in ("TORCHELASTIC_RUN_ID", "SLURM_NTASKS", "NODE_RANK"):
+        monkeypatch.delenv(var, raising=False)
+    splits = make_splits(tmp_path / "data", n_train=8, n_val=4)
+    config = config_of(train_spec(splits, tmp_path / "results", train__accelerator="cpu", train__num_nodes=2))
+    with pytest.raises(SpecError, match="train.num_nodes=2 but no launcher started this process"):
+        device_settings(config.train)
+    monkeypatch.setenv("NODE_RANK", "0")                    # Lightning's own multi-node variables: accepted
+    assert device_settings(config.train)["num_nodes"] == 2

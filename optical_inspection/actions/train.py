@@ -143,6 +143,10 @@ def check_launcher_world(train: Any) -> None:
     """Under torchrun (torch elastic) the launcher fixes the world: refuse a spec whose train.num_nodes x
     train.num_gpus disagrees, before any process group is set up (Lightning's own error names no spec key)."""
     env = os.environ
+    if train.num_nodes > 1 and not any(v in env for v in ("TORCHELASTIC_RUN_ID", "SLURM_NTASKS", "NODE_RANK")):
+        raise SpecError(f"train.num_nodes={train.num_nodes} but no launcher started this process, so it would wait "
+                        "for the other nodes for ever; start it on every node with torchrun (--nnodes "
+                        f"{train.num_nodes} --node_rank N --master_addr HOST) or SLURM srun, or set train.num_nodes=1")
     if "TORCHELASTIC_RUN_ID" not in env or "WORLD_SIZE" not in env or "LOCAL_WORLD_SIZE" not in env:
         return
     world, per_node = int(env["WORLD_SIZE"]), int(env["LOCAL_WORLD_SIZE"])
