@@ -306,3 +306,19 @@ def test_a_stop_request_ends_every_driver_of_the_study(tmp_path):
         (TrialState.PRUNED, "stop requested: enough")] * 2
     later = shared_driver(tmp_path, lambda t, p, s: score(p), max_trials=3)[1]   # a worker started afterwards runs
     assert later.run() is None
+
+
+def test_the_stop_command_reads_the_url_from_the_environment_and_names_a_missing_study(tmp_path):
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    optuna.create_study(study_name="pcb", storage=url)
+
+    def stop(*args: str, **env: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "runners.automl", "stop", *args], cwd=REPO, capture_output=True,
+                              text=True, timeout=120, env={**os.environ, **env})
+
+    assert "OI_OPTUNA_STORAGE is not set" in stop("pcb", OI_OPTUNA_STORAGE="").stderr
+    missing = stop("other", OI_OPTUNA_STORAGE=url)
+    assert missing.returncode == 2 and "no study 'other'" in missing.stderr
+    done = stop("pcb", "--storage-env", "MY_DB", "--reason", "budget cut", MY_DB=url)
+    assert done.returncode == 0, done.stderr
+    assert optuna.load_study(study_name="pcb", storage=url).user_attrs["stop_requested"]["reason"] == "budget cut"
