@@ -1,4 +1,4 @@
-"""Training callbacks: TAO-named checkpoints (+ ``oi_model_latest.pth``), status.json KPIs per epoch, and the
+"""Training callbacks: TAO-named checkpoints (+ ``oi_model_latest.pth``; each with its ``.json`` sidecar), status.json KPIs per epoch, and the
 checkpoint IO plugin that keeps every checkpoint plain, atomic and ``weights_only``-loadable."""
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from typing import Any
 import pytorch_lightning as pl
 from pytorch_lightning.plugins import TorchCheckpointIO
 
-from ..io_utils import atomic_path
+from ..io_utils import atomic_path, write_text_atomic
 from ..results_folder import LATEST_NAME
+from ..sidecar import sidecar_path
 from ..status import StatusLogger
 from .checkpoint import read_checkpoint, write_checkpoint
 
@@ -36,8 +37,10 @@ class PlainCheckpointIO(TorchCheckpointIO):
 
 def publish_latest(checkpoint: Path, results_dir: Path) -> Path:
     """Point ``oi_model_latest.pth`` at ``checkpoint`` atomically: a hard link (same file, no copy) renamed into
-    place, or a copy where links are not possible. Never a symlink, so it survives the original's deletion."""
+    place, or a copy where links are not possible. Never a symlink, so it survives the original's deletion. Its
+    sidecar is copied first, as :func:`write_checkpoint` orders them."""
     latest = results_dir / LATEST_NAME
+    write_text_atomic(sidecar_path(latest), sidecar_path(checkpoint).read_text(encoding="utf-8"))
     with atomic_path(latest) as tmp:
         tmp.unlink()
         try:

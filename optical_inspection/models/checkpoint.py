@@ -4,7 +4,9 @@ Layout (a Lightning checkpoint dict, so TAO's key names hold): ``state_dict`` wi
 (``model.cnn1.1.weight``...), ``epoch``, ``global_step``, Lightning's resume state (``optimizer_states``,
 ``lr_schedulers``, ``loops``, ``callbacks``) and ``oi_meta``: the plain metadata
 ``{"model": {...}, "dataset": {...}, "epoch", "step", "metrics": {...}, "threshold", "threshold_source", ...}``.
-TAO's own ``.pth`` files (no ``oi_meta``) load too when the spec that describes them is given.
+Beside every checkpoint, ``<name>.pth.json`` holds the same metadata as JSON (written first, atomically), so the
+runner chooses checkpoints without torch. TAO's own ``.pth`` files (no ``oi_meta``, no sidecar) load here too when
+the spec that describes them is given; the runner lists them as "metadata unknown" and never picks them itself.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from torch import nn
 
 from ..errors import OIError
 from ..io_utils import atomic_path
+from ..sidecar import write_sidecar
 from . import bundled
 from .factory import build_network, dataset_geometry, model_settings
 
@@ -45,11 +48,22 @@ def check_plain(value: Any, where: str = "checkpoint") -> None:
 
 
 def write_checkpoint(path: str | Path, checkpoint: Mapping[str, Any]) -> Path:
-    """Write a checkpoint dict atomically after checking that it is plain."""
+    """Write a checkpoint dict atomically after checking that it is plain, its JSON sidecar first (so a listed
+    checkpoint always has one; a write killed in between leaves only a sidecar, which nothing lists)."""
     check_plain(checkpoint)
+    write_sidecar(path, sidecar_meta(checkpoint))
     with atomic_path(path) as tmp:
         torch.save(dict(checkpoint), tmp)
     return Path(path)
+
+
+def sidecar_meta(checkpoint: Mapping[str, Any]) -> dict[str, Any]:
+    """The sidecar document: ``oi_meta``, with epoch and step from Lightning's entries where it has none."""
+    meta = checkpoint.get(META_KEY)
+    own = dict(meta) if isinstance(meta, Mapping) else {}
+    own.setdefault("epoch", checkpoint.get("epoch"))
+    own.setdefault("step", checkpoint.get("global_step"))
+    return own
 
 
 def save_checkpoint(path: str | Path, model: nn.Module, meta: Mapping[str, Any]) -> Path:

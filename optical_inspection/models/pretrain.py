@@ -8,7 +8,7 @@ Deterministic for a given thread count (fixed seeds, fixed step count, no wall-c
 ``--size`` px. Training pairs are flipped/rotated (both images), shifted against each other (test image, up to
 2 px) and, for the binary and grey groups, inverted at random (either polarity). The threshold stored with the
 weights is the score at 1 % false alarm on fresh synthetic PASS pairs of every group. Writes
-``compact_synthetic.pth`` and its ``.sha256``.
+``compact_synthetic.pth``, its ``.sha256`` and its ``.json`` sidecar.
 """
 from __future__ import annotations
 
