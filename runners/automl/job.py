@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -20,8 +19,8 @@ import yaml
 from optical_inspection.status import read_status
 
 from ..errors import NotFoundError, RequestError, RunnerError
-from ..launch import (child_env, clear_stale_temps, mark_cancelled, process_alive, process_start, results_folder,
-                      set_supervisor)
+from ..launch import (clear_stale_temps, mark_cancelled, process_alive, process_start, results_folder,
+                      set_supervisor, spawn)
 from ..records import TERMINAL, JobRecord, JobStore, now_iso
 from ..skill_info import load_skill_info
 from ..specbuild import load_schema
@@ -39,10 +38,8 @@ def launch(store: JobStore, record: JobRecord, detach: bool = False) -> JobRecor
     """Run the AutoML job (or start it in a detached ``python -m runners.automl`` process)."""
     if not detach:
         return run_automl_job(store, record.id)
-    with open(record.log_path, "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "runners.automl", record.id, "--jobs-root", str(store.root)],
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
-                                start_new_session=True, env=child_env())
+    proc = spawn([sys.executable, "-m", "runners.automl", record.id, "--jobs-root", str(store.root)],
+                 record.log_path, record.spec_path, supervisor=True)
     return store.update(record.id, lambda r: set_supervisor(r, proc.pid))
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import os
-import signal
 import subprocess
 import threading
 from pathlib import Path
@@ -25,13 +24,12 @@ from optical_inspection.io_utils import write_text_atomic
 from optical_inspection.status import read_status
 
 from ..checkpoints import CheckpointRequest, choose, epoch_metrics, list_checkpoints
-from ..launch import child_env, finish, process_start, set_supervisor, trainer_command
+from ..launch import finish, process_start, set_supervisor, spawn, stop, trainer_command
 from ..parents import action_results
 from ..records import TERMINAL, JobRecord, JobStore, now_iso
 from .driver import TrialStopped
 from .settings import AutoMLSettings
 
-STOP_GRACE_S = 20.0
 ADOPT_ATTR = "adopt_job"  # a re-queued trial whose child job had already finished training
 # Values every trial needs: a metric and a checkpoint after every epoch, and a fresh start in its own folder.
 FORCED = {
@@ -113,11 +111,8 @@ class TrainTrialObjective:
 
     def launch(self, child: JobRecord) -> subprocess.Popen:
         """Start the trainer in its own process group; torch threads shared out between the workers."""
-        env = child_env()
-        env.setdefault("OMP_NUM_THREADS", self.threads)
-        with open(child.log_path, "ab") as log:
-            proc = subprocess.Popen(trainer_command(child), stdin=subprocess.DEVNULL, stdout=log,
-                                    stderr=subprocess.STDOUT, start_new_session=True, env=env)
+        proc = spawn(trainer_command(child), child.log_path, child.spec_path,
+                     extra_env={"OMP_NUM_THREADS": self.threads})
 
         def running(r: JobRecord) -> None:
             r.status, r.started, r.pid, r.pid_start = "running", now_iso(), proc.pid, process_start(proc.pid)
@@ -127,12 +122,7 @@ class TrainTrialObjective:
 
     def end(self, child: JobRecord, proc: subprocess.Popen, message: str) -> None:
         """Stop the trainer (SIGTERM to its group, SIGKILL after a grace period) and record it cancelled."""
-        _signal_group(proc.pid, signal.SIGTERM)
-        try:
-            code = proc.wait(timeout=STOP_GRACE_S)
-        except subprocess.TimeoutExpired:
-            _signal_group(proc.pid, signal.SIGKILL)
-            code = proc.wait()
+        code = stop(proc)
         finish(self.store, child.id, code, cancelled=True)
         self.store.update(child.id, lambda r: setattr(r, "message", message))
 
@@ -231,9 +221,3 @@ def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
 def _failed(record: JobRecord, message: str, code: int) -> None:
     record.status, record.finished, record.message, record.exit_code = "failure", now_iso(), message, code
 
-
-def _signal_group(pid: int, sig: int) -> None:
-    try:
-        os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
