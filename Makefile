@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml $(LOCK)
 lock:
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q uv==$(UV_VERSION)
-	$(PY) -m uv pip compile pyproject.toml requirements-pins.txt --extra onnx --extra automl --extra s3 --extra mcp --extra dev \
+	$(PY) -m uv pip compile pyproject.toml requirements-pins.txt --extra onnx --extra automl --extra s3 --extra mcp --extra generate --extra dev \
 	    --python-version 3.11 --python-platform x86_64-manylinux_2_28 --find-links /opt/wheels \
 	    --custom-compile-command "make lock" --quiet -o $(LOCK)
 

@@ -105,10 +105,12 @@ def test_pretrained_weights_and_explicit_resume(splits: dict, tmp_path: Path) ->
                train__resume_training_checkpoint_path=str(first / "oi_model_latest.pth"))
 
 
-def test_tensorboard_and_interval_checks(splits: dict, tmp_path: Path) -> None:
+def test_tensorboard_and_interval_checks(splits: dict, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     results = tmp_path / "train"
     _train(splits, results, train__num_epochs=1, train__tensorboard__enabled=True,
-           train__tensorboard__infrequent_logging_frequency=1)
+           train__tensorboard__infrequent_logging_frequency=1, wandb__enable=True, wandb__project="tao")
+    assert "wandb.* keys are accepted for TAO compatibility and ignored" in caplog.text  # TAO's keys: no W&B
+    assert not (results / "wandb").exists()
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     events = EventAccumulator(str(results / "lightning_logs" / "version_1"), size_guidance={"images": 4})
