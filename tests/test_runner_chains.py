@@ -61,7 +61,8 @@ def _best_epoch_file(train_record) -> str:
 
 
 def test_train_record(trained):
-    assert trained.automl_policy == {"value": "off", "reason": "the request says 'plain training'"}
+    assert trained.automl_policy == {"value": "off", "reason": "the request says 'plain training'",
+                                     "phrase": "plain training"}
     assert trained.exit_code == 0 and trained.metrics["val_acc"] >= 0
     assert Path(trained.artifacts["checkpoint"]).is_file()
     assert Path(trained.results_dir) == Path(trained.job_dir) / "results"

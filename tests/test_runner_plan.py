@@ -101,7 +101,7 @@ def test_cli_plan_prints_json_and_documented_exit_codes(splits, tmp_path):
                 "--overrides", json.dumps(TRAIN_OVERRIDES), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
-    assert out["automl_policy"] == {"value": "off", "reason": "the request says 'no HPO'"}
+    assert out["automl_policy"] == {"value": "off", "reason": "the request says 'no HPO'", "phrase": "no HPO"}
     assert out["spec"]["train"]["num_epochs"] == 2
     bad = _cli("plan", "train", "--overrides", "{epochs: 3}", cwd=tmp_path)
     assert bad.returncode == 2 and "not valid JSON" in json.loads(bad.stdout)["error"]
