@@ -215,7 +215,8 @@ def process_start(pid: int) -> str | None:
 
 def process_alive(pid: int | None, start: str | None) -> bool:
     """True when ``pid`` runs and is the process that was recorded (same start time, where known); a zombie
-    (exited, not yet reaped by its parent) is not alive."""
+    (exited, not yet reaped by its parent) is not alive. Ours, not psutil's: two /proc reads, and psutil would
+    be a compiled dependency of the torch-free runner for them."""
     if not pid:
         return False
     try:
