@@ -21,11 +21,10 @@ from .config import ACTIONS, ExperimentConfig
 from .config.requirements import requirements
 from .config.walk import fields_of, is_section, key_index, to_plain, unwrap_optional
 from .cross_checks import cross_key_problems
-from .dotted import get_dotted, set_dotted
+from .dotted import PLACEHOLDER, get_dotted, set_dotted
 from .errors import SpecError
 from .input_limits import MAX_DEPTH, MAX_SPEC_BYTES, structure_problem
 
-MISSING = "???"
 _UNKNOWN_KEY = ("unexpected_keyword_argument", "extra_forbidden")
 _ADAPTER = TypeAdapter(ExperimentConfig)
 _KEYS = key_index(ExperimentConfig)
@@ -177,7 +176,7 @@ def _backfill_results_dirs(data: dict[str, Any]) -> None:
     So `${export.results_dir}/oi_model.onnx` resolves as it does in TAO.
     """
     sections = fields_of(ExperimentConfig)
-    if data.get("results_dir") in (None, MISSING):
+    if data.get("results_dir") in (None, PLACEHOLDER):
         data["results_dir"] = sections["results_dir"].default
     for action in ACTIONS:
         info = sections.get(action)
@@ -186,7 +185,7 @@ def _backfill_results_dirs(data: dict[str, Any]) -> None:
         block = data.get(action)
         if block is None:
             block = data[action] = {}
-        if isinstance(block, dict) and block.get("results_dir") in (None, MISSING):
+        if isinstance(block, dict) and block.get("results_dir") in (None, PLACEHOLDER):
             block["results_dir"] = f"${{results_dir}}/{action}"
 
 
@@ -248,7 +247,7 @@ def _resolve_within(data: dict[str, Any], refs: list[str]) -> tuple[dict[str, An
         except OmegaConfBaseException:
             rest.append(key)
             continue
-        if OmegaConf.is_config(node) or node == MISSING:
+        if OmegaConf.is_config(node) or node == PLACEHOLDER:
             rest.append(key)
         else:
             values[key] = node
@@ -279,7 +278,7 @@ def _strip_placeholders(data: dict[str, Any], prefix: str = "") -> list[str]:
     """Replace `???` by None (in place) and return the keys that held it."""
     found = []
     for k, v in list(data.items()):
-        if v == MISSING:
+        if v == PLACEHOLDER:
             data[k] = None
             found.append(prefix + str(k))
         elif isinstance(v, dict):

@@ -1,7 +1,7 @@
 """`dataset.*`: where pairs come from and how images become tensors."""
 from __future__ import annotations
 
-from typing import Annotated, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
 from annotated_types import Ge
 from pydantic import Strict
@@ -12,28 +12,46 @@ from .section import section
 _AUG = "dataset.augmentation_config.augment"
 
 
-def _split(name: str, actions: tuple[str, ...], what: str) -> type:
-    """A split section (`csv_path` + `images_dir`) whose keys are required by ``actions``."""
-    namespace = {
-        "__annotations__": {"csv_path": Optional[Str], "images_dir": Optional[Str]},
-        "__module__": __name__,
-        "__doc__": f"The {what} pairs.",
-        "csv_path": spec_field(
-            None, description=f"CSV of the {what} pairs (input_path, golden_path, object_name, label).",
-            required_for=actions,
-        ),
-        "images_dir": spec_field(
-            None, description=f"Image root of the {what} pairs: a folder or an images.tar.gz archive.",
-            required_for=actions,
-        ),
-    }
-    return section(type(name, (), namespace))
+def _csv(action: str, what: str) -> Any:
+    return spec_field(None, description=f"CSV of the {what} pairs (input_path, golden_path, object_name, label).",
+                      required_for=(action,))
 
 
-TrainSplit = _split("TrainSplit", ("train",), "training")
-ValidationSplit = _split("ValidationSplit", ("train",), "validation")
-TestSplit = _split("TestSplit", ("evaluate",), "evaluation")
-InferSplit = _split("InferSplit", ("inference",), "inference")
+def _images(action: str, what: str) -> Any:
+    return spec_field(None, description=f"Image root of the {what} pairs: a folder or an images.tar.gz archive.",
+                      required_for=(action,))
+
+
+@section
+class TrainSplit:
+    """The training pairs."""
+
+    csv_path: Optional[Str] = _csv("train", "training")
+    images_dir: Optional[Str] = _images("train", "training")
+
+
+@section
+class ValidationSplit:
+    """The validation pairs."""
+
+    csv_path: Optional[Str] = _csv("train", "validation")
+    images_dir: Optional[Str] = _images("train", "validation")
+
+
+@section
+class TestSplit:
+    """The evaluation pairs."""
+
+    csv_path: Optional[Str] = _csv("evaluate", "evaluation")
+    images_dir: Optional[Str] = _images("evaluate", "evaluation")
+
+
+@section
+class InferSplit:
+    """The inference pairs."""
+
+    csv_path: Optional[Str] = _csv("inference", "inference")
+    images_dir: Optional[Str] = _images("inference", "inference")
 
 
 @section

@@ -5,11 +5,10 @@ from typing import Any, Mapping
 
 from torch import nn
 
+from ..config.model import MODEL_TYPES
 from ..errors import OIError
 from .compact import Compact
 from .siamese import Siamese, Siamese3
-
-MODEL_TYPES = ("Siamese", "Siamese_3", "Compact")
 
 MAX_STRIP_SIDE = 1 << 16  # pixels; a strip this long is already far beyond any real inspection tile
 

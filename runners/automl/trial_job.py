@@ -20,6 +20,7 @@ from typing import Any, Iterator
 import optuna
 import yaml
 
+from optical_inspection.dotted import set_dotted
 from optical_inspection.io_utils import write_text_atomic
 from optical_inspection.status import read_status
 
@@ -78,9 +79,9 @@ class TrainTrialObjective:
     def trial_spec(self, child: JobRecord, params: dict[str, Any], gpu: int | None = None) -> dict[str, Any]:
         spec = copy.deepcopy(self.base_spec)
         for key, value in {**params, **FORCED, "results_dir": child.results_dir}.items():
-            _set_dotted(spec, key, value)
+            set_dotted(spec, key, value)
         if gpu is not None:
-            _set_dotted(spec, "train.gpu_ids", [gpu])
+            set_dotted(spec, "train.gpu_ids", [gpu])
         return spec
 
     def create_child(self, number: int, params: dict[str, Any], gpu: int | None = None) -> JobRecord:
@@ -206,16 +207,6 @@ class GpuSlots:
         finally:
             with self._lock:
                 self.busy[gpu] -= 1
-
-
-def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
-    node = data
-    *parents, name = key.split(".")
-    for part in parents:
-        if not isinstance(node.get(part), dict):
-            node[part] = {}
-        node = node[part]
-    node[name] = value
 
 
 def _failed(record: JobRecord, message: str, code: int) -> None:
