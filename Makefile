@@ -7,7 +7,7 @@ LOCK := requirements.lock
 PIP_VERSION := 26.3
 UV_VERSION := 0.13.9
 
-.PHONY: setup test demo generate check-generated bench lock clean pretrained
+.PHONY: setup test lint demo generate check-generated bench lock clean pretrained
 
 setup: $(STAMP)
 
@@ -32,6 +32,12 @@ lock:
 
 test: setup
 	$(PY) -m pytest -q
+
+# ruff (pyflakes, pycodestyle, bugbear, blind except) on the whole tree, then mypy on the packages
+# (configuration in pyproject.toml). Not part of `test` yet.
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m mypy
 
 demo: setup
 	$(PY) -m optical_inspection.demo

@@ -11,7 +11,8 @@ metadata (like TAO's and Lightning's) stores the zero-based epoch index N-1, i.e
 ``model_epoch_{N-1:03d}_step_*.pth``. Two files for the same epoch (e.g. step-interval checkpoints) are ambiguous
 and rejected. ``best`` = the highest (or lowest, for a minimised metric) validation metric recorded for a
 checkpointed epoch, from the checkpoint's metadata (only when that epoch was validated: ``val_epoch``) or, for
-checkpoints without metadata metrics, from status.json's epoch records; ties go to the earliest epoch. ``latest`` = the highest epoch/step (the ``oi_model_latest.pth`` alias on a tie).
+checkpoints without metadata metrics, from status.json's epoch records; ties go to the earliest epoch.
+``latest`` = the highest epoch/step (the ``oi_model_latest.pth`` alias on a tie).
 """
 from __future__ import annotations
 
@@ -129,7 +130,8 @@ def choose(checkpoints: list[Checkpoint], request: CheckpointRequest, metric: st
         if len(matches) > 1:
             raise NotFoundError(f"{where}: epoch {request.epoch} is ambiguous, several checkpoints hold it: "
                                 f"{'; '.join(c.describe() for c in matches)}; pass a path with --overrides instead")
-        return matches[0], f"epoch={request.epoch} (the checkpoint saved after epoch {request.epoch}): {matches[0].describe()}"
+        return matches[0], (f"epoch={request.epoch} (the checkpoint saved after epoch {request.epoch}): "
+                            f"{matches[0].describe()}")
     scored = [c for c in epochs if metric in c.metrics and not math.isnan(c.metrics[metric])]
     if not scored:
         raise NotFoundError(f"{where}: no checkpoint has a recorded {metric}, so 'best' cannot be chosen; "

@@ -61,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--parent-job")
         p.add_argument("--checkpoint", help="best | latest | epoch=N (N counts epochs from 1) | pretrained "
                        "(the bundled weights, no --parent-job)")
-        p.add_argument("--spec", metavar="FILE", help="a spec YAML (yours or TAO's) as the base instead of the template")
+        p.add_argument("--spec", metavar="FILE",
+                       help="a spec YAML (yours or TAO's) as the base instead of the template")
         p.add_argument("--jobs-root", default=jobs_root)
         if verb == "run":
             p.add_argument("--detach", action="store_true", help="return once the job is started")

@@ -1,4 +1,5 @@
-"""Checkpoints: plain content, atomic writes, a JSON sidecar, weights_only loading, refusal of pickled objects, TAO files."""
+"""Checkpoints: plain content, atomic writes, a JSON sidecar, weights_only loading, refusal of pickled objects,
+TAO files."""
 from __future__ import annotations
 
 import collections

@@ -155,7 +155,8 @@ def test_encryption_key_comes_from_the_environment_and_is_never_shown(splits, tm
 def test_dataset_convert_writes_into_the_job_folder(tmp_path):
     plan = plan_job("dataset_convert", jobs_root=tmp_path,
                     overrides={"dataset_convert.format": "deeppcb", "dataset_convert.deeppcb.root_dir": "/data/x"})
-    assert plan.draft.get("dataset_convert.data_convert_output_dir") == str(tmp_path.resolve() / "<new-job-id>" / "results")
+    output = plan.draft.get("dataset_convert.data_convert_output_dir")
+    assert output == str(tmp_path.resolve() / "<new-job-id>" / "results")
     assert plan.automl_policy.value == "off"
 
 

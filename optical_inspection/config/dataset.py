@@ -10,6 +10,8 @@ from .fields import AutoML, Bool, Float, Int, Str, spec_field
 from .section import section
 
 _AUG = "dataset.augmentation_config.augment"
+_FLIP = "dataset.augmentation_config.random_flip.enable"
+_ROTATE = "dataset.augmentation_config.random_rotate.enable"
 
 
 def _csv(action: str, what: str) -> Any:
@@ -59,9 +61,9 @@ class FlipConfig:
     enable: Bool = spec_field(True, description="Random horizontal/vertical flips.",
                               automl=AutoML(enabled=True, when={_AUG: True}))
     hflip_probability: Float = spec_field(0.5, description="Probability of a horizontal flip.", ge=0.0, le=1.0,
-                                          automl=AutoML(enabled=True, when={_AUG: True, "dataset.augmentation_config.random_flip.enable": True}))
+                                          automl=AutoML(enabled=True, when={_AUG: True, _FLIP: True}))
     vflip_probability: Float = spec_field(0.5, description="Probability of a vertical flip.", ge=0.0, le=1.0,
-                                          automl=AutoML(enabled=True, when={_AUG: True, "dataset.augmentation_config.random_flip.enable": True}))
+                                          automl=AutoML(enabled=True, when={_AUG: True, _FLIP: True}))
 
 
 @section
@@ -69,7 +71,7 @@ class RotateConfig:
     enable: Bool = spec_field(True, description="Random rotation by one of angle_list.",
                               automl=AutoML(enabled=True, when={_AUG: True}))
     rotate_probability: Float = spec_field(0.5, description="Probability of a rotation.", ge=0.0, le=1.0,
-                                           automl=AutoML(enabled=True, when={_AUG: True, "dataset.augmentation_config.random_rotate.enable": True}))
+                                           automl=AutoML(enabled=True, when={_AUG: True, _ROTATE: True}))
     angle_list: list[Float] = spec_field(
         description="Angles in degrees, counter-clockwise; all entries are used (TAO uses only the first 3).",
         factory=lambda: [90.0, 180.0, 270.0],
@@ -118,7 +120,8 @@ class AugmentationConfig:
     random_flip: FlipConfig = spec_field(description="Flip settings.", factory=FlipConfig)
     random_rotate: RotateConfig = spec_field(description="Rotation settings.", factory=RotateConfig)
     random_color: ColorConfig = spec_field(description="Colour jitter settings.", factory=ColorConfig)
-    random_shift: ShiftConfig = spec_field(description="Test-vs-golden shift settings (our addition).", factory=ShiftConfig)
+    random_shift: ShiftConfig = spec_field(description="Test-vs-golden shift settings (our addition).",
+                                           factory=ShiftConfig)
 
 
 @section

@@ -7,11 +7,11 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from ..io_utils import atomic_path  # noqa: E402
-from ..models.metrics import roc_curve  # noqa: E402
+from ..io_utils import atomic_path
+from ..models.metrics import roc_curve
 
 
 def _save(fig: Any, path: Path) -> Path:

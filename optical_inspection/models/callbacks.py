@@ -1,5 +1,6 @@
-"""Training callbacks: TAO-named checkpoints (+ ``oi_model_latest.pth``; each with its ``.json`` sidecar), status.json KPIs per epoch, and the
-checkpoint IO plugin that keeps every checkpoint plain, atomic and ``weights_only``-loadable."""
+"""Training callbacks: TAO-named checkpoints (+ ``oi_model_latest.pth``; each with its ``.json`` sidecar),
+status.json KPIs per epoch, and the checkpoint IO plugin that keeps every checkpoint plain, atomic and
+``weights_only``-loadable."""
 from __future__ import annotations
 
 import math

@@ -1,6 +1,7 @@
 """Build the bundled pretrained weights: the default Compact network trained on synthetic pairs only.
 
-    python -m optical_inspection.models.pretrain [--steps 250] [--threads 2] [--out optical_inspection/models/pretrained]
+    python -m optical_inspection.models.pretrain [--steps 250] [--threads 2] \
+        [--out optical_inspection/models/pretrained]
 
 Deterministic for a given thread count (fixed seeds, fixed step count, no wall-clock budget). The pairs come from
 :mod:`optical_inspection.data.synth`, in three groups that take turns batch by batch: binarised bare boards
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import time
 from pathlib import Path
 
@@ -137,7 +137,8 @@ def pretrain(out: Path, *, steps: int, pool_pairs: int, size: int, batch: int, l
         "threshold": float(threshold),
         "threshold_source": "bundled default: 1 % false alarm on synthetic PASS pairs (calibrate on your own "
                             "validation split for your boards)",
-        "target_false_alarm": 0.01, "seed": seed, "origin": "synthetic pretraining (optical_inspection.models.pretrain)",
+        "target_false_alarm": 0.01, "seed": seed,
+        "origin": "synthetic pretraining (optical_inspection.models.pretrain)",
         "pretrain": {"steps": steps, "pool_pairs": pool_pairs, "size": size, "batch": batch, "lr": lr,
                      "groups": [f"{style} x{lights}" for style, lights in GROUPS]},
     }

@@ -57,7 +57,8 @@ def run_automl_job(store: JobStore, job_id: str) -> JobRecord:
         study = open_study(settings, out_dir, settings.study_name or record.id, _epochs(resolved),
                            fingerprint(settings, space, resolved))
     except RunnerError as exc:
-        store.update(job_id, lambda r: _end(r, "failure", str(exc), exc.exit_code))
+        message, code = str(exc), exc.exit_code
+        store.update(job_id, lambda r: _end(r, "failure", message, code))
         raise
     record = store.update(job_id, lambda r: _running(r, settings, space, study.study_name, out_dir))
     objective = TrainTrialObjective(store, record, spec, settings)
@@ -82,8 +83,9 @@ def run_automl_job(store: JobStore, job_id: str) -> JobRecord:
             artifacts["study_db"] = str(out_dir / STUDY_DB)
         best = best_record(study, settings.metric, settings.algorithm)
         counts = state_counts(study)
-    except BaseException as exc:  # noqa: BLE001 - the record must end terminal whatever happened
-        store.update(job_id, lambda r: _end(r, "failure", f"AutoML stopped: {type(exc).__name__}: {exc}", 1))
+    except BaseException as exc:  # the record must end terminal whatever happened; re-raised
+        message = f"AutoML stopped: {type(exc).__name__}: {exc}"
+        store.update(job_id, lambda r: _end(r, "failure", message, 1))
         raise
     finally:
         for sig, handler in handlers.items():

@@ -94,7 +94,8 @@ class TrainTrialObjective:
         try:
             validate_dict(copy.deepcopy(spec), "train")
         except SpecError as exc:
-            self.store.update(child.id, lambda r: _failed(r, str(exc), 2))
+            message = str(exc)
+            self.store.update(child.id, lambda r: _failed(r, message, 2))
             raise TrialFailed(f"trial {number}: the sampled spec is invalid: {exc}") from None
         write_text_atomic(child.spec_path, yaml.safe_dump(spec, sort_keys=False, default_flow_style=False))
 
