@@ -180,7 +180,7 @@ def _backfill_results_dirs(data: dict[str, Any]) -> None:
         data["results_dir"] = sections["results_dir"].default
     for action in ACTIONS:
         info = sections.get(action)
-        if info is None or "results_dir" not in fields_of(info.annotation):
+        if info is None or not is_section(info.annotation) or "results_dir" not in fields_of(info.annotation):
             continue
         block = data.get(action)
         if block is None:

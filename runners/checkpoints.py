@@ -86,7 +86,7 @@ def list_checkpoints(folder: Path, status_metrics: dict[int, dict[str, float]] |
         if isinstance(meta.get("metrics"), dict):
             metrics = {k: float(v) for k, v in meta["metrics"].items() if _number(v)}
         else:
-            metrics = dict((status_metrics or {}).get(epoch, {}))
+            metrics = dict((status_metrics or {}).get(epoch, {})) if epoch is not None else {}
         val_epoch = _int(meta.get("val_epoch"))
         if val_epoch is not None and val_epoch != epoch:  # validation metrics carried over from an earlier epoch
             metrics = {k: v for k, v in metrics.items() if not k.startswith("val_")}

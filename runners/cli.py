@@ -144,9 +144,9 @@ def _dispatch(args: argparse.Namespace) -> tuple[Any, int]:
     if args.verb == "status":
         return record_summary(api.job_status(args.job_id, args.jobs_root).as_dict()), EXIT_OK
     if args.verb == "show":
-        record = api.job_status(args.job_id, args.jobs_root).as_dict()
-        record["spec"] = _read_spec(Path(record["spec_path"]))
-        return record, EXIT_OK
+        shown = api.job_status(args.job_id, args.jobs_root).as_dict()
+        shown["spec"] = _read_spec(Path(shown["spec_path"]))
+        return shown, EXIT_OK
     if args.verb == "list":
         jobs = [record_summary(r.as_dict()) for r in api.list_jobs(args.jobs_root)
                 if (not args.status or r.status == args.status) and (not args.action or r.action == args.action)]

@@ -152,7 +152,7 @@ def cancel(store: JobStore, job_id: str) -> JobRecord:
     record = store.update(job_id, lambda r: setattr(r, "cancel_requested", r.status not in TERMINAL))
     if record.status in TERMINAL:
         return record
-    if process_alive(record.pid, record.pid_start):
+    if record.pid and process_alive(record.pid, record.pid_start):
         _signal_group(record.pid, signal.SIGTERM)
     deadline = time.monotonic() + _CANCEL_GRACE_S
     while time.monotonic() < deadline:
@@ -163,7 +163,7 @@ def cancel(store: JobStore, job_id: str) -> JobRecord:
                 or process_alive(record.pid, record.pid_start)):
             break
         time.sleep(0.2)
-    if process_alive(record.pid, record.pid_start):
+    if record.pid and process_alive(record.pid, record.pid_start):
         _signal_group(record.pid, signal.SIGKILL)
     return mark_cancelled(store, job_id)
 

@@ -82,7 +82,7 @@ def _resolve(data: dict[str, Any], path: str) -> dict[str, Any]:
     except OmegaConfBaseException as exc:
         raise RequestError(f"--spec {path}: cannot resolve its ${{...}} references: {str(exc).splitlines()[0]}"
                            ) from None
-    return unpark(resolved)  # type: ignore[arg-type]
+    return unpark(resolved)
 
 
 def replaced_spec_values(before: dict[str, Any], draft: SpecDraft, path: str | None) -> list[str]:

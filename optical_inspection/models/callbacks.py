@@ -8,7 +8,7 @@ import os
 import time
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytorch_lightning as pl
 from pytorch_lightning.plugins import TorchCheckpointIO
@@ -18,6 +18,9 @@ from ..results_folder import LATEST_NAME
 from ..sidecar import sidecar_path
 from ..status import StatusLogger
 from .checkpoint import read_checkpoint, write_checkpoint
+
+if TYPE_CHECKING:
+    from .lightning_model import OIModule
 
 
 def checkpoint_name(epoch: int, step: int) -> str:
@@ -76,9 +79,9 @@ class CheckpointCallback(pl.Callback):
         path = self.results_dir / checkpoint_name(trainer.current_epoch, trainer.global_step)
         if trainer.global_step == self._last_step and self.last_saved == path:
             return path
-        return self.rewrite(trainer, pl_module, path)
+        return self.rewrite(trainer, cast("OIModule", pl_module), path)
 
-    def rewrite(self, trainer: pl.Trainer, pl_module: pl.LightningModule, path: Path) -> Path:
+    def rewrite(self, trainer: pl.Trainer, pl_module: OIModule, path: Path) -> Path:
         """Write the current state to ``path`` (also after fit, e.g. once a final validation ran) and publish it
         as the latest checkpoint."""
         pl_module.epoch_summary()  # collective under DDP: every rank computes the metrics stored in the meta
@@ -103,7 +106,7 @@ class StatusCallback(pl.Callback):
         self._epoch_start = time.monotonic()
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        kpi = pl_module.epoch_summary()
+        kpi = cast("OIModule", pl_module).epoch_summary()
         if not trainer.is_global_zero:
             return
         elapsed = time.monotonic() - self._epoch_start

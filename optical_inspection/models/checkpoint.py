@@ -22,7 +22,7 @@ from ..errors import OIError
 from ..io_utils import atomic_path
 from ..sidecar import write_sidecar
 from . import bundled
-from .factory import build_network, dataset_geometry, model_settings
+from .factory import Network, build_network, dataset_geometry, model_settings
 
 META_KEY = "oi_meta"
 PREFIX = "model."
@@ -147,10 +147,10 @@ def _globals_of(stream: io.BytesIO, max_pickles: int = 8) -> list[str]:
                     strings.append(arg if isinstance(arg, str) else None)
                 elif name == "MEMOIZE":
                     memo[len(memo)] = strings[-1] if strings else None
-                elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
-                    memo[int(arg)] = strings[-1] if strings else None
-                elif name in ("GET", "BINGET", "LONG_BINGET"):
-                    strings.append(memo.get(int(arg)))
+                elif name in ("PUT", "BINPUT", "LONG_BINPUT") and isinstance(arg, int):
+                    memo[arg] = strings[-1] if strings else None
+                elif name in ("GET", "BINGET", "LONG_BINGET") and isinstance(arg, int):
+                    strings.append(memo.get(arg))
                 elif name in ("GLOBAL", "INST"):
                     found.append(".".join(str(arg).split(" ", 1)))
                 elif name == "STACK_GLOBAL" and len(strings) >= 2:
@@ -172,7 +172,7 @@ def checkpoint_meta(data: Mapping[str, Any], path: str | Path, config: Any = Non
                       f"pass the spec it was trained with so the network can be rebuilt")
     return {
         "model": model_settings(config.model), "dataset": dataset_geometry(config.dataset),
-        "epoch": int(data.get("epoch", 0)), "step": int(data.get("global_step", 0)),
+        "epoch": int(data.get("epoch") or 0), "step": int(data.get("global_step") or 0),
         "metrics": {}, "threshold": None, "threshold_source": None, "origin": "tao",
     }
 
@@ -202,7 +202,7 @@ def load_state(model: nn.Module, state: Mapping[str, torch.Tensor], path: str | 
     model.load_state_dict(state)
 
 
-def load_checkpoint(path: str | Path, config: Any = None) -> tuple[nn.Module, dict[str, Any]]:
+def load_checkpoint(path: str | Path, config: Any = None) -> tuple[Network, dict[str, Any]]:
     """Rebuild the network stored in ``path``; returns (model in eval mode, metadata).
 
     The bundled weights (``pretrained``) take the spec's dataset geometry (any lights, tile size; the network is

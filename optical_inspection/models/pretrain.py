@@ -26,7 +26,7 @@ from ..config.dataset import AugmentationConfig
 from ..data.synth import generate_pairs
 from . import bundled
 from .checkpoint import save_checkpoint
-from .factory import build_network
+from .factory import Network, build_network
 from .metrics import auroc, recall_at_false_alarm, threshold_at_false_alarm
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ def augment(test: torch.Tensor, golden: torch.Tensor, invert: bool, gen: torch.G
     return test, golden
 
 
-def evaluate(model: torch.nn.Module, pools: list[dict[str, torch.Tensor]]) -> tuple[np.ndarray, np.ndarray]:
+def evaluate(model: Network, pools: list[dict[str, torch.Tensor]]) -> tuple[np.ndarray, np.ndarray]:
     """Scores and labels of every pair of every pool (eval mode)."""
     model.eval()
     scores, labels = [], []

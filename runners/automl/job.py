@@ -182,7 +182,7 @@ def _adopt_or_stop(store: JobStore, job_id: str | None) -> dict[str, Any] | None
     ends = [r.get("status") for r in read_status(folder / "status.json") if r.get("status") in ("SUCCESS", "FAILURE")]
     if ends and ends[-1] == "SUCCESS" and not process_alive(record.pid, record.pid_start):
         return {ADOPT_ATTR: job_id}
-    if process_alive(record.pid, record.pid_start):
+    if record.pid and process_alive(record.pid, record.pid_start):
         try:
             os.killpg(record.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):

@@ -37,7 +37,7 @@ def best_trial(study: optuna.Study) -> FrozenTrial | None:
     if not done:
         return None
     sign = -1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1.0
-    return min(done, key=lambda t: (sign * t.value, t.number))
+    return min(done, key=lambda t: (sign * float(t.value or 0.0), t.number))  # value: finite, checked above
 
 
 def state_name(trial: FrozenTrial, retried: set[int]) -> str:

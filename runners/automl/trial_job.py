@@ -180,7 +180,10 @@ class TrainTrialObjective:
         assert chosen.epoch is not None
         trial.set_user_attr("best_epoch", chosen.epoch + 1)
         trial.set_user_attr("checkpoint", str(chosen.path))
-        self.store.update(child.id, lambda r: r.artifacts.setdefault("best_checkpoint", str(chosen.path)))
+        def keep(r: JobRecord) -> None:
+            r.artifacts.setdefault("best_checkpoint", str(chosen.path))
+
+        self.store.update(child.id, keep)
         return float(chosen.metrics[metric])
 
 
