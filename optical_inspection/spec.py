@@ -10,7 +10,7 @@ import difflib
 import functools
 import typing
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 import yaml
 from omegaconf import OmegaConf
@@ -298,12 +298,13 @@ def _check_placeholders_allowed(keys: list[str]) -> list[str]:
 
 # ---------------------------------------------------------------- error formatting
 
-def _merge_union_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _merge_union_errors(errors: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """One error per key of a union type (e.g. ``dataset.workers``: an integer or ``auto``) instead of one per
     alternative, whose location pydantic ends with the alternative's tag."""
     merged: dict[tuple, dict[str, Any]] = {}
     out: list[dict[str, Any]] = []
-    for err in errors:
+    for raw in errors:
+        err = dict(raw)
         loc = tuple(err.get("loc", ()))
         spec = _KEYS.get(".".join(map(str, loc[:-1])))
         if spec is not None and typing.get_origin(spec.annotation) is typing.Union \
