@@ -21,8 +21,8 @@ class BuildPyWithBank(build_py):
         if self.editable_mode:  # an editable install reads the folders in the checkout itself
             return
         for name in BANK_FOLDERS:
-            shutil.copytree(ROOT / name, Path(self.build_lib) / "optical_inspection" / "_bank" / name, dirs_exist_ok=True,
-                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            shutil.copytree(ROOT / name, Path(self.build_lib) / "optical_inspection" / "_bank" / name,
+                            dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
 
 
 setup(cmdclass={"build_py": BuildPyWithBank})

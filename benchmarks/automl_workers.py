@@ -36,7 +36,8 @@ def run_study(data: Path, root: Path, url: str, workers: int, trials: int) -> di
                  "automl.parameters": ["train.optim.lr"], "automl.storage": "${oc.env:OI_OPTUNA_STORAGE}"}
     env = dict(os.environ, OI_OPTUNA_STORAGE=url, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     start = time.monotonic()
-    procs = [subprocess.Popen([sys.executable, "-m", "runners", "run", "train", "--jobs-root", str(root / f"{name}-{i}"),
+    procs = [subprocess.Popen([sys.executable, "-m", "runners", "run", "train",
+                               "--jobs-root", str(root / f"{name}-{i}"),
                                "--data", f"train_datasets={data / 'train'}", "--data", f"eval_dataset={data / 'val'}",
                                "--overrides", json.dumps(overrides)], cwd=REPO, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for i in range(workers)]

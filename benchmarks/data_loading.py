@@ -20,11 +20,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import optical_inspection.data.images as images_module  # noqa: E402
-from optical_inspection.data.convert_deeppcb import convert_deeppcb  # noqa: E402
-from optical_inspection.data.datamodule import OIDataModule  # noqa: E402
-from optical_inspection.data.synthetic import make_synthetic_split  # noqa: E402
-from optical_inspection.spec import validate_dict  # noqa: E402
+import optical_inspection.data.images as images_module
+from optical_inspection.data.convert_deeppcb import convert_deeppcb
+from optical_inspection.data.datamodule import OIDataModule
+from optical_inspection.data.synthetic import make_synthetic_split
+from optical_inspection.spec import validate_dict
 
 OUT = Path(__file__).resolve().parent / "out"
 

@@ -32,12 +32,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from optical_inspection.actions import export  # noqa: E402
-from optical_inspection.config import ExperimentConfig  # noqa: E402
-from optical_inspection.deploy.onnx_backend import OnnxScorer  # noqa: E402
-from optical_inspection.models.checkpoint import save_checkpoint  # noqa: E402
-from optical_inspection.models.factory import build_model, dataset_geometry, model_settings  # noqa: E402
-from optical_inspection.status import StatusLogger  # noqa: E402
+from optical_inspection.actions import export
+from optical_inspection.config import ExperimentConfig
+from optical_inspection.deploy.onnx_backend import OnnxScorer
+from optical_inspection.models.checkpoint import save_checkpoint
+from optical_inspection.models.factory import build_model, dataset_geometry, model_settings
+from optical_inspection.status import StatusLogger
 
 LIGHTS = ("LowAngleLight", "SolderLight", "UniformLight", "WhiteLight")
 

@@ -24,16 +24,16 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from train_eval import GROUPS, convert, model_spec  # noqa: E402
+from train_eval import GROUPS, convert, model_spec
 
-from optical_inspection.cli import run_action  # noqa: E402
-from optical_inspection.data.preprocess import Preprocessor  # noqa: E402
-from optical_inspection.data.table import read_split  # noqa: E402
-from optical_inspection.deploy.calibration import CalibrationPairs  # noqa: E402
-from optical_inspection.deploy.onnx_backend import OnnxScorer  # noqa: E402
-from optical_inspection.deploy.qdq import quantize_to_qdq  # noqa: E402
-from optical_inspection.models.metrics import auroc  # noqa: E402
-from optical_inspection.spec import validate_dict  # noqa: E402
+from optical_inspection.cli import run_action
+from optical_inspection.data.preprocess import Preprocessor
+from optical_inspection.data.table import read_split
+from optical_inspection.deploy.calibration import CalibrationPairs
+from optical_inspection.deploy.onnx_backend import OnnxScorer
+from optical_inspection.deploy.qdq import quantize_to_qdq
+from optical_inspection.models.metrics import auroc
+from optical_inspection.spec import validate_dict
 
 OUT = Path(__file__).resolve().parent / "out" / "int8_accuracy"
 CHUNK = 256  # pairs preprocessed and scored at a time (128-px strips: ~50 MB per side)

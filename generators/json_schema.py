@@ -13,7 +13,7 @@ from optical_inspection.config import ACTION_SECTIONS, SHARED_SECTIONS, Experime
 from optical_inspection.config.walk import KeySpec, is_section, iter_keys
 
 from . import GeneratorError
-from .requirements import FILLED, Requirement, requirements
+from .requirements import FILLED, PLACEHOLDER, Requirement, requirements
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_FORMAT_VERSION = 1
@@ -242,7 +242,7 @@ def _require_in_tree(root: dict[str, Any], path: str) -> None:
     prop["type"] = kept[0] if len(kept) == 1 else kept
     prop.pop("default", None)
     if "string" in kept:
-        prop["not"] = {"const": "???"}
+        prop["not"] = {"const": PLACEHOLDER}
 
 
 def _add_required(node: dict[str, Any], name: str) -> None:

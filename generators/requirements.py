@@ -6,10 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from optical_inspection.config.requirements import ALTERNATIVES, CONDITIONAL, Requirement, requirements
+from optical_inspection.dotted import PLACEHOLDER
 
 __all__ = ["ALTERNATIVES", "CONDITIONAL", "FILLED", "PLACEHOLDER", "Requirement", "placeholder_keys", "requirements"]
 
-PLACEHOLDER = "???"
 # A given value: neither null nor the `???` placeholder.
 FILLED: dict[str, Any] = {"not": {"enum": [None, PLACEHOLDER]}}
 

@@ -11,10 +11,14 @@ import re
 from pathlib import Path
 from typing import Any, Iterator
 
-import jinja2
 import yaml
 
 from . import GeneratorError
+
+try:
+    import jinja2
+except ModuleNotFoundError:  # only the generators use it: the `generate` extra
+    raise SystemExit("python -m generators needs jinja2: pip install 'optical-inspection[generate]'") from None
 
 TEMPLATES = Path(__file__).parent / "templates"
 SKILL_INFO = "references/skill_info.yaml"

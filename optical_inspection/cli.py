@@ -19,6 +19,7 @@ from typing import Any
 from .config import ACTIONS, ExperimentConfig
 from .config.walk import iter_keys
 from .errors import OIError, SpecError
+from .results_folder import action_results_dir
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 TRACEBACK_NAME = "traceback.txt"  # an unexpected error's traceback, in the results folder
@@ -56,10 +57,9 @@ def keys_help() -> str:
 
 
 def results_dir_for(config: ExperimentConfig, action: str) -> Path:
-    """TAO's rule: `<action>.results_dir` if set, else `<results_dir>/<action>`."""
+    """The folder ``action`` writes into (:func:`~optical_inspection.results_folder.action_results_dir`)."""
     block = getattr(config, action, None)
-    own = getattr(block, "results_dir", None) if block is not None else None
-    return Path(own) if own else Path(config.results_dir) / action
+    return action_results_dir(config.results_dir, getattr(block, "results_dir", None), action)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,6 +12,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from runners import api
 
@@ -27,7 +28,7 @@ def make_data(root: Path, size: int) -> dict[str, Path]:
             for name, (n, seed) in splits.items()}
 
 
-def run_step(action: str, jobs_root: Path, **kwargs: object) -> api.JobRecord:
+def run_step(action: str, jobs_root: Path, **kwargs: Any) -> api.JobRecord:
     start = time.monotonic()
     record = api.run_job(action, jobs_root=jobs_root, **kwargs)
     took = time.monotonic() - start

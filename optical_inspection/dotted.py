@@ -1,7 +1,10 @@
-"""Dotted keys (`train.optim.lr`) on nested dicts; dependency-free so the runner can use it cheaply."""
+"""Dotted keys (`train.optim.lr`) on nested dicts, and the placeholder of a key the user must give;
+dependency-free so the runner, the generators and the trainer share them cheaply."""
 from __future__ import annotations
 
 from typing import Any
+
+PLACEHOLDER = "???"  # OmegaConf's MISSING, spelled here so the runner's plan path need not import omegaconf
 
 
 def get_dotted(data: dict[str, Any], key: str, default: Any = None) -> Any:

@@ -1,6 +1,7 @@
 """Advisory locks (``fcntl.flock``): the kernel releases them when their holder dies, even on ``kill -9``, so a
 crash never leaves a stale lock behind, and the runner (job records, cache) and the trainer (results folders)
-share one mechanism with no extra dependency."""
+share one mechanism with no extra dependency. Not ``filelock``: its 4.x Unix lock creates probe files
+(``.filelock-probe-*``) beside the lock, which a results folder would list as another run's files."""
 from __future__ import annotations
 
 import contextlib

@@ -43,6 +43,12 @@ class Claim:
         self.lock.release()
 
 
+def action_results_dir(results_dir: str, own: str | None, action: str) -> Path:
+    """TAO's rule for the folder an action writes into: ``<action>.results_dir`` (``own``) if set, else
+    ``<results_dir>/<action>``. The trainer applies it to its config, the runner to plain spec data."""
+    return Path(own) if own else Path(results_dir) / action
+
+
 def foreign_files(folder: Path) -> list[str]:
     """The names in ``folder`` that are a run's artefacts (not its records, lock or stale temps)."""
     if not folder.is_dir():

@@ -132,7 +132,8 @@ def _changed_by_user(folder: Path) -> str | None:
     now = _on_disk(folder)
     edited = sorted(k for k in set(recorded) | set(now) if recorded.get(k) != now.get(k))
     if edited:
-        return f"{folder} was changed since it was installed ({', '.join(edited[:5])}{' ...' if len(edited) > 5 else ''})"
+        more = " ..." if len(edited) > 5 else ""
+        return f"{folder} was changed since it was installed ({', '.join(edited[:5])}{more})"
     return None
 
 

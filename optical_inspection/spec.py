@@ -10,7 +10,7 @@ import difflib
 import functools
 import typing
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 import yaml
 from omegaconf import OmegaConf
@@ -21,11 +21,10 @@ from .config import ACTIONS, ExperimentConfig
 from .config.requirements import requirements
 from .config.walk import fields_of, is_section, key_index, to_plain, unwrap_optional
 from .cross_checks import cross_key_problems
-from .dotted import get_dotted, set_dotted
+from .dotted import PLACEHOLDER, get_dotted, set_dotted
 from .errors import SpecError
 from .input_limits import MAX_DEPTH, MAX_SPEC_BYTES, structure_problem
 
-MISSING = "???"
 _UNKNOWN_KEY = ("unexpected_keyword_argument", "extra_forbidden")
 _ADAPTER = TypeAdapter(ExperimentConfig)
 _KEYS = key_index(ExperimentConfig)
@@ -177,16 +176,16 @@ def _backfill_results_dirs(data: dict[str, Any]) -> None:
     So `${export.results_dir}/oi_model.onnx` resolves as it does in TAO.
     """
     sections = fields_of(ExperimentConfig)
-    if data.get("results_dir") in (None, MISSING):
+    if data.get("results_dir") in (None, PLACEHOLDER):
         data["results_dir"] = sections["results_dir"].default
     for action in ACTIONS:
         info = sections.get(action)
-        if info is None or "results_dir" not in fields_of(info.annotation):
+        if info is None or not is_section(info.annotation) or "results_dir" not in fields_of(info.annotation):
             continue
         block = data.get(action)
         if block is None:
             block = data[action] = {}
-        if isinstance(block, dict) and block.get("results_dir") in (None, MISSING):
+        if isinstance(block, dict) and block.get("results_dir") in (None, PLACEHOLDER):
             block["results_dir"] = f"${{results_dir}}/{action}"
 
 
@@ -248,7 +247,7 @@ def _resolve_within(data: dict[str, Any], refs: list[str]) -> tuple[dict[str, An
         except OmegaConfBaseException:
             rest.append(key)
             continue
-        if OmegaConf.is_config(node) or node == MISSING:
+        if OmegaConf.is_config(node) or node == PLACEHOLDER:
             rest.append(key)
         else:
             values[key] = node
@@ -279,7 +278,7 @@ def _strip_placeholders(data: dict[str, Any], prefix: str = "") -> list[str]:
     """Replace `???` by None (in place) and return the keys that held it."""
     found = []
     for k, v in list(data.items()):
-        if v == MISSING:
+        if v == PLACEHOLDER:
             data[k] = None
             found.append(prefix + str(k))
         elif isinstance(v, dict):
@@ -299,12 +298,13 @@ def _check_placeholders_allowed(keys: list[str]) -> list[str]:
 
 # ---------------------------------------------------------------- error formatting
 
-def _merge_union_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _merge_union_errors(errors: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """One error per key of a union type (e.g. ``dataset.workers``: an integer or ``auto``) instead of one per
     alternative, whose location pydantic ends with the alternative's tag."""
     merged: dict[tuple, dict[str, Any]] = {}
     out: list[dict[str, Any]] = []
-    for err in errors:
+    for raw in errors:
+        err = dict(raw)
         loc = tuple(err.get("loc", ()))
         spec = _KEYS.get(".".join(map(str, loc[:-1])))
         if spec is not None and typing.get_origin(spec.annotation) is typing.Union \

@@ -56,7 +56,7 @@ class StatusLogger:
 
 def read_status(path: str | Path) -> list[dict[str, Any]]:
     """All records of a status.json (skips a torn last line left by a crash)."""
-    records = []
+    records: list[dict[str, Any]] = []
     p = Path(path)
     if not p.exists():
         return records

@@ -111,7 +111,8 @@ def build_plan(req: JobRequest, store: JobStore, job_dir: Path, materialize: boo
     elif req.spec_file:
         base_data, warnings = spec_file_base(req.spec_file, load_template(skill, req.action), schema, req.action)
         draft = SpecDraft(base_data)
-        base = f"spec file {Path(req.spec_file).resolve()} (keys it leaves out: template {skill.template_path(req.action)})"
+        base = (f"spec file {Path(req.spec_file).resolve()} "
+                f"(keys it leaves out: template {skill.template_path(req.action)})")
     else:
         draft = SpecDraft(load_template(skill, req.action))
         base = f"template {skill.template_path(req.action)}"
@@ -180,7 +181,8 @@ def run_job(action: str, *, jobs_root: str | Path = DEFAULT_JOBS_ROOT, detach: b
         plan = build_plan(req, store, Path(record.job_dir), materialize=True, skill=skill)
         write_spec(plan.draft, Path(record.spec_path))
     except RunnerError as exc:
-        store.update(record.id, lambda r: _fail(r, str(exc), exc.exit_code))
+        message, code = str(exc), exc.exit_code
+        store.update(record.id, lambda r: _fail(r, message, code))
         raise
 
     def planned(r: JobRecord) -> None:

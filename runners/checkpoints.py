@@ -1,25 +1,29 @@
 """Choosing a checkpoint of a train job: ``best``, ``latest`` or ``epoch=N`` — never by file name.
 
-Metadata is read without torch: a ``.pth`` written by ``torch.save`` is a zip whose ``data.pkl`` is unpickled here
-with a restricted unpickler that builds no tensors (torch classes become inert placeholders; any other class is
-refused, as with ``weights_only=True``). The plain ``oi_meta`` entry gives each file's epoch, step and metrics.
+Metadata is read without torch, from the JSON sidecar the trainer writes beside every checkpoint
+(``<name>.pth.json``, :mod:`optical_inspection.sidecar`): each file's epoch, step and metrics. A checkpoint without
+one (trained by TAO or by a version before sidecars) is listed as "metadata unknown" and never chosen here: its
+epoch cannot be known without unpickling it, which the runner does not do. Pass such a file by path instead
+(``--overrides train.resume_model_path=...`` and the like); the trainer reads it with ``torch.load``.
 
 Epoch convention: users count epochs from 1. ``epoch=N`` means the checkpoint saved after the N-th epoch, whose
 metadata (like TAO's and Lightning's) stores the zero-based epoch index N-1, i.e. the file
 ``model_epoch_{N-1:03d}_step_*.pth``. Two files for the same epoch (e.g. step-interval checkpoints) are ambiguous
 and rejected. ``best`` = the highest (or lowest, for a minimised metric) validation metric recorded for a
 checkpointed epoch, from the checkpoint's metadata (only when that epoch was validated: ``val_epoch``) or, for
-checkpoints without metadata metrics, from status.json's epoch records; ties go to the earliest epoch. ``latest`` = the highest epoch/step (the ``oi_model_latest.pth`` alias on a tie).
+checkpoints without metadata metrics, from status.json's epoch records; ties go to the earliest epoch.
+``latest`` = the highest epoch/step (the ``oi_model_latest.pth`` alias on a tie).
 """
 from __future__ import annotations
 
 import math
-import pickle
 import re
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from optical_inspection.errors import OIError
+from optical_inspection.sidecar import read_sidecar
 
 from .errors import NotFoundError, RequestError
 
@@ -57,67 +61,32 @@ class Checkpoint:
     step: int | None
     metrics: dict[str, float] = field(default_factory=dict)
     is_alias: bool = False   # oi_model_latest.pth: a copy of the most recent state
+    known: bool = True       # False: no sidecar (a TAO or older checkpoint), never chosen
 
     def describe(self) -> str:
+        if not self.known:
+            return f"{self.path.name} (metadata unknown: no {self.path.name}.json; pass it by path)"
         epoch = "?" if self.epoch is None else self.epoch + 1
         return f"{self.path.name} (epoch {epoch}, step {self.step if self.step is not None else '?'})"
-
-
-class _Inert:
-    """Stands in for any torch object inside a checkpoint pickle; never runs torch code."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    def __setstate__(self, state: Any) -> None:
-        pass
-
-
-class _Dict(dict):
-    """OrderedDict stand-in; ignores the attributes a state_dict carries (``_metadata``)."""
-
-    def __setstate__(self, state: Any) -> None:
-        pass
-
-
-class _MetaUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str) -> Any:
-        if module == "collections" and name == "OrderedDict":
-            return _Dict
-        if module == "torch" or module.startswith("torch."):
-            return _Inert
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
-
-    def persistent_load(self, pid: Any) -> Any:
-        return None
-
-
-def read_meta(path: Path) -> dict[str, Any]:
-    """The plain top-level entries of a torch.save checkpoint (tensors replaced by placeholders), torch-free."""
-    try:
-        with zipfile.ZipFile(path) as zf:
-            name = next((n for n in zf.namelist() if n.endswith("/data.pkl") or n == "data.pkl"), None)
-            if name is None:
-                raise NotFoundError(f"{path}: not a torch.save checkpoint (no data.pkl inside)")
-            with zf.open(name) as fh:
-                data = _MetaUnpickler(fh).load()
-    except (zipfile.BadZipFile, OSError, pickle.UnpicklingError, EOFError, ValueError) as exc:
-        raise NotFoundError(f"{path}: cannot read the checkpoint's metadata ({exc})") from None
-    return data if isinstance(data, dict) else {}
 
 
 def list_checkpoints(folder: Path, status_metrics: dict[int, dict[str, float]] | None = None) -> list[Checkpoint]:
     """Every checkpoint file in ``folder`` with its epoch, step and validation metrics."""
     found = []
     for path in sorted(p for p in Path(folder).glob("*") if p.suffix in SUFFIXES and p.is_file()):
-        data = read_meta(path)
-        meta = data.get("oi_meta") if isinstance(data.get("oi_meta"), dict) else {}
-        epoch = _int(meta.get("epoch", data.get("epoch")))
-        step = _int(meta.get("step", data.get("global_step")))
+        try:
+            meta = read_sidecar(path)
+        except OIError as exc:
+            raise NotFoundError(str(exc)) from None
+        if meta is None:
+            found.append(Checkpoint(path, None, None, {}, bool(LATEST_ALIAS.search(path.name)), known=False))
+            continue
+        epoch = _int(meta.get("epoch"))
+        step = _int(meta.get("step"))
         if isinstance(meta.get("metrics"), dict):
             metrics = {k: float(v) for k, v in meta["metrics"].items() if _number(v)}
         else:
-            metrics = dict((status_metrics or {}).get(epoch, {}))
+            metrics = dict((status_metrics or {}).get(epoch, {})) if epoch is not None else {}
         val_epoch = _int(meta.get("val_epoch"))
         if val_epoch is not None and val_epoch != epoch:  # validation metrics carried over from an earlier epoch
             metrics = {k: v for k, v in metrics.items() if not k.startswith("val_")}
@@ -145,7 +114,11 @@ def choose(checkpoints: list[Checkpoint], request: CheckpointRequest, metric: st
     listing = "; ".join(c.describe() for c in checkpoints)
     epochs = [c for c in checkpoints if not c.is_alias and c.epoch is not None]
     if request.kind == "latest":
-        chosen = max(checkpoints, key=lambda c: (c.epoch if c.epoch is not None else -1,
+        known = [c for c in checkpoints if c.known]
+        if not known:
+            raise NotFoundError(f"{where}: no checkpoint carries its metadata, so 'latest' cannot be chosen; "
+                                f"existing: {listing}; pass a path with --overrides instead")
+        chosen = max(known, key=lambda c: (c.epoch if c.epoch is not None else -1,
                                                  c.step if c.step is not None else -1, c.is_alias))
         return chosen, f"latest: {chosen.describe()}"
     if request.kind == "epoch":
@@ -157,7 +130,8 @@ def choose(checkpoints: list[Checkpoint], request: CheckpointRequest, metric: st
         if len(matches) > 1:
             raise NotFoundError(f"{where}: epoch {request.epoch} is ambiguous, several checkpoints hold it: "
                                 f"{'; '.join(c.describe() for c in matches)}; pass a path with --overrides instead")
-        return matches[0], f"epoch={request.epoch} (the checkpoint saved after epoch {request.epoch}): {matches[0].describe()}"
+        return matches[0], (f"epoch={request.epoch} (the checkpoint saved after epoch {request.epoch}): "
+                            f"{matches[0].describe()}")
     scored = [c for c in epochs if metric in c.metrics and not math.isnan(c.metrics[metric])]
     if not scored:
         raise NotFoundError(f"{where}: no checkpoint has a recorded {metric}, so 'best' cannot be chosen; "

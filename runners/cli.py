@@ -61,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--parent-job")
         p.add_argument("--checkpoint", help="best | latest | epoch=N (N counts epochs from 1) | pretrained "
                        "(the bundled weights, no --parent-job)")
-        p.add_argument("--spec", metavar="FILE", help="a spec YAML (yours or TAO's) as the base instead of the template")
+        p.add_argument("--spec", metavar="FILE",
+                       help="a spec YAML (yours or TAO's) as the base instead of the template")
         p.add_argument("--jobs-root", default=jobs_root)
         if verb == "run":
             p.add_argument("--detach", action="store_true", help="return once the job is started")
@@ -143,9 +144,9 @@ def _dispatch(args: argparse.Namespace) -> tuple[Any, int]:
     if args.verb == "status":
         return record_summary(api.job_status(args.job_id, args.jobs_root).as_dict()), EXIT_OK
     if args.verb == "show":
-        record = api.job_status(args.job_id, args.jobs_root).as_dict()
-        record["spec"] = _read_spec(Path(record["spec_path"]))
-        return record, EXIT_OK
+        shown = api.job_status(args.job_id, args.jobs_root).as_dict()
+        shown["spec"] = _read_spec(Path(shown["spec_path"]))
+        return shown, EXIT_OK
     if args.verb == "list":
         jobs = [record_summary(r.as_dict()) for r in api.list_jobs(args.jobs_root)
                 if (not args.status or r.status == args.status) and (not args.action or r.action == args.action)]

@@ -2,7 +2,8 @@
 
 The supervisor starts the trainer in its own process group with its output in the job's log, marks the job
 running, waits, then records the exit code, status, metrics (the final status.json KPIs) and artefacts.
-`run --detach` runs the same supervisor as a detached ``python -m runners supervise JOB`` process.
+`run --detach` runs the same supervisor as a detached ``python -m runners supervise JOB`` process. Every child
+process (trainer, supervisor, AutoML job, AutoML trial) is started by :func:`spawn`, with one cleaned environment.
 
 Supervision follows the trainer, not only its supervisor: each process is known by pid + start time. A job whose
 supervisor is gone stays running while its trainer runs; once both are gone, its end is read from the trainer's
@@ -12,42 +13,67 @@ failure.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Collection
 
 from optical_inspection.redaction import SECRET_ENV
 
 from .records import TERMINAL, JobRecord, JobStore, now_iso
 
 _CANCEL_GRACE_S = 20.0
-_AWS_SECRETS = tuple(name for name in SECRET_ENV if name.startswith("AWS_"))
+_ENV_REF = re.compile(r"\$\{oc\.env:([A-Za-z_][A-Za-z0-9_]*)")
 
 
 def trainer_command(record: JobRecord) -> list[str]:
     return [sys.executable, "-m", "optical_inspection", record.action, "-e", record.spec_path]
 
 
-def child_env() -> dict[str, str]:
-    """The environment of launched processes: this one's without AWS secrets (the runner fetched the data
-    already), with the folder holding this runner (and the trainer beside it) first on PYTHONPATH so the same
-    code runs whatever the install, and unbuffered output."""
+def spec_env_refs(spec_path: str | Path) -> set[str]:
+    """The variables a spec file reads with ``${oc.env:NAME}`` (its process resolves them)."""
+    try:
+        return env_refs(Path(spec_path).read_text(encoding="utf-8"))
+    except OSError:
+        return set()
+
+
+def env_refs(text: str) -> set[str]:
+    """The variables ``text`` reads with ``${oc.env:NAME}``."""
+    return set(_ENV_REF.findall(text))
+
+
+def child_env(keep: Collection[str] = (), extra: dict[str, str] | None = None,
+              drop: Collection[str] = ()) -> dict[str, str]:
+    """The one environment of launched processes: this one's without credentials (every ``AWS_*`` variable and
+    every registered secret, :data:`~optical_inspection.redaction.SECRET_ENV`; the runner fetched the data
+    already) except the variables in ``keep`` (those the child's spec reads), with the folder holding this runner
+    (and the trainer beside it) first on PYTHONPATH so the same code runs whatever the install, unbuffered output,
+    and ``extra`` set where the environment has no value; the variables in ``drop`` never pass."""
     code_root = str(Path(__file__).resolve().parent.parent)
     paths = [code_root] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != code_root]
-    env = {k: v for k, v in os.environ.items() if k not in _AWS_SECRETS}
-    return {**env, "PYTHONPATH": os.pathsep.join(paths), "PYTHONUNBUFFERED": "1"}
+    env = {k: v for k, v in os.environ.items()
+           if k not in drop and (k in keep or not (k in SECRET_ENV or k.startswith("AWS_")))}
+    return {**(extra or {}), **env, "PYTHONPATH": os.pathsep.join(paths), "PYTHONUNBUFFERED": "1"}
+
+
+def spawn(argv: list[str], log_path: str | Path, spec_path: str | Path, *, supervisor: bool = False,
+          extra_env: dict[str, str] | None = None, drop_env: Collection[str] = ()) -> subprocess.Popen:
+    """Start ``argv`` in its own session with :func:`child_env` (keeping what ``spec_path`` reads), output
+    appended to ``log_path``: a trainer's stdout and stderr, a supervisor's stderr only (it logs nothing else)."""
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL if supervisor else log,
+                                stderr=log if supervisor else subprocess.STDOUT, start_new_session=True,
+                                env=child_env(spec_env_refs(spec_path), extra_env, drop_env))
 
 
 def start_detached(store: JobStore, record: JobRecord) -> JobRecord:
     """Start ``python -m runners supervise`` in a new session and return the (pending) record."""
-    with open(record.log_path, "ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "runners", "supervise", record.id, "--jobs-root", str(store.root)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True, env=child_env(),
-        )
+    proc = spawn([sys.executable, "-m", "runners", "supervise", record.id, "--jobs-root", str(store.root)],
+                 record.log_path, record.spec_path, supervisor=True)
     return store.update(record.id, lambda r: set_supervisor(r, proc.pid))
 
 
@@ -58,9 +84,7 @@ def set_supervisor(record: JobRecord, pid: int) -> None:
 def supervise(store: JobStore, job_id: str) -> JobRecord:
     """Run the job's trainer to the end (SIGTERM/Ctrl-C stop it and mark the job cancelled)."""
     record = store.load(job_id)
-    with open(record.log_path, "ab") as log:
-        proc = subprocess.Popen(trainer_command(record), stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True, env=child_env())
+    proc = spawn(trainer_command(record), record.log_path, record.spec_path)
 
     def mark_running(r: JobRecord) -> None:
         r.status, r.started, r.pid, r.pid_start = "running", now_iso(), proc.pid, process_start(proc.pid)
@@ -71,11 +95,11 @@ def supervise(store: JobStore, job_id: str) -> JobRecord:
     interrupted = False
     try:
         if record.cancel_requested:
-            _stop(proc)
+            stop(proc)
         code = proc.wait()
     except KeyboardInterrupt:
         interrupted = True
-        _stop(proc)
+        stop(proc)
         code = proc.wait()
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -135,7 +159,7 @@ def cancel(store: JobStore, job_id: str) -> JobRecord:
     record = store.update(job_id, lambda r: setattr(r, "cancel_requested", r.status not in TERMINAL))
     if record.status in TERMINAL:
         return record
-    if process_alive(record.pid, record.pid_start):
+    if record.pid and process_alive(record.pid, record.pid_start):
         _signal_group(record.pid, signal.SIGTERM)
     deadline = time.monotonic() + _CANCEL_GRACE_S
     while time.monotonic() < deadline:
@@ -146,7 +170,7 @@ def cancel(store: JobStore, job_id: str) -> JobRecord:
                 or process_alive(record.pid, record.pid_start)):
             break
         time.sleep(0.2)
-    if process_alive(record.pid, record.pid_start):
+    if record.pid and process_alive(record.pid, record.pid_start):
         _signal_group(record.pid, signal.SIGKILL)
     return mark_cancelled(store, job_id)
 
@@ -198,7 +222,8 @@ def process_start(pid: int) -> str | None:
 
 def process_alive(pid: int | None, start: str | None) -> bool:
     """True when ``pid`` runs and is the process that was recorded (same start time, where known); a zombie
-    (exited, not yet reaped by its parent) is not alive."""
+    (exited, not yet reaped by its parent) is not alive. Ours, not psutil's: two /proc reads, and psutil would
+    be a compiled dependency of the torch-free runner for them."""
     if not pid:
         return False
     try:
@@ -216,12 +241,14 @@ def process_alive(pid: int | None, start: str | None) -> bool:
     return start is None or stat[19] == start
 
 
-def _stop(proc: subprocess.Popen) -> None:
+def stop(proc: subprocess.Popen) -> int:
+    """SIGTERM to the process group, SIGKILL after a grace period; the exit code."""
     _signal_group(proc.pid, signal.SIGTERM)
     try:
-        proc.wait(timeout=_CANCEL_GRACE_S)
+        return proc.wait(timeout=_CANCEL_GRACE_S)
     except subprocess.TimeoutExpired:
         _signal_group(proc.pid, signal.SIGKILL)
+        return proc.wait()
 
 
 def _signal_group(pid: int, sig: int) -> None:

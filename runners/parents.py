@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from optical_inspection.redaction import SECRET_SPEC_KEYS
+from optical_inspection.results_folder import action_results_dir
 
 from .automl.handoff import automl_checkpoint, continue_study, is_automl_job
 from .checkpoints import PRETRAINED, CheckpointRequest, choose, epoch_metrics, list_checkpoints
@@ -73,10 +74,10 @@ def is_resume(action: str, parent: Parent | None) -> bool:
 
 
 def action_results(data: dict[str, Any], action: str) -> str:
-    """The trainer's results folder rule: `<action>.results_dir`, else `<results_dir>/<action>`."""
+    """The folder the trainer's ``action`` writes into, by the trainer's own rule on plain spec data."""
     block = data.get(action) if isinstance(data.get(action), dict) else {}
     own = block.get("results_dir") if block else None
-    return str(own) if own else str(Path(str(data.get("results_dir", "results"))) / action)
+    return str(action_results_dir(str(data.get("results_dir", "results")), str(own) if own else None, action))
 
 
 def resolve_mappings(action: str, skill: SkillInfo, spec: dict[str, Any], parent: Parent | None,

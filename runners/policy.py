@@ -1,8 +1,13 @@
 """automl_policy: whether a train request runs as an AutoML search or as one plain training job.
 
-Order: an explicit value wins; else phrases in the user's request that ask for no AutoML ("turn off AutoML",
-"disable AutoML", "no HPO", "without automl", "plain training", ...) mean off; else on for train when the skill
-enables AutoML and the train schema and template exist. Non-train actions never use AutoML.
+Order: an explicit value (``--automl-policy``) wins; else one of the documented phrases in the user's request
+means off; else on for train when the skill enables AutoML and the train schema and template exist. Non-train
+actions never use AutoML. The phrases (any case; "AutoML" also as "auto-ml"/"auto ml", "hyperparameter" also
+as "hyper-parameter(s)"): "turn off / switch off / disable / no / without / w/o / skip / don't use / do not use /
+don't run / do not run" + [the/any] AutoML | HPO | hyperparameter search|tuning|optimization|sweep; "AutoML off"
+(also "turn/switch AutoML off", "AutoML: off", "AutoML=off"); "plain training". Nothing else counts: "no sweeps of
+my data folder" names no AutoML topic, so it keeps the default. A phrase preceded by a negation ("don't disable
+AutoML") does not count. The decision records the phrase that decided (``phrase``).
 """
 from __future__ import annotations
 
@@ -12,40 +17,37 @@ from dataclasses import dataclass
 from .errors import RequestError
 from .skill_info import SkillInfo
 
-_TOPIC = (r"(?:auto[\s-]?ml|hpo|hyper[\s-]?param(?:eter)?s?[\s-]*(?:search|tuning|optimi[sz]ation|sweep)?"
-          r"|(?:parameter\s+)?(?:tuning|sweeps?))")
-_OFF_PATTERNS = [
-    rf"\b(?:turn(?:ing)?|switch(?:ing)?|shut(?:ting)?|toggle)\s+off\s+(?:the\s+|any\s+)?{_TOPIC}",
-    rf"\b(?:turn|switch|shut|toggle)\s+(?:the\s+)?{_TOPIC}\s+off\b",
-    rf"\b(?:disable[sd]?|disabling|skip(?:ping|ped)?|avoid(?:ing)?|bypass(?:ing)?|no|without|w/o|"
-    rf"(?:do\s+not|don'?t|dont)\s+(?:use|run|do|want)|not\s+using|without\s+using)\s+(?:any\s+|the\s+|an?\s+)?{_TOPIC}",
-    rf"\b{_TOPIC}\s*(?:[:=]\s*|\s+)(?:off|false|disabled|no)\b",
-    r"\b(?:plain|vanilla)\s+(?:single\s+)?(?:training|train|run|single[\s-]+run)\b",
-    r"\b(?:single|one)\s+plain\s+(?:training|train|run)\b",
-]
+_TOPIC = (r"(?:auto[\s-]?ml|hpo|hyper[\s-]?param(?:eter)?s?[\s-]+"
+          r"(?:search|tuning|optimi[sz]ation|sweeps?))")
+_VERBS = r"(?:turn\s+off|switch\s+off|disable|no|without|w/o|skip|(?:don'?t|do\s+not)\s+(?:use|run))"
+_OFF = [re.compile(p, re.IGNORECASE) for p in (
+    rf"\b{_VERBS}\s+(?:(?:the|any)\s+)?{_TOPIC}\b",
+    rf"\b(?:(?:turn|switch)\s+)?{_TOPIC}\s*[:=]?\s*off\b",
+    r"\bplain\s+training\b",
+)]
 _NEGATED = re.compile(r"(?:\bdon'?t|\bdo\s+not|\bnever|\bno\s+need\s+to|\bnot)\s+$", re.IGNORECASE)
-_OFF = [re.compile(p, re.IGNORECASE) for p in _OFF_PATTERNS]
 
 
 @dataclass(frozen=True)
 class PolicyDecision:
     value: str    # "on" | "off"
     reason: str
+    phrase: str | None = None  # the words of the request that decided, when they did
 
     def as_dict(self) -> dict[str, str]:
-        return {"value": self.value, "reason": self.reason}
+        out = {"value": self.value, "reason": self.reason}
+        if self.phrase is not None:
+            out["phrase"] = self.phrase
+        return out
 
 
 def off_phrase(request: str | None) -> str | None:
-    """The phrase in ``request`` that asks for no AutoML, or None (a negated phrase such as
-    "don't disable AutoML" does not count)."""
+    """The first documented phrase in ``request`` that asks for no AutoML (as written there), or None."""
     if not request:
         return None
-    for pattern in _OFF:
-        for match in pattern.finditer(request):
-            if not _NEGATED.search(request[: match.start()]):
-                return match.group(0)
-    return None
+    found = [m for pattern in _OFF for m in pattern.finditer(request)
+             if not _NEGATED.search(request[: m.start()])]
+    return min(found, key=lambda m: m.start()).group(0) if found else None
 
 
 def resolve_policy(action: str, explicit: str | None, request: str | None, skill: SkillInfo) -> PolicyDecision:
@@ -60,7 +62,7 @@ def resolve_policy(action: str, explicit: str | None, request: str | None, skill
     if explicit is None:
         phrase = off_phrase(request)
         if phrase is not None:
-            return PolicyDecision("off", f"the request says '{phrase}'")
+            return PolicyDecision("off", f"the request says '{phrase}'", phrase)
     if not skill.automl_enabled:
         return PolicyDecision("off", "skill_info.yaml has automl_enabled: false")
     missing = [p for p in (skill.schema_path(action), skill.template_path(action)) if not p.is_file()]

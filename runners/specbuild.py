@@ -14,13 +14,13 @@ from typing import Any, Iterator
 
 import yaml
 
+from optical_inspection.dotted import PLACEHOLDER, get_dotted, set_dotted
 from optical_inspection.input_limits import MAX_DEPTH, MAX_SPEC_BYTES, number_problems, structure_problem
 from optical_inspection.redaction import MASK, SECRET_SPEC_KEYS
 
 from .errors import RequestError
 from .skill_info import SkillInfo
 
-PLACEHOLDER = "???"
 SECRET_KEYS = tuple(SECRET_SPEC_KEYS)
 
 
@@ -32,21 +32,10 @@ class SpecDraft:
     sources: dict[str, str] = field(default_factory=dict)
 
     def get(self, key: str, default: Any = None) -> Any:
-        node: Any = self.data
-        for part in key.split("."):
-            if not isinstance(node, dict) or part not in node:
-                return default
-            node = node[part]
-        return node
+        return get_dotted(self.data, key, default)
 
     def set(self, key: str, value: Any, source: str) -> None:
-        node = self.data
-        parts = key.split(".")
-        for part in parts[:-1]:
-            if not isinstance(node.get(part), dict):
-                node[part] = {}
-            node = node[part]
-        node[parts[-1]] = value
+        set_dotted(self.data, key, value)
         self.sources[key] = source
 
     def provenance(self) -> dict[str, dict[str, Any]]:

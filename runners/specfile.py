@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from optical_inspection.dotted import get_dotted
+from optical_inspection.dotted import PLACEHOLDER, get_dotted
 
 from .errors import RequestError
 from .specbuild import SpecDraft
@@ -82,7 +82,7 @@ def _resolve(data: dict[str, Any], path: str) -> dict[str, Any]:
     except OmegaConfBaseException as exc:
         raise RequestError(f"--spec {path}: cannot resolve its ${{...}} references: {str(exc).splitlines()[0]}"
                            ) from None
-    return unpark(resolved)  # type: ignore[arg-type]
+    return unpark(resolved)
 
 
 def replaced_spec_values(before: dict[str, Any], draft: SpecDraft, path: str | None) -> list[str]:
@@ -93,7 +93,7 @@ def replaced_spec_values(before: dict[str, Any], draft: SpecDraft, path: str | N
         if source.startswith("override"):
             continue  # the user asked for it
         old = get_dotted(before, key, absent)
-        if old is absent or old in (None, "???") or old == draft.get(key):
+        if old is absent or old in (None, PLACEHOLDER) or old == draft.get(key):
             continue
         warnings.append(f"{key}: {path} sets {old!r}; replaced by {draft.get(key)!r} ({source})")
     return warnings

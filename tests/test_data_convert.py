@@ -233,7 +233,8 @@ def test_dataset_convert_through_the_runner_writes_only_into_its_job_folder(fake
     cwd.mkdir()
     monkeypatch.chdir(cwd)
     record = run_job("dataset_convert", jobs_root=tmp_path / "jobs",
-                     overrides={"dataset_convert.format": "deeppcb", "dataset_convert.deeppcb.root_dir": str(fake_deeppcb),
+                     overrides={"dataset_convert.format": "deeppcb",
+                                "dataset_convert.deeppcb.root_dir": str(fake_deeppcb),
                                 "dataset_convert.deeppcb.window_size": 32})
     assert record.status == "success", Path(record.log_path).read_text()[-2000:]
     results = Path(record.job_dir) / "results"

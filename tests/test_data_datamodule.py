@@ -123,8 +123,6 @@ def test_augmented_training_batches(synthetic_split, make_config):
 
 
 def test_training_checks(synthetic_split, make_config):
-    with pytest.raises(DataError, match="batch_size must be > 1"):
-        OIDataModule(make_config(*synthetic_split, batch_size=1)).setup("fit")
     with pytest.raises(DataError, match="has 24 rows, fewer than dataset.batch_size=32"):
         OIDataModule(make_config(*synthetic_split, batch_size=32)).setup("fit")
 

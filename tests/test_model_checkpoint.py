@@ -1,7 +1,9 @@
-"""Checkpoints: plain content, atomic writes, weights_only loading, refusal of pickled objects, TAO files."""
+"""Checkpoints: plain content, atomic writes, a JSON sidecar, weights_only loading, refusal of pickled objects,
+TAO files."""
 from __future__ import annotations
 
 import collections
+import json
 from pathlib import Path
 
 import pytest
@@ -35,7 +37,9 @@ def test_roundtrip_keeps_weights_meta_and_eval_mode(tmp_path: Path) -> None:
     scorer = load_scorer(path)
     assert scorer.threshold == 0.25 and scorer.max_batch is None
     assert scorer.score(x.numpy(), g.numpy()).dtype.name == "float32"
-    assert list(tmp_path.iterdir()) == [path]  # no temp file left
+    sidecar = tmp_path / "m.pth.json"
+    assert sorted(tmp_path.iterdir()) == [path, sidecar]  # the JSON sidecar, no temp file left
+    assert json.loads(sidecar.read_text()) == META
 
 
 def test_pickled_object_is_refused_with_a_clear_message(tmp_path: Path) -> None:

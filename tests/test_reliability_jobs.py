@@ -233,7 +233,10 @@ def test_a_runner_resume_removes_the_temps_of_a_killed_save(data, jobs):
         "with atomic_path(sys.argv[1]) as tmp:\n    tmp.write_bytes(bytes(1 << 20))\n"
         "    os.kill(os.getpid(), 9)\n"), str(folder / "model_epoch_039_step_00999.pth")], cwd=REPO)
     assert torn.returncode == -signal.SIGKILL
-    hidden = lambda: sorted(p.name for p in folder.iterdir() if p.name.startswith(".") and p.name != ".oi-lock")
+
+    def hidden() -> list[str]:
+        return sorted(p.name for p in folder.iterdir() if p.name.startswith(".") and p.name != ".oi-lock")
+
     assert len(hidden()) == 1, hidden()
     last_epoch = max(int(p.name.split("_")[2]) for p in folder.glob("model_epoch_*.pth"))
     resumed = run_job("train", jobs_root=jobs, parent_job=first.id, automl_policy="off",

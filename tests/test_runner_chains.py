@@ -61,7 +61,8 @@ def _best_epoch_file(train_record) -> str:
 
 
 def test_train_record(trained):
-    assert trained.automl_policy == {"value": "off", "reason": "the request says 'plain training'"}
+    assert trained.automl_policy == {"value": "off", "reason": "the request says 'plain training'",
+                                     "phrase": "plain training"}
     assert trained.exit_code == 0 and trained.metrics["val_acc"] >= 0
     assert Path(trained.artifacts["checkpoint"]).is_file()
     assert Path(trained.results_dir) == Path(trained.job_dir) / "results"
@@ -154,7 +155,7 @@ def test_resume_of_a_crashed_train_continues_from_its_last_epoch(data, jobs):
     assert Path(path).parent == folder and source.startswith(f"parent job {first.id} (failure): resume from latest")
     assert resumed.decisions["spec_values"]["train.num_epochs"]["source"] == "override (shorthand 'epochs')"
     new_folder = Path(resumed.decisions["results_folder"])
-    epochs = [json.loads(l).get("epoch") for l in (new_folder / "status.json").read_text().splitlines()]
+    epochs = [json.loads(line).get("epoch") for line in (new_folder / "status.json").read_text().splitlines()]
     trained_epochs = sorted({e for e in epochs if e is not None})
     assert trained_epochs == list(range(last_epoch + 1, last_epoch + 3)), trained_epochs
     assert JobStore(jobs).load(resumed.id).parent_id == first.id

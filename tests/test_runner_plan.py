@@ -101,7 +101,7 @@ def test_cli_plan_prints_json_and_documented_exit_codes(splits, tmp_path):
                 "--overrides", json.dumps(TRAIN_OVERRIDES), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
-    assert out["automl_policy"] == {"value": "off", "reason": "the request says 'no HPO'"}
+    assert out["automl_policy"] == {"value": "off", "reason": "the request says 'no HPO'", "phrase": "no HPO"}
     assert out["spec"]["train"]["num_epochs"] == 2
     bad = _cli("plan", "train", "--overrides", "{epochs: 3}", cwd=tmp_path)
     assert bad.returncode == 2 and "not valid JSON" in json.loads(bad.stdout)["error"]
@@ -155,7 +155,8 @@ def test_encryption_key_comes_from_the_environment_and_is_never_shown(splits, tm
 def test_dataset_convert_writes_into_the_job_folder(tmp_path):
     plan = plan_job("dataset_convert", jobs_root=tmp_path,
                     overrides={"dataset_convert.format": "deeppcb", "dataset_convert.deeppcb.root_dir": "/data/x"})
-    assert plan.draft.get("dataset_convert.data_convert_output_dir") == str(tmp_path.resolve() / "<new-job-id>" / "results")
+    output = plan.draft.get("dataset_convert.data_convert_output_dir")
+    assert output == str(tmp_path.resolve() / "<new-job-id>" / "results")
     assert plan.automl_policy.value == "off"
 
 

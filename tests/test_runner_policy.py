@@ -39,6 +39,11 @@ ON_REQUESTS = [
     "no need to turn off automl",
     "train on the plain boards dataset",
     "use hyperparameter search",
+    "no sweeps of my data folder",          # no AutoML topic named: the old broad patterns turned AutoML off
+    "train without tuning the threshold",
+    "skip the parameter tuning of the lights",
+    "disable the progress bar, no sweeps",
+    "avoid a plain run",
     "",
 ]
 
@@ -50,6 +55,7 @@ def test_off_phrases_turn_automl_off(request_text):
     assert off_phrase(request_text) is not None
     assert off_phrase(request_text).lower() in request_text.lower()
     assert "the request says" in decision.reason
+    assert decision.as_dict()["phrase"] == off_phrase(request_text)   # the phrase that decided is recorded
 
 
 @pytest.mark.parametrize("request_text", ON_REQUESTS)
@@ -57,7 +63,7 @@ def test_other_requests_keep_the_default_on(request_text):
     decision = resolve_policy("train", None, request_text, SKILL)
     assert off_phrase(request_text) is None
     assert decision.value == "on"
-    assert "default for train" in decision.reason
+    assert "default for train" in decision.reason and "phrase" not in decision.as_dict()
 
 
 def test_explicit_value_wins_over_the_request():

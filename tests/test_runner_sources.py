@@ -164,7 +164,8 @@ def test_s3_loose_images_are_mirrored_once_and_train_from_the_cache(aws_env, s3,
     planned = plan_job("train", jobs_root=jobs, automl_policy="off", data=data, overrides=TRAIN_OVERRIDES)
     assert planned.data_sources["train_datasets"][0]["how"] == "s3 dataset.csv + images/ (downloaded by run)"
     assert not (jobs / ".cache" / "mirrors").exists(), "plan downloads nothing"
-    record = run_job("train", jobs_root=jobs, automl_policy="off", data=data, overrides={**TRAIN_OVERRIDES, "epochs": 1})
+    record = run_job("train", jobs_root=jobs, automl_policy="off", data=data,
+                     overrides={**TRAIN_OVERRIDES, "epochs": 1})
     assert record.status == "success", Path(record.log_path).read_text()[-3000:]
     images = Path(record.decisions["spec_values"]["dataset.train_dataset.images_dir"]["value"])
     assert images.parent == jobs / ".cache" / "mirrors"                  # the images/ prefix, mirrored
@@ -205,8 +206,9 @@ def test_a_failed_mirror_leaves_no_folder_and_is_filled_again_next_time(tmp_path
 
 
 @pytest.mark.parametrize("uri, message", [
-    (f"s3://no-such-bucket/train", "bucket 'no-such-bucket' does not exist"),
-    (f"s3://{BUCKET}/missing", f"s3://{BUCKET}/missing/dataset.csv does not exist (found under s3://{BUCKET}/missing/: nothing)"),
+    ("s3://no-such-bucket/train", "bucket 'no-such-bucket' does not exist"),
+    (f"s3://{BUCKET}/missing",
+     f"s3://{BUCKET}/missing/dataset.csv does not exist (found under s3://{BUCKET}/missing/: nothing)"),
     (f"s3://{BUCKET}/csvonly", "no images archive (images.tar.gz / images.tgz / images.tar) and no images/ folder "
                                "next to dataset.csv"),
 ])

@@ -13,8 +13,9 @@ from helpers import tao_spec
 from runner_support import REPO, make_split
 
 pytestmark = pytest.mark.slow
-SMALL = {"epochs": 1, "image_size": 32, "workers": 0, "batch_size": 4, "dataset.num_input": 2, "dataset.grid_map": {"x": 2, "y": 1},
-         "dataset.input_map": {"SolderLight": 0, "WhiteLight": 1}, "train.tensorboard.enabled": False}
+SMALL = {"epochs": 1, "image_size": 32, "workers": 0, "batch_size": 4, "dataset.num_input": 2,
+         "dataset.grid_map": {"x": 2, "y": 1}, "dataset.input_map": {"SolderLight": 0, "WhiteLight": 1},
+         "train.tensorboard.enabled": False}
 
 
 def _runner(*args: str, cwd: Path) -> tuple[int, dict]:
@@ -57,6 +58,7 @@ def test_a_tao_spec_file_runs_a_whole_chain_with_the_replacements_listed(tao_fil
     # TAO's export input size (512x128: 4 lights of 128 px stacked) fits its geometry, not the small one used here
     fit = ["--overrides", json.dumps({"export.input_height": None, "export.input_width": None})]
     chain = [("evaluate", trained["id"], []), ("export", trained["id"], fit), ("inference", None, [])]
+    exported: dict = {}
     for action, parent, extra in chain:
         parent = parent or exported["id"]
         code, job = _runner("run", action, "--spec", str(tao_file), "--jobs-root", jobs, "--parent-job", parent,

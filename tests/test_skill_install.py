@@ -34,7 +34,8 @@ def test_installed_folders_are_valid_skills_whose_links_all_resolve_and_a_second
     assert done.returncode == 0, done.stderr
     answer = json.loads(done.stdout)
     assert [s["state"] for s in answer["skills"]] == ["installed"] * len(skill_names())
-    assert {p.name for p in dest.iterdir()} == set(skill_names()) == {"optical-inspection", "optical-inspection-tensorrt"}
+    names = {p.name for p in dest.iterdir()}
+    assert names == set(skill_names()) == {"optical-inspection", "optical-inspection-tensorrt"}
     checked = 0
     for folder in dest.iterdir():
         assert validate.validate(folder) == [], folder

@@ -134,4 +134,14 @@ def test_help_lists_actions_and_keys():
     proc = run_cli("--help")
     assert proc.returncode == 0 and "dataset_convert" in proc.stdout
     proc = run_cli("train", "--help")
-    assert "train.optim.lr" in proc.stdout and "dataset.augmentation_config.random_flip.hflip_probability" in proc.stdout
+    assert "train.optim.lr" in proc.stdout
+    assert "dataset.augmentation_config.random_flip.hflip_probability" in proc.stdout
+
+
+def test_the_placeholder_is_omegaconfs_missing_marker():
+    """One '???' for the trainer, the runner and the generators, and it is OmegaConf's own."""
+    from omegaconf import MISSING
+
+    from optical_inspection.dotted import PLACEHOLDER
+
+    assert PLACEHOLDER == MISSING

@@ -1,6 +1,7 @@
 """The train action in-process: names, latest file, status KPIs, metadata, seeds, resume/pretrained options."""
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from model_helpers import config_of, make_splits, train_spec
 from optical_inspection.actions import train as train_action
 from optical_inspection.errors import OIError
 from optical_inspection.status import StatusLogger, read_status
+from optical_inspection.strict_json import dumps
 
 TAO_KPIS = {"train_loss", "train_acc", "train_fpr", "val_loss", "val_acc", "val_fpr", "val_auroc"}
 
@@ -45,6 +47,9 @@ def test_checkpoints_latest_status_and_metadata(splits: dict, tmp_path: Path) ->
     assert isinstance(meta["threshold"], float) and meta["val_epoch"] == 1
     assert {"optimizer_states", "lr_schedulers", "loops"} <= set(data)
     assert all(k.startswith("model.") for k in data["state_dict"])
+    for name in names:  # every checkpoint has its JSON sidecar, the same metadata as its oi_meta
+        stored = torch.load(results / name, weights_only=True)["oi_meta"]
+        assert json.loads((results / f"{name}.json").read_text()) == json.loads(dumps(stored))
 
     records = [r for r in read_status(results / "status.json") if r["message"] == "Training loop in progress"]
     assert [r["epoch"] for r in records] == [0, 1]
@@ -100,10 +105,12 @@ def test_pretrained_weights_and_explicit_resume(splits: dict, tmp_path: Path) ->
                train__resume_training_checkpoint_path=str(first / "oi_model_latest.pth"))
 
 
-def test_tensorboard_and_interval_checks(splits: dict, tmp_path: Path) -> None:
+def test_tensorboard_and_interval_checks(splits: dict, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     results = tmp_path / "train"
     _train(splits, results, train__num_epochs=1, train__tensorboard__enabled=True,
-           train__tensorboard__infrequent_logging_frequency=1)
+           train__tensorboard__infrequent_logging_frequency=1, wandb__enable=True, wandb__project="tao")
+    assert "wandb.* keys are accepted for TAO compatibility and ignored" in caplog.text  # TAO's keys: no W&B
+    assert not (results / "wandb").exists()
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     events = EventAccumulator(str(results / "lightning_logs" / "version_1"), size_guidance={"images": 4})

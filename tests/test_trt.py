@@ -15,7 +15,8 @@ import torch
 from deploy_helpers import export_models, load_split_pairs, make_split
 from optical_inspection.cli import run_action
 from optical_inspection.deploy.calibration import CalibrationPairs
-from optical_inspection.deploy.metadata import read_sidecar, write_sidecar
+from optical_inspection.deploy.metadata import read_sidecar
+from optical_inspection.sidecar import write_sidecar
 from optical_inspection.deploy.onnx_backend import OnnxScorer
 from optical_inspection.deploy.onnx_fp16 import convert_to_fp16
 from optical_inspection.deploy.qdq import quantize_to_qdq

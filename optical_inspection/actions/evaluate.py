@@ -33,7 +33,7 @@ def run(config: Any, results_dir: Path, status: StatusLogger) -> dict[str, Any]:
     labels = table.labels
     if not (labels >= 0).all():
         raise DataError(f"{table.csv_path}: evaluate needs a label for every row; use inference for unlabelled pairs")
-    metrics = all_metrics(scores, labels, threshold)
+    metrics: dict[str, Any] = dict(all_metrics(scores, labels, threshold))
     metrics.update({"threshold_source": source, "model_file": str(path)})
     print(tao_line(metrics, threshold))
     print(f"AUROC {_fmt(metrics['auroc'])} AP {_fmt(metrics['average_precision'])} Recall@1%FA "

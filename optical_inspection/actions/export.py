@@ -36,7 +36,8 @@ def run(config: Any, results_dir: Path, status: StatusLogger) -> dict[str, Any]:
     model, ckpt_meta = load_checkpoint(cfg.checkpoint, config)
     model_type = ckpt_meta["model"]["model_type"]
     output_type = resolve_output_type(cfg.output_type, model_type)
-    strip_shape = tuple(int(v) for v in ckpt_meta["dataset"]["strip_shape"])
+    channels, height, width = (int(v) for v in ckpt_meta["dataset"]["strip_shape"])
+    strip_shape = (channels, height, width)
     check_input_size(cfg, strip_shape)
     meta = build_meta(ckpt_meta, output_type=output_type, input_shape=strip_shape, batch_size=cfg.batch_size,
                       source=str(cfg.checkpoint))

@@ -19,9 +19,9 @@ DEFAULT_ENGINE = "oi_model.engine"
 
 
 def run(config: Any, results_dir: Path, status: StatusLogger) -> dict[str, Any]:
-    from ..deploy.metadata import write_sidecar
     from ..deploy.trt_build import build_engine, onnx_batch
     from ..deploy.trt_compat import import_tensorrt, require_gpu
+    from ..sidecar import write_sidecar
 
     cfg = config.gen_trt_engine
     settings, onnx_path, engine_path = _settings(cfg, results_dir)

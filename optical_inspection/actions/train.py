@@ -24,6 +24,9 @@ def run(config: Any, results_dir: Path, status: StatusLogger) -> dict[str, Any]:
     from ..models.lightning_model import OIModule
 
     train = config.train
+    if config.wandb.enable:
+        log.warning("wandb.enable is true: the wandb.* keys are accepted for TAO compatibility and ignored (no W&B "
+                    "logging); metrics are in status.json, and in TensorBoard with train.tensorboard.enabled=true")
     if train.seed >= 0:
         pl.seed_everything(train.seed, workers=True, verbose=False)
     torch.backends.cudnn.benchmark = train.cudnn.benchmark

@@ -1,7 +1,7 @@
 """`dataset.*`: where pairs come from and how images become tensors."""
 from __future__ import annotations
 
-from typing import Annotated, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
 from annotated_types import Ge
 from pydantic import Strict
@@ -10,30 +10,50 @@ from .fields import AutoML, Bool, Float, Int, Str, spec_field
 from .section import section
 
 _AUG = "dataset.augmentation_config.augment"
+_FLIP = "dataset.augmentation_config.random_flip.enable"
+_ROTATE = "dataset.augmentation_config.random_rotate.enable"
 
 
-def _split(name: str, actions: tuple[str, ...], what: str) -> type:
-    """A split section (`csv_path` + `images_dir`) whose keys are required by ``actions``."""
-    namespace = {
-        "__annotations__": {"csv_path": Optional[Str], "images_dir": Optional[Str]},
-        "__module__": __name__,
-        "__doc__": f"The {what} pairs.",
-        "csv_path": spec_field(
-            None, description=f"CSV of the {what} pairs (input_path, golden_path, object_name, label).",
-            required_for=actions,
-        ),
-        "images_dir": spec_field(
-            None, description=f"Image root of the {what} pairs: a folder or an images.tar.gz archive.",
-            required_for=actions,
-        ),
-    }
-    return section(type(name, (), namespace))
+def _csv(action: str, what: str) -> Any:
+    return spec_field(None, description=f"CSV of the {what} pairs (input_path, golden_path, object_name, label).",
+                      required_for=(action,))
 
 
-TrainSplit = _split("TrainSplit", ("train",), "training")
-ValidationSplit = _split("ValidationSplit", ("train",), "validation")
-TestSplit = _split("TestSplit", ("evaluate",), "evaluation")
-InferSplit = _split("InferSplit", ("inference",), "inference")
+def _images(action: str, what: str) -> Any:
+    return spec_field(None, description=f"Image root of the {what} pairs: a folder or an images.tar.gz archive.",
+                      required_for=(action,))
+
+
+@section
+class TrainSplit:
+    """The training pairs."""
+
+    csv_path: Optional[Str] = _csv("train", "training")
+    images_dir: Optional[Str] = _images("train", "training")
+
+
+@section
+class ValidationSplit:
+    """The validation pairs."""
+
+    csv_path: Optional[Str] = _csv("train", "validation")
+    images_dir: Optional[Str] = _images("train", "validation")
+
+
+@section
+class TestSplit:
+    """The evaluation pairs."""
+
+    csv_path: Optional[Str] = _csv("evaluate", "evaluation")
+    images_dir: Optional[Str] = _images("evaluate", "evaluation")
+
+
+@section
+class InferSplit:
+    """The inference pairs."""
+
+    csv_path: Optional[Str] = _csv("inference", "inference")
+    images_dir: Optional[Str] = _images("inference", "inference")
 
 
 @section
@@ -41,9 +61,9 @@ class FlipConfig:
     enable: Bool = spec_field(True, description="Random horizontal/vertical flips.",
                               automl=AutoML(enabled=True, when={_AUG: True}))
     hflip_probability: Float = spec_field(0.5, description="Probability of a horizontal flip.", ge=0.0, le=1.0,
-                                          automl=AutoML(enabled=True, when={_AUG: True, "dataset.augmentation_config.random_flip.enable": True}))
+                                          automl=AutoML(enabled=True, when={_AUG: True, _FLIP: True}))
     vflip_probability: Float = spec_field(0.5, description="Probability of a vertical flip.", ge=0.0, le=1.0,
-                                          automl=AutoML(enabled=True, when={_AUG: True, "dataset.augmentation_config.random_flip.enable": True}))
+                                          automl=AutoML(enabled=True, when={_AUG: True, _FLIP: True}))
 
 
 @section
@@ -51,7 +71,7 @@ class RotateConfig:
     enable: Bool = spec_field(True, description="Random rotation by one of angle_list.",
                               automl=AutoML(enabled=True, when={_AUG: True}))
     rotate_probability: Float = spec_field(0.5, description="Probability of a rotation.", ge=0.0, le=1.0,
-                                           automl=AutoML(enabled=True, when={_AUG: True, "dataset.augmentation_config.random_rotate.enable": True}))
+                                           automl=AutoML(enabled=True, when={_AUG: True, _ROTATE: True}))
     angle_list: list[Float] = spec_field(
         description="Angles in degrees, counter-clockwise; all entries are used (TAO uses only the first 3).",
         factory=lambda: [90.0, 180.0, 270.0],
@@ -100,7 +120,8 @@ class AugmentationConfig:
     random_flip: FlipConfig = spec_field(description="Flip settings.", factory=FlipConfig)
     random_rotate: RotateConfig = spec_field(description="Rotation settings.", factory=RotateConfig)
     random_color: ColorConfig = spec_field(description="Colour jitter settings.", factory=ColorConfig)
-    random_shift: ShiftConfig = spec_field(description="Test-vs-golden shift settings (our addition).", factory=ShiftConfig)
+    random_shift: ShiftConfig = spec_field(description="Test-vs-golden shift settings (our addition).",
+                                           factory=ShiftConfig)
 
 
 @section

@@ -10,7 +10,8 @@ from .section import section
 @section
 class DeepPCBConfig:
     root_dir: Optional[Str] = spec_field(None, description="DeepPCB folder holding PCBData/ and the split list.")
-    split_list: Str = spec_field("trainval.txt", description="List of '<image> <annotation>' lines, relative to root_dir.")
+    split_list: Str = spec_field("trainval.txt",
+                                 description="List of '<image> <annotation>' lines, relative to root_dir.")
     groups: list[Str] = spec_field(description="Only these board groups (e.g. ['44000']); empty = all.", factory=list)
     window_size: Int = spec_field(128, description="Side of the square crops, in pixels.", ge=16)
     jitter: Int = spec_field(16, description="Random offset of a defect crop around its box centre, in pixels.", ge=0)
@@ -30,8 +31,10 @@ class DatasetConvertConfig:
     )
     train_pcb_dataset_dir: Optional[Str] = spec_field(None, description="factory_pcb: folder of training board CSVs.")
     val_pcb_dataset_dir: Optional[Str] = spec_field(None, description="factory_pcb: folder of validation board CSVs.")
-    all_pcb_dataset_dir: Optional[Str] = spec_field(None, description="factory_pcb: folder the board CSVs are read from.")
-    golden_csv_dir: Optional[Str] = spec_field(None, description="factory_pcb: folder of <project><TOP|BOT>.csv golden indexes.")
+    all_pcb_dataset_dir: Optional[Str] = spec_field(
+        None, description="factory_pcb: folder the board CSVs are read from.")
+    golden_csv_dir: Optional[Str] = spec_field(
+        None, description="factory_pcb: folder of <project><TOP|BOT>.csv golden indexes.")
     project_name: Str = spec_field("all", description="factory_pcb: 'all' or one project name.")
     bot_top: Literal["all", "TOP", "BOT"] = spec_field("all", description="factory_pcb: board side filter.")
     deeppcb: DeepPCBConfig = spec_field(description="deeppcb settings.", factory=DeepPCBConfig)

@@ -9,36 +9,42 @@ from .section import section
 _MODEL_DOC = "Model file: a .pth checkpoint, or an .onnx file (ONNX Runtime) or TensorRT engine picked by suffix."
 
 
-def _run_section(name: str, action: str, batch_default: int) -> type:
-    """evaluate/inference share the same keys."""
-    namespace = {
-        "__annotations__": {
-            "num_gpus": Int, "gpu_ids": list[Int], "num_nodes": Int, "checkpoint": Optional[Str],
-            "onnx_file": Optional[Str], "trt_engine": Optional[Str], "results_dir": Optional[Str],
-            "batch_size": Int, "threshold": Optional[Float], "provider": Literal["auto", "cpu", "cuda", "tensorrt"],
-        },
-        "__module__": __name__,
-        "__doc__": f"Settings of {action}.",
-        "num_gpus": spec_field(1, description="GPUs to use (one is used).", ge=1, popular=True),
-        "gpu_ids": spec_field(description="GPU indices.", factory=lambda: [0], popular=True),
-        "num_nodes": spec_field(1, description="Nodes (one is used).", ge=1, popular=True),
-        "checkpoint": spec_field(None, description=_MODEL_DOC, required_for=(action,)),
-        "onnx_file": spec_field(None, description="Run from this ONNX file with ONNX Runtime instead of checkpoint."),
-        "trt_engine": spec_field(None, description="Run from this TensorRT engine instead of checkpoint."),
-        "results_dir": spec_field(None, description=f"Results folder; default <results_dir>/{action}."),
-        "batch_size": spec_field(
-            batch_default, description="Batch size (-1: dataset.batch_size). TAO's PyTorch path ignores it.", ge=-1
-        ),
-        "threshold": spec_field(
-            None, description="Decision threshold; null: model.threshold, else the calibrated one, else the margin."
-        ),
-        "provider": spec_field("auto", description="ONNX Runtime execution provider; auto prefers GPU providers."),
-    }
-    return type(name, (), namespace)
+@section
+class _RunConfig:
+    """The keys evaluate and inference share; each names its action in ``checkpoint`` and ``results_dir``."""
+
+    num_gpus: Int = spec_field(1, description="GPUs to use (one is used).", ge=1, popular=True)
+    gpu_ids: list[Int] = spec_field(description="GPU indices.", factory=lambda: [0], popular=True)
+    num_nodes: Int = spec_field(1, description="Nodes (one is used).", ge=1, popular=True)
+    checkpoint: Optional[Str] = spec_field(None, description=_MODEL_DOC)
+    onnx_file: Optional[Str] = spec_field(
+        None, description="Run from this ONNX file with ONNX Runtime instead of checkpoint.")
+    trt_engine: Optional[Str] = spec_field(None, description="Run from this TensorRT engine instead of checkpoint.")
+    results_dir: Optional[Str] = spec_field(None, description="Results folder.")
+    batch_size: Int = spec_field(
+        -1, description="Batch size (-1: dataset.batch_size). TAO's PyTorch path ignores it.", ge=-1
+    )
+    threshold: Optional[Float] = spec_field(
+        None, description="Decision threshold; null: model.threshold, else the calibrated one, else the margin."
+    )
+    provider: Literal["auto", "cpu", "cuda", "tensorrt"] = spec_field(
+        "auto", description="ONNX Runtime execution provider; auto prefers GPU providers.")
 
 
-EvaluateConfig = section(_run_section("EvaluateConfig", "evaluate", -1))
-InferenceConfig = section(_run_section("InferenceConfig", "inference", -1))
+@section
+class EvaluateConfig(_RunConfig):
+    """Settings of evaluate."""
+
+    checkpoint: Optional[Str] = spec_field(None, description=_MODEL_DOC, required_for=("evaluate",))
+    results_dir: Optional[Str] = spec_field(None, description="Results folder; default <results_dir>/evaluate.")
+
+
+@section
+class InferenceConfig(_RunConfig):
+    """Settings of inference."""
+
+    checkpoint: Optional[Str] = spec_field(None, description=_MODEL_DOC, required_for=("inference",))
+    results_dir: Optional[Str] = spec_field(None, description="Results folder; default <results_dir>/inference.")
 
 
 @section

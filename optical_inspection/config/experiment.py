@@ -15,7 +15,11 @@ from .train import TrainConfig
 
 @section
 class WandbConfig:
-    enable: Bool = spec_field(False, description="Log to Weights & Biases when logged in.", tao_default=True)
+    """TAO's Weights & Biases keys, accepted so TAO specs load, and ignored: train logs a warning when
+    ``enable`` is true (metrics go to status.json and, with train.tensorboard.enabled, TensorBoard)."""
+
+    enable: Bool = spec_field(False, description="Ignored (TAO compatibility; a warning when true): no W&B logging.",
+                              tao_default=True)
     project: Str = spec_field("TAO Toolkit", description="W&B project.")
     entity: Str = spec_field("", description="W&B entity.")
     tags: list[Str] = spec_field(description="W&B tags.", factory=lambda: ["training", "tao-toolkit"])
@@ -35,7 +39,8 @@ class ExperimentConfig:
     )
     results_dir: Str = spec_field("results", description="Root of results; each action writes <results_dir>/<action>.",
                                   tao_default="/results")
-    wandb: WandbConfig = spec_field(description="Weights & Biases.", factory=WandbConfig)
+    wandb: WandbConfig = spec_field(description="Weights & Biases: TAO's keys, accepted and ignored (no W&B logging).",
+                                    factory=WandbConfig)
     model: ModelConfig = spec_field(description="Network.", factory=ModelConfig)
     dataset: DatasetConfig = spec_field(description="Data.", factory=DatasetConfig)
     train: TrainConfig = spec_field(description="Training.", factory=TrainConfig)

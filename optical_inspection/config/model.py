@@ -1,17 +1,18 @@
 """`model.*`: which network compares a test image with its golden image."""
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Literal, Optional, get_args
 
 from .fields import AutoML, Bool, Float, Int, Str, spec_field
 from .section import section
 
-MODEL_TYPES = ("Siamese", "Siamese_3", "Compact")
+ModelType = Literal["Siamese", "Siamese_3", "Compact"]
+MODEL_TYPES: tuple[str, ...] = get_args(ModelType)
 
 
 @section
 class ModelConfig:
-    model_type: Literal["Siamese", "Siamese_3", "Compact"] = spec_field(
+    model_type: ModelType = spec_field(
         "Compact",
         description=(
             "Network. 'Compact': our pooled comparison network (~15k parameters, tolerant to misregistration). "

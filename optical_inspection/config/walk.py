@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 import typing
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Iterator, TypeGuard
 
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
@@ -43,7 +43,7 @@ class KeySpec:
         return to_plain(value)
 
 
-def is_section(annotation: Any) -> bool:
+def is_section(annotation: Any) -> TypeGuard[type]:
     return isinstance(annotation, type) and hasattr(annotation, "__pydantic_fields__")
 
 

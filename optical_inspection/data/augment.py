@@ -2,8 +2,8 @@
 every light, so a pair stays aligned (except ``random_shift``, which moves the test image against its golden).
 
 Works on whole batches of tiles ``[B, N, C, H, W]`` with torch ops (one ``grid_sample`` for flips, rotation,
-crop and shift; shifted sums for blur; one 3x3 matrix per pair for colour), fixing TAO's quirks: colour jitter applied with
-``color_probability`` as written, crop and blur each with probability 0.5 (TAO: always), every angle of
+crop and shift; shifted sums for blur; one 3x3 matrix per pair for colour), fixing TAO's quirks: colour jitter
+applied with ``color_probability`` as written, crop and blur each with probability 0.5 (TAO: always), every angle of
 ``angle_list`` used (TAO: the first 3), bilinear sampling throughout (TAO: bicubic in training only).
 """
 from __future__ import annotations

@@ -109,8 +109,8 @@ def crop_windows(boxes: np.ndarray, shape: tuple[int, int], window: int, jitter:
     lefts = rng.integers(0, w - window + 1, size=(n_pass, PASS_TRIES))
     tops = rng.integers(0, h - window + 1, size=(n_pass, PASS_TRIES))
     if len(boxes):  # a window touches a box when their closed extents overlap: vectorised over every try
-        touch = ((lefts[..., None] <= boxes[:, 2]) & (lefts[..., None] + window >= boxes[:, 0]) &
-                 (tops[..., None] <= boxes[:, 3]) & (tops[..., None] + window >= boxes[:, 1])).any(-1)
+        touch = np.asarray(((lefts[..., None] <= boxes[:, 2]) & (lefts[..., None] + window >= boxes[:, 0]) &
+                            (tops[..., None] <= boxes[:, 3]) & (tops[..., None] + window >= boxes[:, 1])).any(-1))
     else:
         touch = np.zeros(lefts.shape, dtype=bool)
     for i in range(n_pass):

@@ -21,8 +21,8 @@ PATH_COLUMNS = ("input_path", "golden_path", "object_name")
 LABEL_COLUMN = "label"
 PASS = "PASS"
 _BLANK_LABELS = {"", "nan", "none", "null", "na", "n/a"}
-_SHOWN = 10
-SPLITS = {"train": "train_dataset", "val": "validation_dataset", "test": "test_dataset", "predict": "infer_dataset"}  # problems listed in one message before "... and N more"
+_SHOWN = 10  # problems listed in one message before "... and N more"
+SPLITS = {"train": "train_dataset", "val": "validation_dataset", "test": "test_dataset", "predict": "infer_dataset"}
 
 
 @dataclass

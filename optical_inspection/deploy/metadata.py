@@ -9,8 +9,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .. import sidecar
 from ..errors import OIError
-from ..io_utils import write_text_atomic
 from ..strict_json import dumps
 
 META_KEY = "optical_inspection"
@@ -67,26 +67,13 @@ def from_props(props: dict[str, str], where: str) -> dict[str, Any]:
     return meta
 
 
-def sidecar_path(engine_path: str | Path) -> Path:
-    """Where an engine's metadata lives: ``<engine>.json``."""
-    engine_path = Path(engine_path)
-    return engine_path.with_name(engine_path.name + ".json")
-
-
-def write_sidecar(engine_path: str | Path, meta: dict[str, Any]) -> Path:
-    """Write an engine's metadata next to it (atomically)."""
-    return write_text_atomic(sidecar_path(engine_path), dumps(meta, indent=2, sort_keys=True) + "\n")
-
-
 def read_sidecar(engine_path: str | Path) -> dict[str, Any]:
-    """An engine's metadata, or {} when the engine was built elsewhere (e.g. by TAO Deploy)."""
-    path = sidecar_path(engine_path)
-    if not path.exists():
+    """An engine's metadata (its ``<engine>.json``, written by :func:`optical_inspection.sidecar.write_sidecar`),
+    or {} when the engine was built elsewhere (e.g. by TAO Deploy)."""
+    meta = sidecar.read_sidecar(engine_path)
+    if meta is None:
         return {}
-    try:
-        return from_props({META_KEY: path.read_text(encoding="utf-8")}, str(path))
-    except UnicodeDecodeError:
-        raise OIError(f"{path}: not a text file; delete it or rebuild the engine.") from None
+    return from_props({META_KEY: json.dumps(meta)}, str(sidecar.sidecar_path(engine_path)))
 
 
 def output_type_from_names(output_names: list[str], where: str) -> str:

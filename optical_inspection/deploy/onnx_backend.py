@@ -100,6 +100,7 @@ class OnnxScorer:
     def _run_padded(self, test: np.ndarray, golden: np.ndarray) -> np.ndarray:
         """A static-batch model takes exactly ``max_batch`` rows: pad with zeros, drop the padded scores."""
         n = len(test)
+        assert self.max_batch is not None  # only static-batch models are padded
         if n == self.max_batch:
             return self._run(test, golden)
         pad = [(0, self.max_batch - n)] + [(0, 0)] * 3

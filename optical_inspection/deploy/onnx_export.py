@@ -11,7 +11,7 @@ import shutil
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 import onnx
@@ -22,6 +22,9 @@ from ..errors import OIError
 from ..io_utils import make_temp_dir
 from .metadata import EMBEDDING_OUTPUTS, INPUT_NAMES, META_KEY, SCORE_OUTPUT
 
+if TYPE_CHECKING:
+    from ..models.factory import Network
+
 PROTOBUF_LIMIT = 2 ** 31 - 2 ** 26  # stay clear of protobuf's 2 GiB: bigger models keep weights in <file>.data
 VERIFY_TOLERANCE = 1e-4
 DUMMY_DYNAMIC_BATCH = 2  # torch.export specialises size-1 dimensions, so trace a dynamic batch with 2
@@ -31,7 +34,7 @@ MIN_OPSET = 18  # the torch.export-based exporter cannot down-convert Pad/Reduce
 class ScoreGraph(nn.Module):
     """Exports ``model.score`` (one value per pair) instead of the embeddings."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: Network) -> None:
         super().__init__()
         self.model = model
 
@@ -42,7 +45,7 @@ class ScoreGraph(nn.Module):
 class EmbeddingGraph(nn.Module):
     """Exports the Siamese embeddings (TAO's ``output_1``, ``output_2``)."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: Network) -> None:
         super().__init__()
         self.model = model
 
@@ -50,7 +53,7 @@ class EmbeddingGraph(nn.Module):
         return self.model(input_1, input_2)
 
 
-def export_onnx(model: nn.Module, target: Path, *, output_type: str, strip_shape: tuple[int, int, int],
+def export_onnx(model: Network, target: Path, *, output_type: str, strip_shape: tuple[int, int, int],
                 batch_size: int, opset: int, optimize: bool, meta_json: str, verify: bool) -> dict[str, Any]:
     """Write ``target`` (and ``target.data`` for models over 2 GiB) only once it passes the full ONNX check
     and, with ``verify``, reproduces the torch scores under ONNX Runtime (see :func:`verify_scores`).
@@ -77,6 +80,8 @@ def export_onnx(model: nn.Module, target: Path, *, output_type: str, strip_shape
                                         dynamic_shapes=dynamic_shapes, optimize=optimize, verbose=False)
         except Exception as exc:  # noqa: BLE001 - the exporter raises many internal error types
             raise OIError(f"ONNX export failed: {type(exc).__name__}: {str(exc).splitlines()[0][:500]}") from None
+    if program is None:  # the dynamo exporter returns its program; None is the legacy exporter's answer
+        raise OIError("ONNX export produced no program (the torch.export-based exporter did not run)")
     program.model.metadata_props[META_KEY] = meta_json
     facts: dict[str, Any] = {"external_data": external, "parameters": int(sum(p.numel() for p in graph.parameters()))}
     with staged_files(target) as staged:
@@ -124,7 +129,7 @@ def staged_files(target: Path) -> Iterator[Path]:
         shutil.rmtree(stage, ignore_errors=True)
 
 
-def verify_scores(model: nn.Module, onnx_path: Path, strip_shape: tuple[int, int, int], batch: int) -> float:
+def verify_scores(model: Network, onnx_path: Path, strip_shape: tuple[int, int, int], batch: int) -> float:
     """Max |torch score − ONNX Runtime score| on random pairs; OIError above ``VERIFY_TOLERANCE`` (relative to
     the score scale when scores exceed 1)."""
     from .onnx_backend import OnnxScorer

@@ -7,11 +7,11 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from ..io_utils import atomic_path  # noqa: E402
-from ..models.metrics import roc_curve  # noqa: E402
+from ..io_utils import atomic_path
+from ..models.metrics import roc_curve
 
 
 def _save(fig: Any, path: Path) -> Path:
@@ -43,7 +43,7 @@ def plot_roc(scores: np.ndarray, labels: np.ndarray, metrics: dict[str, Any], pa
 def plot_histogram(scores: np.ndarray, labels: np.ndarray, threshold: float, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(7, 4.2))
     finite = scores[np.isfinite(scores)]
-    bins = np.linspace(finite.min(), finite.max(), 60) if finite.size and finite.min() < finite.max() else 30
+    bins: Any = np.linspace(finite.min(), finite.max(), 60) if finite.size and finite.min() < finite.max() else 30
     for value, name, colour in ((0, "PASS", "tab:green"), (1, "defect", "tab:red")):
         chosen = scores[labels == value]
         if chosen.size:

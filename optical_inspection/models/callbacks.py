@@ -1,5 +1,6 @@
-"""Training callbacks: TAO-named checkpoints (+ ``oi_model_latest.pth``), status.json KPIs per epoch, and the
-checkpoint IO plugin that keeps every checkpoint plain, atomic and ``weights_only``-loadable."""
+"""Training callbacks: TAO-named checkpoints (+ ``oi_model_latest.pth``; each with its ``.json`` sidecar),
+status.json KPIs per epoch, and the checkpoint IO plugin that keeps every checkpoint plain, atomic and
+``weights_only``-loadable."""
 from __future__ import annotations
 
 import math
@@ -7,15 +8,19 @@ import os
 import time
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytorch_lightning as pl
 from pytorch_lightning.plugins import TorchCheckpointIO
 
-from ..io_utils import atomic_path
+from ..io_utils import atomic_path, write_text_atomic
 from ..results_folder import LATEST_NAME
+from ..sidecar import sidecar_path
 from ..status import StatusLogger
 from .checkpoint import read_checkpoint, write_checkpoint
+
+if TYPE_CHECKING:
+    from .lightning_model import OIModule
 
 
 def checkpoint_name(epoch: int, step: int) -> str:
@@ -36,8 +41,10 @@ class PlainCheckpointIO(TorchCheckpointIO):
 
 def publish_latest(checkpoint: Path, results_dir: Path) -> Path:
     """Point ``oi_model_latest.pth`` at ``checkpoint`` atomically: a hard link (same file, no copy) renamed into
-    place, or a copy where links are not possible. Never a symlink, so it survives the original's deletion."""
+    place, or a copy where links are not possible. Never a symlink, so it survives the original's deletion. Its
+    sidecar is copied first, as :func:`write_checkpoint` orders them."""
     latest = results_dir / LATEST_NAME
+    write_text_atomic(sidecar_path(latest), sidecar_path(checkpoint).read_text(encoding="utf-8"))
     with atomic_path(latest) as tmp:
         tmp.unlink()
         try:
@@ -72,9 +79,9 @@ class CheckpointCallback(pl.Callback):
         path = self.results_dir / checkpoint_name(trainer.current_epoch, trainer.global_step)
         if trainer.global_step == self._last_step and self.last_saved == path:
             return path
-        return self.rewrite(trainer, pl_module, path)
+        return self.rewrite(trainer, cast("OIModule", pl_module), path)
 
-    def rewrite(self, trainer: pl.Trainer, pl_module: pl.LightningModule, path: Path) -> Path:
+    def rewrite(self, trainer: pl.Trainer, pl_module: OIModule, path: Path) -> Path:
         """Write the current state to ``path`` (also after fit, e.g. once a final validation ran) and publish it
         as the latest checkpoint."""
         pl_module.epoch_summary()  # collective under DDP: every rank computes the metrics stored in the meta
@@ -99,7 +106,7 @@ class StatusCallback(pl.Callback):
         self._epoch_start = time.monotonic()
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        kpi = pl_module.epoch_summary()
+        kpi = cast("OIModule", pl_module).epoch_summary()
         if not trainer.is_global_zero:
             return
         elapsed = time.monotonic() - self._epoch_start

@@ -4,7 +4,9 @@ Layout (a Lightning checkpoint dict, so TAO's key names hold): ``state_dict`` wi
 (``model.cnn1.1.weight``...), ``epoch``, ``global_step``, Lightning's resume state (``optimizer_states``,
 ``lr_schedulers``, ``loops``, ``callbacks``) and ``oi_meta``: the plain metadata
 ``{"model": {...}, "dataset": {...}, "epoch", "step", "metrics": {...}, "threshold", "threshold_source", ...}``.
-TAO's own ``.pth`` files (no ``oi_meta``) load too when the spec that describes them is given.
+Beside every checkpoint, ``<name>.pth.json`` holds the same metadata as JSON (written first, atomically), so the
+runner chooses checkpoints without torch. TAO's own ``.pth`` files (no ``oi_meta``, no sidecar) load here too when
+the spec that describes them is given; the runner lists them as "metadata unknown" and never picks them itself.
 """
 from __future__ import annotations
 
@@ -18,8 +20,9 @@ from torch import nn
 
 from ..errors import OIError
 from ..io_utils import atomic_path
+from ..sidecar import write_sidecar
 from . import bundled
-from .factory import build_network, dataset_geometry, model_settings
+from .factory import Network, build_network, dataset_geometry, model_settings
 
 META_KEY = "oi_meta"
 PREFIX = "model."
@@ -45,11 +48,22 @@ def check_plain(value: Any, where: str = "checkpoint") -> None:
 
 
 def write_checkpoint(path: str | Path, checkpoint: Mapping[str, Any]) -> Path:
-    """Write a checkpoint dict atomically after checking that it is plain."""
+    """Write a checkpoint dict atomically after checking that it is plain, its JSON sidecar first (so a listed
+    checkpoint always has one; a write killed in between leaves only a sidecar, which nothing lists)."""
     check_plain(checkpoint)
+    write_sidecar(path, sidecar_meta(checkpoint))
     with atomic_path(path) as tmp:
         torch.save(dict(checkpoint), tmp)
     return Path(path)
+
+
+def sidecar_meta(checkpoint: Mapping[str, Any]) -> dict[str, Any]:
+    """The sidecar document: ``oi_meta``, with epoch and step from Lightning's entries where it has none."""
+    meta = checkpoint.get(META_KEY)
+    own = dict(meta) if isinstance(meta, Mapping) else {}
+    own.setdefault("epoch", checkpoint.get("epoch"))
+    own.setdefault("step", checkpoint.get("global_step"))
+    return own
 
 
 def save_checkpoint(path: str | Path, model: nn.Module, meta: Mapping[str, Any]) -> Path:
@@ -133,10 +147,10 @@ def _globals_of(stream: io.BytesIO, max_pickles: int = 8) -> list[str]:
                     strings.append(arg if isinstance(arg, str) else None)
                 elif name == "MEMOIZE":
                     memo[len(memo)] = strings[-1] if strings else None
-                elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
-                    memo[int(arg)] = strings[-1] if strings else None
-                elif name in ("GET", "BINGET", "LONG_BINGET"):
-                    strings.append(memo.get(int(arg)))
+                elif name in ("PUT", "BINPUT", "LONG_BINPUT") and isinstance(arg, int):
+                    memo[arg] = strings[-1] if strings else None
+                elif name in ("GET", "BINGET", "LONG_BINGET") and isinstance(arg, int):
+                    strings.append(memo.get(arg))
                 elif name in ("GLOBAL", "INST"):
                     found.append(".".join(str(arg).split(" ", 1)))
                 elif name == "STACK_GLOBAL" and len(strings) >= 2:
@@ -158,7 +172,7 @@ def checkpoint_meta(data: Mapping[str, Any], path: str | Path, config: Any = Non
                       f"pass the spec it was trained with so the network can be rebuilt")
     return {
         "model": model_settings(config.model), "dataset": dataset_geometry(config.dataset),
-        "epoch": int(data.get("epoch", 0)), "step": int(data.get("global_step", 0)),
+        "epoch": int(data.get("epoch") or 0), "step": int(data.get("global_step") or 0),
         "metrics": {}, "threshold": None, "threshold_source": None, "origin": "tao",
     }
 
@@ -188,7 +202,7 @@ def load_state(model: nn.Module, state: Mapping[str, torch.Tensor], path: str | 
     model.load_state_dict(state)
 
 
-def load_checkpoint(path: str | Path, config: Any = None) -> tuple[nn.Module, dict[str, Any]]:
+def load_checkpoint(path: str | Path, config: Any = None) -> tuple[Network, dict[str, Any]]:
     """Rebuild the network stored in ``path``; returns (model in eval mode, metadata).
 
     The bundled weights (``pretrained``) take the spec's dataset geometry (any lights, tile size; the network is

@@ -5,11 +5,12 @@ from typing import Any, Mapping
 
 from torch import nn
 
+from ..config.model import MODEL_TYPES
 from ..errors import OIError
 from .compact import Compact
 from .siamese import Siamese, Siamese3
 
-MODEL_TYPES = ("Siamese", "Siamese_3", "Compact")
+Network = Compact | Siamese | Siamese3  # every network has score(input_1, input_2) -> distances
 
 MAX_STRIP_SIDE = 1 << 16  # pixels; a strip this long is already far beyond any real inspection tile
 
@@ -33,7 +34,7 @@ def model_settings(model_cfg: Any) -> dict[str, Any]:
     }
 
 
-def build_network(model: Mapping[str, Any], strip_shape: tuple[int, int, int] | list[int]) -> nn.Module:
+def build_network(model: Mapping[str, Any], strip_shape: tuple[int, int, int] | list[int]) -> Network:
     """The network named by ``model["model_type"]`` for strips of ``strip_shape`` (3, H', W')."""
     model_type = model.get("model_type")
     try:
@@ -47,17 +48,17 @@ def build_network(model: Mapping[str, Any], strip_shape: tuple[int, int, int] | 
         raise OIError(f"strip_shape {list(shape)} is not (3, height, width): every network takes RGB strips; "
                       "rebuild the model file from a spec whose dataset section describes the lights")
     if model_type == "Compact":
-        return Compact(shape, base_channels=int(model.get("base_channels", 16)),  # type: ignore[arg-type]
+        return Compact(shape, base_channels=int(model.get("base_channels", 16)),
                        shift_tolerance=int(model.get("shift_tolerance", 1)))
     if model_type in ("Siamese", "Siamese_3"):
         if model.get("model_backbone", "custom") != "custom":
             raise OIError(f"model.model_backbone '{model['model_backbone']}' does not exist; use 'custom'")
         cls = Siamese3 if model_type == "Siamese_3" else Siamese
-        return cls(shape, embedding_vectors=int(model.get("embedding_vectors", 5)))  # type: ignore[arg-type]
+        return cls(shape, embedding_vectors=int(model.get("embedding_vectors", 5)))
     raise OIError(f"unknown model.model_type {model_type!r}; use one of {', '.join(MODEL_TYPES)}")
 
 
-def build_model(config: Any) -> nn.Module:
+def build_model(config: Any) -> Network:
     """The network of an ExperimentConfig (model section + dataset geometry)."""
     return build_network(model_settings(config.model), dataset_geometry(config.dataset)["strip_shape"])
 

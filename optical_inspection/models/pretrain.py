@@ -1,6 +1,7 @@
 """Build the bundled pretrained weights: the default Compact network trained on synthetic pairs only.
 
-    python -m optical_inspection.models.pretrain [--steps 250] [--threads 2] [--out optical_inspection/models/pretrained]
+    python -m optical_inspection.models.pretrain [--steps 250] [--threads 2] \
+        [--out optical_inspection/models/pretrained]
 
 Deterministic for a given thread count (fixed seeds, fixed step count, no wall-clock budget). The pairs come from
 :mod:`optical_inspection.data.synth`, in three groups that take turns batch by batch: binarised bare boards
@@ -8,13 +9,12 @@ Deterministic for a given thread count (fixed seeds, fixed step count, no wall-c
 ``--size`` px. Training pairs are flipped/rotated (both images), shifted against each other (test image, up to
 2 px) and, for the binary and grey groups, inverted at random (either polarity). The threshold stored with the
 weights is the score at 1 % false alarm on fresh synthetic PASS pairs of every group. Writes
-``compact_synthetic.pth`` and its ``.sha256``.
+``compact_synthetic.pth``, its ``.sha256`` and its ``.json`` sidecar.
 """
 from __future__ import annotations
 
 import argparse
 import logging
-import math
 import time
 from pathlib import Path
 
@@ -26,7 +26,7 @@ from ..config.dataset import AugmentationConfig
 from ..data.synth import generate_pairs
 from . import bundled
 from .checkpoint import save_checkpoint
-from .factory import build_network
+from .factory import Network, build_network
 from .metrics import auroc, recall_at_false_alarm, threshold_at_false_alarm
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ def augment(test: torch.Tensor, golden: torch.Tensor, invert: bool, gen: torch.G
     return test, golden
 
 
-def evaluate(model: torch.nn.Module, pools: list[dict[str, torch.Tensor]]) -> tuple[np.ndarray, np.ndarray]:
+def evaluate(model: Network, pools: list[dict[str, torch.Tensor]]) -> tuple[np.ndarray, np.ndarray]:
     """Scores and labels of every pair of every pool (eval mode)."""
     model.eval()
     scores, labels = [], []
@@ -137,7 +137,8 @@ def pretrain(out: Path, *, steps: int, pool_pairs: int, size: int, batch: int, l
         "threshold": float(threshold),
         "threshold_source": "bundled default: 1 % false alarm on synthetic PASS pairs (calibrate on your own "
                             "validation split for your boards)",
-        "target_false_alarm": 0.01, "seed": seed, "origin": "synthetic pretraining (optical_inspection.models.pretrain)",
+        "target_false_alarm": 0.01, "seed": seed,
+        "origin": "synthetic pretraining (optical_inspection.models.pretrain)",
         "pretrain": {"steps": steps, "pool_pairs": pool_pairs, "size": size, "batch": batch, "lr": lr,
                      "groups": [f"{style} x{lights}" for style, lights in GROUPS]},
     }

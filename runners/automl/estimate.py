@@ -52,7 +52,8 @@ def measured_pairs_per_s(store: JobStore, model_type: str) -> tuple[float, str]:
             continue
         folder = Path(record.decisions.get("results_folder", record.results_dir))
         epochs = [r for r in read_status(folder / "status.json") if r.get("time_per_epoch")]
-        rows, seconds = csv_rows(get_dotted(spec, TRAIN_CSV)), _seconds(epochs[-1]["time_per_epoch"]) if epochs else None
+        rows = csv_rows(get_dotted(spec, TRAIN_CSV))
+        seconds = _seconds(epochs[-1]["time_per_epoch"]) if epochs else None
         if rows and seconds:
             return rows / seconds, f"measured by job {record.id} ({rows} pairs in {seconds:.1f} s per epoch)"
     default = DEFAULT_PAIRS_PER_S.get(model_type, 25.0)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -21,8 +20,8 @@ from optical_inspection.redaction import redact, register
 from optical_inspection.status import read_status
 
 from ..errors import NotFoundError, RequestError, RunnerError
-from ..launch import (child_env, clear_stale_temps, mark_cancelled, process_alive, process_start, results_folder,
-                      set_supervisor)
+from ..launch import (clear_stale_temps, mark_cancelled, process_alive, process_start, results_folder,
+                      set_supervisor, spawn)
 from ..records import TERMINAL, JobRecord, JobStore, now_iso
 from ..skill_info import load_skill_info
 from ..specbuild import load_schema
@@ -40,10 +39,8 @@ def launch(store: JobStore, record: JobRecord, detach: bool = False) -> JobRecor
     """Run the AutoML job (or start it in a detached ``python -m runners.automl`` process)."""
     if not detach:
         return run_automl_job(store, record.id)
-    with open(record.log_path, "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "runners.automl", record.id, "--jobs-root", str(store.root)],
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
-                                start_new_session=True, env=child_env())
+    proc = spawn([sys.executable, "-m", "runners.automl", record.id, "--jobs-root", str(store.root)],
+                 record.log_path, record.spec_path, supervisor=True)
     return store.update(record.id, lambda r: set_supervisor(r, proc.pid))
 
 
@@ -66,7 +63,8 @@ def run_automl_job(store: JobStore, job_id: str) -> JobRecord:
         study = open_study(settings, out_dir, settings.study_name or record.id, _epochs(resolved),
                            fingerprint(settings, space, resolved), storage=storage)
     except RunnerError as exc:
-        store.update(job_id, lambda r: _end(r, "failure", redact(str(exc)), exc.exit_code))
+        message, code = redact(str(exc)), exc.exit_code
+        store.update(job_id, lambda r: _end(r, "failure", message, code))
         raise
     record = store.update(job_id, lambda r: _running(r, settings, space, study.study_name, out_dir))
     objective = TrainTrialObjective(store, record, spec, settings)
@@ -94,8 +92,9 @@ def run_automl_job(store: JobStore, job_id: str) -> JobRecord:
             artifacts["study_db"] = str(out_dir / STUDY_DB)
         best = best_record(study, settings.metric, settings.algorithm)
         counts = state_counts(study)
-    except BaseException as exc:  # noqa: BLE001 - the record must end terminal whatever happened
-        store.update(job_id, lambda r: _end(r, "failure", redact(f"AutoML stopped: {type(exc).__name__}: {exc}"), 1))
+    except BaseException as exc:  # the record must end terminal whatever happened; re-raised
+        message = redact(f"AutoML stopped: {type(exc).__name__}: {exc}")
+        store.update(job_id, lambda r: _end(r, "failure", message, 1))
         raise
     finally:
         for sig, handler in handlers.items():
@@ -205,7 +204,7 @@ def _adopt_or_stop(store: JobStore, job_id: str | None) -> dict[str, Any] | None
     ends = [r.get("status") for r in read_status(folder / "status.json") if r.get("status") in ("SUCCESS", "FAILURE")]
     if ends and ends[-1] == "SUCCESS" and not process_alive(record.pid, record.pid_start):
         return {ADOPT_ATTR: job_id}
-    if process_alive(record.pid, record.pid_start):
+    if record.pid and process_alive(record.pid, record.pid_start):
         try:
             os.killpg(record.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):

@@ -2,8 +2,9 @@
 
 ``best_rec.json`` names the best COMPLETE trial (ties: the earlier trial), its configuration, child job, the host
 that trained it, metric value, the epoch that reached it and that epoch's checkpoint (a path on that host). Both
-files hold only what the study holds, so every process of a shared study writes the same ones once it ends. ``trials.csv`` has one row per trial (every
-state), with the sampled value of each searched key (blank when a condition left it out).
+files hold only what the study holds, so every process of a shared study writes the same ones once it ends.
+``trials.csv`` has one row per trial (every state), with the sampled value of each searched key (blank when a
+condition left it out).
 """
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ def best_trial(study: optuna.Study) -> FrozenTrial | None:
     if not done:
         return None
     sign = -1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1.0
-    return min(done, key=lambda t: (sign * t.value, t.number))
+    return min(done, key=lambda t: (sign * float(t.value or 0.0), t.number))  # value: finite, checked above
 
 
 def state_name(trial: FrozenTrial, retried: set[int]) -> str:

@@ -67,6 +67,7 @@ class SearchParam:
         if self.kind == "float":
             return trial.suggest_float(self.key, self.low, self.high, log=self.log)
         if self.kind == "int":
+            assert self.low is not None and self.high is not None  # a numeric key always has both bounds here
             return trial.suggest_int(self.key, int(self.low), int(self.high), step=self.step or 1, log=self.log)
         if self.weights is None:
             return trial.suggest_categorical(self.key, list(self.options))
@@ -175,7 +176,7 @@ def build_search_space(schema: dict[str, Any], parameters: list[str] | None = No
 def space_problems(spec: dict[str, Any], schema: dict[str, Any], shorthands: dict[str, Any]) -> list[str]:
     """Every problem of the spec's ``automl.parameters`` / ``parameter_ranges`` (the plan's check when AutoML is
     on; types and bounds of the ``automl`` keys themselves are the schema validation's job)."""
-    automl = spec.get("automl") if isinstance(spec.get("automl"), dict) else {}
+    automl: dict[str, Any] = spec["automl"] if isinstance(spec.get("automl"), dict) else {}
     parameters = automl.get("parameters") or []
     ranges = automl.get("parameter_ranges") or {}
     if not isinstance(parameters, list) or not isinstance(ranges, dict):

@@ -12,8 +12,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import os
-import re
-import signal
 import subprocess
 import threading
 from pathlib import Path
@@ -22,18 +20,17 @@ from typing import Any, Iterator
 import optuna
 import yaml
 
+from optical_inspection.dotted import set_dotted
 from optical_inspection.io_utils import write_text_atomic
 from optical_inspection.status import read_status
 
 from ..checkpoints import CheckpointRequest, choose, epoch_metrics, list_checkpoints
-from ..launch import child_env, finish, process_start, set_supervisor, trainer_command
+from ..launch import env_refs, finish, process_start, set_supervisor, spawn, stop, trainer_command
 from ..parents import action_results
 from ..records import TERMINAL, JobRecord, JobStore, now_iso
 from .driver import TrialStopped
 from .settings import AutoMLSettings
 
-STOP_GRACE_S = 20.0
-ENV_REFERENCE = re.compile(r"\$\{oc\.env:([A-Za-z_][A-Za-z0-9_]*)")
 ADOPT_ATTR = "adopt_job"  # a re-queued trial whose child job had already finished training
 # Values every trial needs: a metric and a checkpoint after every epoch, and a fresh start in its own folder.
 FORCED = {
@@ -62,7 +59,7 @@ class TrainTrialObjective:
         cores = os.cpu_count() or 1
         self.threads = str(max(1, cores // max(1, settings.workers)))
         self.gpus = GpuSlots(base_spec)
-        self.storage_vars = set(ENV_REFERENCE.findall(str((base_spec.get("automl") or {}).get("storage") or "")))
+        self.storage_vars = env_refs(str((base_spec.get("automl") or {}).get("storage") or ""))
 
     def __call__(self, trial: optuna.Trial, params: dict[str, Any], stop: threading.Event) -> float:
         if trial.user_attrs.get(ADOPT_ATTR):
@@ -86,9 +83,9 @@ class TrainTrialObjective:
         spec = copy.deepcopy(self.base_spec)
         spec.pop("automl", None)
         for key, value in {**params, **FORCED, "results_dir": child.results_dir}.items():
-            _set_dotted(spec, key, value)
+            set_dotted(spec, key, value)
         if gpu is not None:
-            _set_dotted(spec, "train.gpu_ids", [gpu])
+            set_dotted(spec, "train.gpu_ids", [gpu])
         return spec
 
     def create_child(self, number: int, params: dict[str, Any], gpu: int | None = None) -> JobRecord:
@@ -101,7 +98,8 @@ class TrainTrialObjective:
         try:
             validate_dict(copy.deepcopy(spec), "train")
         except SpecError as exc:
-            self.store.update(child.id, lambda r: _failed(r, str(exc), 2))
+            message = str(exc)
+            self.store.update(child.id, lambda r: _failed(r, message, 2))
             raise TrialFailed(f"trial {number}: the sampled spec is invalid: {exc}") from None
         write_text_atomic(child.spec_path, yaml.safe_dump(spec, sort_keys=False, default_flow_style=False))
 
@@ -119,11 +117,8 @@ class TrainTrialObjective:
 
     def launch(self, child: JobRecord) -> subprocess.Popen:
         """Start the trainer in its own process group; torch threads shared out between the workers."""
-        env = {k: v for k, v in child_env().items() if k not in self.storage_vars}  # the trainer needs no DB URL
-        env.setdefault("OMP_NUM_THREADS", self.threads)
-        with open(child.log_path, "ab") as log:
-            proc = subprocess.Popen(trainer_command(child), stdin=subprocess.DEVNULL, stdout=log,
-                                    stderr=subprocess.STDOUT, start_new_session=True, env=env)
+        proc = spawn(trainer_command(child), child.log_path, child.spec_path,
+                     extra_env={"OMP_NUM_THREADS": self.threads}, drop_env=self.storage_vars)  # no DB URL
 
         def running(r: JobRecord) -> None:
             r.status, r.started, r.pid, r.pid_start = "running", now_iso(), proc.pid, process_start(proc.pid)
@@ -133,12 +128,7 @@ class TrainTrialObjective:
 
     def end(self, child: JobRecord, proc: subprocess.Popen, message: str) -> None:
         """Stop the trainer (SIGTERM to its group, SIGKILL after a grace period) and record it cancelled."""
-        _signal_group(proc.pid, signal.SIGTERM)
-        try:
-            code = proc.wait(timeout=STOP_GRACE_S)
-        except subprocess.TimeoutExpired:
-            _signal_group(proc.pid, signal.SIGKILL)
-            code = proc.wait()
+        code = stop(proc)
         finish(self.store, child.id, code, cancelled=True)
         self.store.update(child.id, lambda r: setattr(r, "message", message))
 
@@ -194,7 +184,10 @@ class TrainTrialObjective:
         assert chosen.epoch is not None
         trial.set_user_attr("best_epoch", chosen.epoch + 1)
         trial.set_user_attr("checkpoint", str(chosen.path))
-        self.store.update(child.id, lambda r: r.artifacts.setdefault("best_checkpoint", str(chosen.path)))
+        def keep(r: JobRecord) -> None:
+            r.artifacts.setdefault("best_checkpoint", str(chosen.path))
+
+        self.store.update(child.id, keep)
         return float(chosen.metrics[metric])
 
 
@@ -224,22 +217,6 @@ class GpuSlots:
                 self.busy[gpu] -= 1
 
 
-def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
-    node = data
-    *parents, name = key.split(".")
-    for part in parents:
-        if not isinstance(node.get(part), dict):
-            node[part] = {}
-        node = node[part]
-    node[name] = value
-
-
 def _failed(record: JobRecord, message: str, code: int) -> None:
     record.status, record.finished, record.message, record.exit_code = "failure", now_iso(), message, code
 
-
-def _signal_group(pid: int, sig: int) -> None:
-    try:
-        os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass

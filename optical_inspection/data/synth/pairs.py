@@ -129,14 +129,14 @@ def _chunk(n: int, size: int, style: str, n_lights: int, defect_rate: float, kin
 
     boxes, kinds_per_pair = [], []
     for_box = masks_t.transpose(1, 0, 2, 3)  # [D, B, S, S]
-    ys, xs = for_box.any(3), for_box.any(2)  # [D, B, S]
+    ys, xs = np.asarray(for_box.any(3)), np.asarray(for_box.any(2))  # [D, B, S]
     for i in range(n):
         rows = [(int(xs[d, i].argmax()), int(ys[d, i].argmax()), size - 1 - int(xs[d, i, ::-1].argmax()),
                  size - 1 - int(ys[d, i, ::-1].argmax())) for d in range(len(slots)) if kind_of[d][i] is not None]
         boxes.append(np.asarray(rows, dtype=np.int32).reshape(-1, 4))
-        kinds_per_pair.append([kind_of[d][i] for d in range(len(slots)) if kind_of[d][i] is not None])
+        kinds_per_pair.append([k for d in range(len(slots)) if (k := kind_of[d][i]) is not None])
     labels = [k[0] if k else "PASS" for k in kinds_per_pair]
-    return PairBatch(test_u8, golden_u8, labels, masks_t.any(1), boxes, kinds_per_pair, layout_of)
+    return PairBatch(test_u8, golden_u8, labels, np.asarray(masks_t.any(1)), boxes, kinds_per_pair, layout_of)
 
 
 def _paint_kinds(rng: np.random.Generator, mats: np.ndarray, before: np.ndarray, layout: Layout, want: np.ndarray,
