@@ -104,6 +104,22 @@ class AugmentationConfig:
 
 
 @section
+class SyntheticDefectsConfig:
+    """Defects painted on PASS training pairs on the fly (our addition; see optical_inspection/data/inject.py)."""
+    enable: Bool = spec_field(True, description="Paint synthetic defects on the test image of PASS training pairs "
+                              "and train on them as defects, so a split with few or no labelled defects still trains.",
+                              tao_default=False)
+    rate: Float = spec_field(0.25, description="Share of the PASS pairs of each training batch that get a defect.",
+                             ge=0.0, le=1.0, automl=AutoML(enabled=False, low=0.05, high=0.5))
+    kinds: list[Literal["spot", "edge", "cut", "smudge"]] = spec_field(
+        description="Kinds drawn from, alike: spot (spurious copper / pin hole), edge (spur / mouse bite), cut "
+        "(open / short), smudge (contamination).", factory=lambda: ["spot", "edge", "cut", "smudge"],
+    )
+    max_size: Float = spec_field(8.0, description="Largest defect extent in pixels (of the resized tile).",
+                                 ge=1.0, le=64.0)
+
+
+@section
 class GridMap:
     x: Int = spec_field(2, description="Tiles per row (columns).", ge=1)
     y: Int = spec_field(2, description="Rows of tiles.", ge=1)
@@ -146,6 +162,8 @@ class DatasetConfig:
     image_height: Int = spec_field(128, description="Height of each light tile after resizing.", ge=8, popular=True)
     augmentation_config: AugmentationConfig = spec_field(description="Training augmentation.",
                                                          factory=AugmentationConfig)
+    synthetic_defects: SyntheticDefectsConfig = spec_field(description="Synthetic defects on PASS training pairs.",
+                                                           factory=SyntheticDefectsConfig)
     cache_memory_mb: Int = spec_field(
         256, description="Each split is decoded once; its uint8 tiles stay in memory while the decoded splits fit this "
         "budget in MiB (grey images take a third), else they go to a temporary file in TMPDIR (memory-mapped, "
