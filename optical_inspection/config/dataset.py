@@ -82,7 +82,7 @@ class ColorConfig:
 class ShiftConfig:
     enable: Bool = spec_field(True, description="Shift the test image against its golden by a few pixels "
                               "(teaches tolerance to misregistration; our addition).")
-    max_pixels: Int = spec_field(2, description="Largest shift in pixels, per axis.", ge=0, le=32,
+    max_pixels: Int = spec_field(3, description="Largest shift in pixels, per axis.", ge=0, le=32,
                                  automl=AutoML(enabled=True, low=0, high=4, when={
                                      _AUG: True, "dataset.augmentation_config.random_shift.enable": True}))
 
@@ -93,10 +93,12 @@ class AugmentationConfig:
                                              factory=lambda: [0.485, 0.456, 0.406])
     rgb_input_std: list[Float] = spec_field(description="Per-channel std for normalisation.",
                                             factory=lambda: [0.229, 0.224, 0.225])
-    augment: Bool = spec_field(False, description="Master switch for the training augmentations below.",
-                               automl=AutoML(enabled=True))
-    with_random_blur: Bool = spec_field(True, description="Random Gaussian blur (probability 0.5; TAO always blurs).")
-    with_random_crop: Bool = spec_field(True, description="Random resized crop (probability 0.5; TAO always crops).")
+    augment: Bool = spec_field(True, description="Master switch for the training augmentations below.",
+                               automl=AutoML(enabled=True), tao_default=False)
+    with_random_blur: Bool = spec_field(False, description="Random Gaussian blur (probability 0.5; TAO always blurs).",
+                                        tao_default=True)
+    with_random_crop: Bool = spec_field(False, description="Random resized crop (probability 0.5; TAO always crops).",
+                                        tao_default=True)
     random_flip: FlipConfig = spec_field(description="Flip settings.", factory=FlipConfig)
     random_rotate: RotateConfig = spec_field(description="Rotation settings.", factory=RotateConfig)
     random_color: ColorConfig = spec_field(description="Colour jitter settings.", factory=ColorConfig)
@@ -144,8 +146,9 @@ class DatasetConfig:
         "most 8.", tao_default=8,
     )
     fpratio_sampling: Float = spec_field(
-        0.1, description="Defect sampling weight: defects drawn with weight (n_pass/n_fail)*ratio; 0 = no reweighting.",
-        ge=0.0, le=1.0, automl=AutoML(enabled=True, low=0.05, high=1.0),
+        0.5, description="Defect sampling weight: defects drawn with weight (n_pass/n_fail)*ratio (a share "
+        "ratio/(1+ratio) of the draws); 0 = no reweighting.", ge=0.0, le=1.0,
+        automl=AutoML(enabled=True, low=0.05, high=1.0), tao_default=0.1,
     )
     num_input: Optional[Int] = spec_field(
         None, description="Number of lights; must equal len(input_map). Null: derived from input_map.",
