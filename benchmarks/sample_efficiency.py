@@ -35,16 +35,18 @@ REPO = Path(__file__).resolve().parents[1]
 SHIFT = 3  # the classical difference tolerates this many pixels of misregistration
 
 
-def subset_csv(folder: Path, size: int | None, out: Path) -> Path:
-    """The first ``size`` rows (all when None) of a fixed shuffle of the training CSV, as its own CSV."""
+def subset_csv(folder: Path, size: int | None, out: Path, pass_only: bool = False) -> Path:
+    """The first ``size`` rows (all when None) of a fixed shuffle of the training CSV, as its own CSV; with
+    ``pass_only`` only their PASS rows (every real defect removed)."""
     import numpy as np
 
     with open(folder / "dataset.csv", newline="") as fh:
         rows = list(csv.reader(fh))
     header, body = rows[0], rows[1:]
     order = np.random.default_rng(0).permutation(len(body))
-    picked = [body[i] for i in order[: size or len(body)]]
-    path = out / f"train_{size or 'all'}.csv"
+    label = header.index("label")
+    picked = [body[i] for i in order[: size or len(body)] if not pass_only or body[i][label] == "PASS"]
+    path = out / f"train_{size or 'all'}{'_pass_only' if pass_only else ''}.csv"
     if not path.is_file():
         out.mkdir(parents=True, exist_ok=True)
         with open(path, "w", newline="") as fh:
@@ -177,15 +179,20 @@ def cells(args: argparse.Namespace, folders: dict[str, Path], out: Path, overrid
     for size in [s for s in sizes if s != 0]:
         for budget in minutes:
             for init in args.inits.split(","):
-                todo.append({"model": "Compact", "init": init, "size": size, "minutes": budget})
+                for pass_only in ([False, True] if args.pass_only else [False]):
+                    todo.append({"model": "Compact", "init": init, "size": size, "minutes": budget,
+                                 "pass_only": pass_only})
     largest = sizes[-1]
     for base in [b for b in args.baselines.split(",") if b and b != "classical"]:
         for budget in minutes:
             todo.append({"model": base, "init": "scratch", "size": largest, "minutes": budget})
     for c in todo:
         c["overrides"] = overrides if c["model"] == "Compact" else {}
-        c["train_csv"] = str(subset_csv(folders["train"], c["size"], out / "subsets")) if c["size"] != 0 else ""
-        c["key"] = (f"{c['model']}_{c['init']}_{c['size'] if c['size'] is not None else 'all'}_{c['minutes']:g}min_"
+        c.setdefault("pass_only", False)
+        c["train_csv"] = (str(subset_csv(folders["train"], c["size"], out / "subsets", c["pass_only"]))
+                          if c["size"] != 0 else "")
+        c["key"] = (f"{c['model']}_{c['init']}_{c['size'] if c['size'] is not None else 'all'}"
+                    f"{'_pass_only' if c['pass_only'] else ''}_{c['minutes']:g}min_"
                     f"{tag if c['model'] == 'Compact' else 'tao'}")
     return todo
 
@@ -196,6 +203,8 @@ def main() -> None:
     parser.add_argument("--inits", default="scratch,pretrained")
     parser.add_argument("--minutes", default="2,10", help="training budgets (train.max_time_minutes)")
     parser.add_argument("--baselines", default="classical,Siamese_3")
+    parser.add_argument("--pass-only", action="store_true",
+                        help="also train each size with its real defects removed (PASS pairs + synthetic defects)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=JSON", help="override a spec key")
     parser.add_argument("--fresh", action="store_true", help="rerun cells already in results.jsonl")
@@ -235,7 +244,7 @@ def _table(rows: list[dict]) -> str:
             "| test false alarm % at calibrated threshold |")
     lines = [head, "|" + "---|" * 11]
     for r in rows:
-        size = "all" if r["size"] is None else r["size"]
+        size = ("all" if r["size"] is None else str(r["size"])) + (" PASS only" if r.get("pass_only") else "")
         lines.append(f"| {r['model']} | {r['init']} | {size} | {r['minutes']:g} | {r.get('epochs', '-')} | "
                      f"{r.get('train_seconds', '-')} | {r.get('train_pairs_per_s', '-')} | {r['auroc']:.4f} | "
                      f"{r['recall_at_fa_1pct']:.3f} | {r['recall_at_fa_0_1pct']:.3f} | {r['false_alarm']:.2f} |")

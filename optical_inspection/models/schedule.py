@@ -13,7 +13,7 @@ import torch
 def budget_cosine(optimizer: torch.optim.Optimizer, total_steps: int, budget_seconds: float | None,
                   clock: Callable[[], float] = time.monotonic) -> torch.optim.lr_scheduler.LambdaLR:
     """LambdaLR with factor ``0.5 * (1 + cos(pi * progress))``, progress = max(step / total_steps, elapsed /
-    budget) capped at 1; the clock starts at the first step (after set-up and decoding)."""
+    budget) capped at 1; the clock starts when the schedule is made (when fitting starts, after decoding)."""
     start: list[float] = []
 
     def factor(step: int) -> float:
