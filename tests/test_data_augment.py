@@ -128,3 +128,13 @@ def test_hue_turns_colours_both_ways_and_keeps_grey():
     assert torch.allclose(still, grey.float() / 255, atol=1e-5)
     green_shift = turned[:, 0, 1, 0, 0] - 60 / 255
     assert (green_shift > 0.01).any() and (green_shift < -0.01).any()
+
+
+@pytest.mark.parametrize("per_side", [False, True])
+def test_photometric_per_side_draws_colour_and_blur_for_each_image(per_side: bool) -> None:
+    cfg = _only(random_color={"color_probability": 1.0}, with_random_blur=True)
+    cfg.photometric_per_side = per_side
+    x = _batch()
+    test, golden = PairAugmenter(cfg)(x, x, torch.Generator().manual_seed(1))
+    differs = (test - golden).abs().flatten(1).amax(1) > 1e-4
+    assert differs.all() if per_side else not differs.any()
