@@ -99,7 +99,9 @@ def child(args: argparse.Namespace) -> None:
     spec = cell_spec(folders, train_csv or folders["train"] / "dataset.csv", results, cell["model"], cell["init"],
                      cell["minutes"], cell["overrides"])
     figures: dict = {}
-    if cell["size"] == 0:
+    if cell["model"] == "classical difference":
+        figures.update(classical(folders))
+    elif cell["size"] == 0:
         spec["evaluate"]["checkpoint"] = "pretrained"
     else:
         t0 = time.time()
@@ -113,13 +115,21 @@ def child(args: argparse.Namespace) -> None:
         figures.update({"epochs": len(records), "steps": meta["step"], "train_seconds": round(seconds, 1),
                         "train_wall_seconds": round(time.time() - t0, 1),
                         "train_pairs_per_s": round(meta["step"] * config.dataset.batch_size / max(seconds, 1e-9), 1)})
+    if cell["model"] != "classical difference":
+        figures.update(_evaluate(spec, results))
+    figures["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    print("RESULT " + json.dumps(figures), flush=True)
+
+
+def _evaluate(spec: dict, results: Path) -> dict:
+    """The evaluate action on the test groups: AUROC, recalls and the false alarm at the model's threshold."""
+    from optical_inspection.cli import run_action
+    from optical_inspection.spec import validate_dict
+
     if run_action("evaluate", validate_dict(spec, "evaluate")) != 0:
         sys.exit(f"evaluate failed; see {results / 'evaluate' / 'status.json'}")
     metrics = json.loads((results / "evaluate" / "metrics.json").read_text())
-    figures.update({k: metrics[k] for k in ("auroc", "recall_at_fa_1pct", "recall_at_fa_0_1pct", "false_alarm",
-                                             "threshold")})
-    figures["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-    print("RESULT " + json.dumps(figures), flush=True)
+    return {k: metrics[k] for k in ("auroc", "recall_at_fa_1pct", "recall_at_fa_0_1pct", "false_alarm", "threshold")}
 
 
 def classical(folders: dict[str, Path]) -> dict:
@@ -223,8 +233,9 @@ def main() -> None:
         r["key"]: r for r in map(json.loads, done_path.read_text().splitlines())}
     rows = []
     if "classical" in args.baselines.split(","):
-        rows.append(done.get("classical") or {"key": "classical", "model": "classical difference", "init": "-",
-                                              "size": 0, "minutes": 0.0, **classical(folders)})
+        cell = {"key": "classical", "model": "classical difference", "init": "-", "size": 0, "minutes": 0.0,
+                "overrides": {}, "train_csv": ""}
+        rows.append(done.get("classical") or {**cell, **run_cell(args, cell)})
     for cell in cells(args, folders, out, overrides):
         row = done.get(cell["key"]) or {**{k: v for k, v in cell.items() if k != "train_csv"}, **run_cell(args, cell)}
         rows.append(row)
