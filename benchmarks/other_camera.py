@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -82,12 +84,14 @@ def main() -> None:
     folders = convert(REPO / "benchmarks" / "out" / "train_eval")
     variant = build(folders["test"], out / "data")
     split = {"csv_path": str(variant), "images_dir": str(out / "data" / "images")}
-    spec = {"results_dir": str(out / "results"), "model": {"model_type": "Compact"},
+    results = out / "results" / hashlib.sha256(args.checkpoint.encode()).hexdigest()[:12]
+    shutil.rmtree(results, ignore_errors=True)  # one folder per checkpoint, rewritten on each run
+    spec = {"results_dir": str(results), "model": {"model_type": "Compact"},
             "dataset": {"test_dataset": split, "input_map": None, "image_height": WINDOW, "image_width": WINDOW},
             "evaluate": {"checkpoint": args.checkpoint, "batch_size": 64}}
     if run_action("evaluate", validate_dict(spec, "evaluate")) != 0:
-        sys.exit(f"evaluate failed; see {out / 'results'}")
-    metrics = json.loads((out / "results" / "evaluate" / "metrics.json").read_text())
+        sys.exit(f"evaluate failed; see {results}")
+    metrics = json.loads((results / "evaluate" / "metrics.json").read_text())
     print(json.dumps({k: metrics[k] for k in ("auroc", "recall_at_fa_1pct", "recall_at_fa_0_1pct", "false_alarm",
                                                "threshold", "num_pairs")}))
     print(f"(groups {GROUPS['test']} re-taken through two cameras, misregistered up to {MAX_SHIFT:g} px)")

@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from train_eval import GROUPS, WINDOW, _seconds, convert  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
+ALL_PAIRS = 22412  # rows of the converted training groups
 SHIFT = 3  # the classical difference tolerates this many pixels of misregistration
 
 
@@ -243,11 +244,24 @@ def main() -> None:
     with open(done_path, "w") as fh:
         merged = {**done, **{r["key"]: r for r in rows}}
         fh.writelines(json.dumps(r) + "\n" for r in merged.values())
-    table = _table(rows)
+    every = sorted(merged.values(), key=_order)  # this run's cells and those stored by earlier runs
+    table = _table(every)
     print(table)
     (out / "table.md").write_text(table + "\n")
-    _plot(rows, out / "learning_curve.png")
+    _plot(every, out / "learning_curve.png")
     print(f"wrote {out / 'table.md'} and {out / 'learning_curve.png'}")
+
+
+def _order(r: dict) -> tuple:
+    size = 10**9 if r["size"] is None else r["size"]
+    return (r["model"] != "classical difference", r["model"], bool(r.get("overrides")), bool(r.get("pass_only")),
+            r["minutes"], r["init"], size)
+
+
+def _name(r: dict) -> str:
+    """Compact's series: init, PASS only, overrides, budget."""
+    extra = "".join(f", {k.split('.')[-1]}={v}" for k, v in (r.get("overrides") or {}).items())
+    return f"Compact {r['init']}{' PASS only' if r.get('pass_only') else ''}{extra}, {r['minutes']:g} min"
 
 
 def _table(rows: list[dict]) -> str:
@@ -256,7 +270,8 @@ def _table(rows: list[dict]) -> str:
     lines = [head, "|" + "---|" * 11]
     for r in rows:
         size = ("all" if r["size"] is None else str(r["size"])) + (" PASS only" if r.get("pass_only") else "")
-        lines.append(f"| {r['model']} | {r['init']} | {size} | {r['minutes']:g} | {r.get('epochs', '-')} | "
+        init = r["init"] + "".join(f", {k}={v}" for k, v in (r.get("overrides") or {}).items())
+        lines.append(f"| {r['model']} | {init} | {size} | {r['minutes']:g} | {r.get('epochs', '-')} | "
                      f"{r.get('train_seconds', '-')} | {r.get('train_pairs_per_s', '-')} | {r['auroc']:.4f} | "
                      f"{r['recall_at_fa_1pct']:.3f} | {r['recall_at_fa_0_1pct']:.3f} | {r['false_alarm']:.2f} |")
     return "\n".join(lines)
@@ -268,13 +283,12 @@ def _plot(rows: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    total = max([r["size"] for r in rows if r["size"]] + [1])
-    x_of = lambda r: 22412 if r["size"] is None else max(r["size"], 30)  # noqa: E731  zero-shot drawn at 30
+    x_of = lambda r: ALL_PAIRS if r["size"] is None else max(r["size"], 30)  # noqa: E731  zero-shot drawn at 30
     fig, ax = plt.subplots(figsize=(7, 4.5))
     series: dict[str, list] = {}
     for r in rows:
         if r["model"] == "Compact" and r["size"] != 0:
-            series.setdefault(f"Compact {r['init']}, {r['minutes']:g} min", []).append(r)
+            series.setdefault(_name(r), []).append(r)
     for name, rs in series.items():
         rs = sorted(rs, key=x_of)
         ax.plot([x_of(r) for r in rs], [r["auroc"] for r in rs], marker="o", label=name)
@@ -283,7 +297,7 @@ def _plot(rows: list[dict], path: Path) -> None:
             label = "zero-shot (bundled weights)" if r["model"] == "Compact" else f"{r['model']} {r['minutes']:g} min"
             ax.scatter([x_of(r) if r["model"] != "classical difference" else 30], [r["auroc"]], marker="x", label=label)
     ax.set_xscale("log")
-    ax.set_xlabel(f"labelled training pairs (all = {total if total > 1 else 'all'})")
+    ax.set_xlabel(f"labelled training pairs (log scale; all = {ALL_PAIRS:,}; zero-shot and baselines at 30)")
     ax.set_ylabel("held-out AUROC (groups 44000, 92000)")
     ax.set_ylim(max(0.5, min(r["auroc"] for r in rows) - 0.01), 1.0)
     ax.grid(True, alpha=0.3)

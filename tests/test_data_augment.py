@@ -9,8 +9,9 @@ from optical_inspection.data.augment import PairAugmenter
 
 
 def _only(**on) -> AugmentationConfig:
-    """A config with every augmentation off except those named (True = defaults, or a dict of settings)."""
-    cfg = AugmentationConfig(augment=True, with_random_blur=False, with_random_crop=False)
+    """A config with every augmentation off except those named (True = defaults, or a dict of settings); one
+    photometric draw per pair (``photometric_per_side`` off) unless a test turns it on."""
+    cfg = AugmentationConfig(augment=True, with_random_blur=False, with_random_crop=False, photometric_per_side=False)
     cfg.random_flip.enable = cfg.random_rotate.enable = cfg.random_color.enable = cfg.random_shift.enable = False
     for name, settings in on.items():
         if name in ("with_random_blur", "with_random_crop"):

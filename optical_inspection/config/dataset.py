@@ -103,8 +103,8 @@ class AugmentationConfig:
     random_rotate: RotateConfig = spec_field(description="Rotation settings.", factory=RotateConfig)
     random_color: ColorConfig = spec_field(description="Colour jitter settings.", factory=ColorConfig)
     photometric_per_side: Bool = spec_field(
-        False, description="Draw blur and colour jitter for the test image and its golden separately (as if taken by "
-        "two cameras; our addition) instead of once per pair.",
+        True, description="Draw blur and colour jitter for the test image and its golden separately (as if taken by "
+        "two cameras; our addition) instead of once per pair (TAO).", tao_default=False,
     )
     random_shift: ShiftConfig = spec_field(description="Test-vs-golden shift settings (our addition).", factory=ShiftConfig)
 
