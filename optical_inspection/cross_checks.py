@@ -28,6 +28,10 @@ def cross_key_problems(data: dict[str, Any], action: str) -> list[str]:
             problems.append(f"dataset.grid_map: a {x}x{y} grid needs {x * y} lights but input_map has {n_lights}; "
                             f"fix grid_map or use concat_type: linear")
     if action == "train":
+        synthetic = get_dotted(data, "dataset.synthetic_defects", None) or {}
+        if isinstance(synthetic, dict) and synthetic.get("enable", True) and synthetic.get("kinds", None) == []:
+            problems.append("dataset.synthetic_defects.kinds: empty while synthetic_defects.enable is true; name at "
+                            "least one of spot, edge, cut, smudge, or set enable: false")
         bs = _num(data, "dataset.batch_size", 32)
         if bs is not None and bs < 2:
             problems.append(f"dataset.batch_size: training needs a batch size > 1 (got {bs})")

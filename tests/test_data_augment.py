@@ -9,8 +9,9 @@ from optical_inspection.data.augment import PairAugmenter
 
 
 def _only(**on) -> AugmentationConfig:
-    """A config with every augmentation off except those named (True = defaults, or a dict of settings)."""
-    cfg = AugmentationConfig(augment=True, with_random_blur=False, with_random_crop=False)
+    """A config with every augmentation off except those named (True = defaults, or a dict of settings); one
+    photometric draw per pair (``photometric_per_side`` off) unless a test turns it on."""
+    cfg = AugmentationConfig(augment=True, with_random_blur=False, with_random_crop=False, photometric_per_side=False)
     cfg.random_flip.enable = cfg.random_rotate.enable = cfg.random_color.enable = cfg.random_shift.enable = False
     for name, settings in on.items():
         if name in ("with_random_blur", "with_random_crop"):
@@ -128,3 +129,13 @@ def test_hue_turns_colours_both_ways_and_keeps_grey():
     assert torch.allclose(still, grey.float() / 255, atol=1e-5)
     green_shift = turned[:, 0, 1, 0, 0] - 60 / 255
     assert (green_shift > 0.01).any() and (green_shift < -0.01).any()
+
+
+@pytest.mark.parametrize("per_side", [False, True])
+def test_photometric_per_side_draws_colour_and_blur_for_each_image(per_side: bool) -> None:
+    cfg = _only(random_color={"color_probability": 1.0}, with_random_blur=True)
+    cfg.photometric_per_side = per_side
+    x = _batch()
+    test, golden = PairAugmenter(cfg)(x, x, torch.Generator().manual_seed(1))
+    differs = (test - golden).abs().flatten(1).amax(1) > 1e-4
+    assert differs.all() if per_side else not differs.any()

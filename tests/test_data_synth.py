@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from optical_inspection.data.synth import AOI_KINDS, COPPER_KINDS, generate_pairs
-from optical_inspection.data.synth.defects import _window_max
+from optical_inspection.data.synth.defects import window_max
 
 
 @pytest.mark.parametrize("style", ["binary", "grey", "rgb"])
@@ -48,7 +48,7 @@ def test_difference_outside_the_mask_is_only_misregistration(style):
     assert set(clean.labels) == {"PASS"} and not clean.mask.any() and all(len(b) == 0 for b in clean.boxes)
     assert np.array_equal(with_defects.golden, clean.golden)
     diff = np.abs(with_defects.test.astype(int) - clean.test.astype(int)).max(axis=(1, 4))  # [B, S, S]
-    near = _window_max(with_defects.mask.astype(np.float32), 3) > 0
+    near = window_max(with_defects.mask.astype(np.float32), 3) > 0
     assert (diff[~near] <= (0 if style == "binary" else 2)).all()  # grey: faint anti-aliased fringes, blurred
     assert (diff[with_defects.mask] > 0).mean() > 0.3
 

@@ -127,12 +127,24 @@ def test_tensorboard_and_interval_checks(splits: dict, tmp_path: Path, caplog: p
     assert "val_auroc" in out["kpi"]                                     # the SUCCESS record's KPIs
 
 
+def test_pass_only_split_trains_on_synthetic_defects(splits: dict, tmp_path: Path) -> None:
+    csv_path, _ = splits["train"]
+    only_pass = tmp_path / "pass.csv"
+    lines = csv_path.read_text().splitlines()
+    only_pass.write_text("\n".join([lines[0]] + [x for x in lines[1:] if ",PASS," in x]) + "\n")
+    out = _train(splits, tmp_path / "t" / "train", dataset__train_dataset__csv_path=str(only_pass),
+                 train__num_epochs=1, dataset__synthetic_defects__rate=0.5)
+    assert (tmp_path / "t" / "train" / "oi_model_latest.pth").is_file()
+    assert "val_auroc" in out["kpi"]  # without synthetic defects this split is refused (the next test)
+
+
 def test_no_label_in_validation_or_untrainable_split_fails_clearly(splits: dict, tmp_path: Path) -> None:
     csv_path, images = splits["train"]
     only_pass = tmp_path / "pass.csv"
     lines = csv_path.read_text().splitlines()
     only_pass.write_text("\n".join([lines[0]] + [x for x in lines[1:] if ",PASS," in x]) + "\n")
-    with pytest.raises(OIError, match="no defect rows"):
-        _train(splits, tmp_path / "t" / "train", dataset__train_dataset__csv_path=str(only_pass))
+    with pytest.raises(OIError, match="no defect rows.*synthetic_defects.enable: true"):
+        _train(splits, tmp_path / "t" / "train", dataset__train_dataset__csv_path=str(only_pass),
+               dataset__synthetic_defects__enable=False)
     assert not list((tmp_path / "t" / "train").glob("*.pth"))
     assert os.path.isdir(images)

@@ -102,7 +102,7 @@ class ColorConfig:
 class ShiftConfig:
     enable: Bool = spec_field(True, description="Shift the test image against its golden by a few pixels "
                               "(teaches tolerance to misregistration; our addition).")
-    max_pixels: Int = spec_field(2, description="Largest shift in pixels, per axis.", ge=0, le=32,
+    max_pixels: Int = spec_field(3, description="Largest shift in pixels, per axis.", ge=0, le=32,
                                  automl=AutoML(enabled=True, low=0, high=4, when={
                                      _AUG: True, "dataset.augmentation_config.random_shift.enable": True}))
 
@@ -113,15 +113,37 @@ class AugmentationConfig:
                                              factory=lambda: [0.485, 0.456, 0.406])
     rgb_input_std: list[Float] = spec_field(description="Per-channel std for normalisation.",
                                             factory=lambda: [0.229, 0.224, 0.225])
-    augment: Bool = spec_field(False, description="Master switch for the training augmentations below.",
-                               automl=AutoML(enabled=True))
-    with_random_blur: Bool = spec_field(True, description="Random Gaussian blur (probability 0.5; TAO always blurs).")
-    with_random_crop: Bool = spec_field(True, description="Random resized crop (probability 0.5; TAO always crops).")
+    augment: Bool = spec_field(True, description="Master switch for the training augmentations below.",
+                               automl=AutoML(enabled=True), tao_default=False)
+    with_random_blur: Bool = spec_field(False, description="Random Gaussian blur (probability 0.5; TAO always blurs).",
+                                        tao_default=True)
+    with_random_crop: Bool = spec_field(False, description="Random resized crop (probability 0.5; TAO always crops).",
+                                        tao_default=True)
     random_flip: FlipConfig = spec_field(description="Flip settings.", factory=FlipConfig)
     random_rotate: RotateConfig = spec_field(description="Rotation settings.", factory=RotateConfig)
     random_color: ColorConfig = spec_field(description="Colour jitter settings.", factory=ColorConfig)
+    photometric_per_side: Bool = spec_field(
+        True, description="Draw blur and colour jitter for the test image and its golden separately (as if taken by "
+        "two cameras; our addition) instead of once per pair (TAO).", tao_default=False,
+    )
     random_shift: ShiftConfig = spec_field(description="Test-vs-golden shift settings (our addition).",
                                            factory=ShiftConfig)
+
+
+@section
+class SyntheticDefectsConfig:
+    """Defects painted on PASS training pairs on the fly (our addition; see optical_inspection/data/inject.py)."""
+    enable: Bool = spec_field(True, description="Paint synthetic defects on the test image of PASS training pairs "
+                              "and train on them as defects, so a split with few or no labelled defects still trains.",
+                              tao_default=False)
+    rate: Float = spec_field(0.25, description="Share of the PASS pairs of each training batch that get a defect.",
+                             ge=0.0, le=1.0, automl=AutoML(enabled=False, low=0.05, high=0.5))
+    kinds: list[Literal["spot", "edge", "cut", "smudge"]] = spec_field(
+        description="Kinds drawn from, alike: spot (spurious copper / pin hole), edge (spur / mouse bite), cut "
+        "(open / short), smudge (contamination).", factory=lambda: ["spot", "edge", "cut", "smudge"],
+    )
+    max_size: Float = spec_field(8.0, description="Largest defect extent in pixels (of the resized tile).",
+                                 ge=1.0, le=64.0)
 
 
 @section
@@ -149,8 +171,9 @@ class DatasetConfig:
         "most 8.", tao_default=8,
     )
     fpratio_sampling: Float = spec_field(
-        0.1, description="Defect sampling weight: defects drawn with weight (n_pass/n_fail)*ratio; 0 = no reweighting.",
-        ge=0.0, le=1.0, automl=AutoML(enabled=True, low=0.05, high=1.0),
+        0.5, description="Defect sampling weight: defects drawn with weight (n_pass/n_fail)*ratio (a share "
+        "ratio/(1+ratio) of the draws); 0 = no reweighting.", ge=0.0, le=1.0,
+        automl=AutoML(enabled=True, low=0.05, high=1.0), tao_default=0.1,
     )
     num_input: Optional[Int] = spec_field(
         None, description="Number of lights; must equal len(input_map). Null: derived from input_map.",
@@ -167,6 +190,8 @@ class DatasetConfig:
     image_height: Int = spec_field(128, description="Height of each light tile after resizing.", ge=8, popular=True)
     augmentation_config: AugmentationConfig = spec_field(description="Training augmentation.",
                                                          factory=AugmentationConfig)
+    synthetic_defects: SyntheticDefectsConfig = spec_field(description="Synthetic defects on PASS training pairs.",
+                                                           factory=SyntheticDefectsConfig)
     cache_memory_mb: Int = spec_field(
         256, description="Each split is decoded once; its uint8 tiles stay in memory while the decoded splits fit this "
         "budget in MiB (grey images take a third), else they go to a temporary file in TMPDIR (memory-mapped, "

@@ -16,20 +16,21 @@ class CudnnConfig:
 @section
 class OptimConfig:
     type: Literal["Adam", "SGD", "AdamW"] = spec_field(
-        "Adam", description="Optimiser. TAO silently maps any unknown name to SGD; an unknown name is an error here.",
-        automl=AutoML(enabled=False),
+        "AdamW", description="Optimiser. TAO silently maps any unknown name to SGD; an unknown name is an error here.",
+        automl=AutoML(enabled=False), tao_default="Adam",
     )
-    lr: Float = spec_field(5e-4, description="Learning rate.", gt=0.0,
-                           automl=AutoML(enabled=True, low=1e-4, high=1e-2, log=True))
+    lr: Float = spec_field(3e-3, description="Learning rate (the peak of the cosine schedule).", gt=0.0,
+                           automl=AutoML(enabled=True, low=1e-4, high=1e-2, log=True), tao_default=5e-4)
     momentum: Float = spec_field(0.9, description="SGD momentum (unused by Adam/AdamW).", ge=0.0, lt=1.0,
                                  automl=AutoML(enabled=True, low=0.5, high=0.99, when={"train.optim.type": "SGD"}))
     weight_decay: Float = spec_field(
-        5e-4, description="Weight decay (applied by every optimiser; TAO ignores it for Adam).", ge=0.0,
-        automl=AutoML(enabled=False, low=1e-6, high=1e-2, log=True),
+        1e-4, description="Weight decay (applied by every optimiser; TAO ignores it for Adam).", ge=0.0,
+        automl=AutoML(enabled=False, low=1e-6, high=1e-2, log=True), tao_default=5e-4,
     )
     lr_scheduler: Literal["none", "cosine"] = spec_field(
-        "cosine", description="Learning-rate schedule: cosine decay to 0 over num_epochs, per step (our addition; "
-        "TAO has none).", tao_default="none", automl=AutoML(enabled=False),
+        "cosine", description="Learning-rate schedule: cosine decay to 0 per step, ending after num_epochs or when "
+        "train.max_time_minutes is spent, whichever comes first (our addition; TAO has none).", tao_default="none",
+        automl=AutoML(enabled=False),
     )
 
 

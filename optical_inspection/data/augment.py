@@ -1,5 +1,6 @@
 """Batched training augmentation of pairs: one random draw per pair, shared by its test image, its golden and
-every light, so a pair stays aligned (except ``random_shift``, which moves the test image against its golden).
+every light, so a pair stays aligned (except ``random_shift``, which moves the test image against its golden, and,
+with ``photometric_per_side``, blur and colour, drawn for each image of the pair on its own: a second camera).
 
 Works on whole batches of tiles ``[B, N, C, H, W]`` with torch ops (one ``grid_sample`` for flips, rotation,
 crop and shift; shifted sums for blur; one 3x3 matrix per pair for colour), fixing TAO's quirks: colour jitter
@@ -36,10 +37,13 @@ class PairAugmenter:
                  ) -> tuple[torch.Tensor, torch.Tensor]:
         x = torch.stack([test, golden], dim=1).float().div_(255.0)  # [B, 2, N, 3, H, W]
         x = self._geometric(x, generator)
+        if self.cfg.photometric_per_side:  # each side its own draw: [B, 2, ...] -> [2B, 1, ...]
+            x = x.reshape(-1, 1, *x.shape[2:])
         if self.cfg.with_random_blur:
             x = self._blur(x, generator)
         if self.cfg.random_color.enable:
             x = self._colour(x, generator)
+        x = x.reshape(-1, 2, *x.shape[2:])
         return x[:, 0], x[:, 1]
 
     def _geometric(self, x: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:

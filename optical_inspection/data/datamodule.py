@@ -22,6 +22,7 @@ from .augment import PairAugmenter
 from .cache import DecodedSplit
 from .cpus import resolve_workers, usable_cpus
 from .dataset import BatchTransform, PairDataset, keep_tiles
+from .inject import DefectInjector
 from .preprocess import Preprocessor
 from .sampling import train_sampler
 from .table import PairTable, split_table
@@ -100,8 +101,10 @@ class OIDataModule(pl.LightningDataModule):
 
     # -- loaders ----------------------------------------------------------------------------------------------
     def train_dataloader(self) -> DataLoader:
-        """Training batches, fpratio-sampled, drop_last, augmented when ``augment`` is on: in the loader on CPU,
-        or, when a Trainer runs on a GPU, on the GPU in :meth:`on_after_batch_transfer` (uint8 tiles travel)."""
+        """Training batches, fpratio-sampled, drop_last, with synthetic defects painted on PASS pairs when
+        ``synthetic_defects`` is on (in the loader, on uint8 tiles), augmented when ``augment`` is on: in the loader
+        on CPU, or, when a Trainer runs on a GPU, on the GPU in :meth:`on_after_batch_transfer` (uint8 tiles
+        travel)."""
         ds = self.dataset("train")
         self._check_train()
         aug_cfg = self.dataset_cfg.augmentation_config
@@ -109,10 +112,14 @@ class OIDataModule(pl.LightningDataModule):
         on_device = augmenter is not None and self._on_gpu()
         self._device_transform = BatchTransform(self.pre, augmenter) if on_device else None
         transform = keep_tiles if on_device else BatchTransform(self.pre, augmenter)
+        synthetic = self.dataset_cfg.synthetic_defects
+        injecting = synthetic.enable and synthetic.rate > 0 and len(synthetic.kinds) > 0
+        if injecting:
+            transform = _Then(DefectInjector(synthetic), transform)
         sampler = train_sampler(ds.table.labels, self.dataset_cfg.fpratio_sampling,
-                                f"training split {ds.table.csv_path}")
+                                f"training split {ds.table.csv_path}", synthetic=injecting)
         return self._loader(ds, transform, sampler=sampler, drop_last=True,
-                            heavy=augmenter is not None and not on_device)
+                            heavy=(augmenter is not None and not on_device) or injecting)
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Finish GPU-augmented training batches (uint8 tiles ``[B, N, C, H, W]``) on their device."""
@@ -151,6 +158,16 @@ class OIDataModule(pl.LightningDataModule):
     def workers(self, rows: int) -> int:
         """``dataset.workers``, with ``auto`` resolved for this machine and a split of ``rows`` rows."""
         return resolve_workers(self.dataset_cfg.workers, rows, int(self.dataset_cfg.batch_size), usable_cpus())
+
+
+class _Then:
+    """``collate_fn`` composition: ``second(first(batch))`` (picklable, for loader workers)."""
+
+    def __init__(self, first: Callable[[dict], dict], second: Callable[[dict], dict]) -> None:
+        self.first, self.second = first, second
+
+    def __call__(self, batch: dict) -> dict:
+        return self.second(self.first(batch))
 
 
 def _same_source(a: PairTable, b: PairTable) -> bool:

@@ -18,27 +18,35 @@ def class_counts(labels: np.ndarray) -> tuple[int, int]:
     return int((labels == 0).sum()), n_fail
 
 
-def sampling_weights(labels: np.ndarray, fpratio: float, where: str = "training split") -> np.ndarray:
+def sampling_weights(labels: np.ndarray, fpratio: float, where: str = "training split", synthetic: bool = False
+                     ) -> np.ndarray:
     """Per-row weights: PASS 1, defect (n_pass / n_fail) * fpratio, so the expected defect share is r / (1 + r).
 
-    A split without defects or without passes cannot be trained on: DataError saying what to do.
+    A split without passes cannot be trained on, nor one without defects unless ``synthetic`` defects are painted
+    on its PASS pairs: DataError saying what to do.
     """
     n_pass, n_fail = class_counts(labels)
-    if n_fail == 0:
+    if n_fail == 0 and not synthetic:
         raise DataError(f"{where} has no defect rows (every label is PASS): a comparison model cannot learn what a "
-                        f"defect looks like. Add pairs labelled with a defect type (anything but PASS).")
+                        f"defect looks like. Add pairs labelled with a defect type (anything but PASS), or set "
+                        f"dataset.synthetic_defects.enable: true with a rate above 0.")
     if n_pass == 0:
         raise DataError(f"{where} has no PASS rows (every label is a defect): the model cannot learn what a good "
                         f"pair looks like. Add pairs labelled PASS.")
+    if n_fail == 0:
+        log.info("No labelled defects (%d pass rows): training on synthetic defects only", n_pass)
+        return np.ones(len(labels))
     weight = n_pass / n_fail * fpratio
     log.info("Sampling defective components at %.3f:1 rate (%d pass, %d defect rows)", weight, n_pass, n_fail)
     return np.where(labels == 1, weight, 1.0)
 
 
-def train_sampler(labels: np.ndarray, fpratio: float, where: str = "training split") -> Sampler:
-    """WeightedRandomSampler (with replacement, one epoch = len rows) or, with ``fpratio == 0``, a plain shuffle."""
-    weights = sampling_weights(labels, fpratio, where)
-    if fpratio == 0:
+def train_sampler(labels: np.ndarray, fpratio: float, where: str = "training split", synthetic: bool = False
+                  ) -> Sampler:
+    """WeightedRandomSampler (with replacement, one epoch = len rows) or, with ``fpratio == 0`` or no labelled
+    defects, a plain shuffle."""
+    weights = sampling_weights(labels, fpratio, where, synthetic)
+    if fpratio == 0 or not (labels == 1).any():
         return RandomSampler(range(len(labels)))
     return WeightedRandomSampler(torch.as_tensor(weights, dtype=torch.double), num_samples=len(labels),
                                  replacement=True)

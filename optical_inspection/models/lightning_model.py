@@ -13,6 +13,7 @@ from .checkpoint import META_KEY
 from .factory import build_network, model_settings, natural_threshold
 from .losses import pair_losses
 from .metrics import aoi_metrics, auroc, average_precision, recall_at_false_alarm, threshold_at_false_alarm
+from .schedule import budget_cosine
 
 FORMAT_VERSION = 1
 
@@ -56,7 +57,8 @@ class OIModule(pl.LightningModule):
         if optim.lr_scheduler == "none":
             return optimizer
         total = max(int(self.trainer.estimated_stepping_batches), 1)
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
+        minutes = self.config.train.max_time_minutes
+        scheduler = budget_cosine(optimizer, total, 60.0 * minutes if minutes else None)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def on_train_epoch_start(self) -> None:

@@ -34,7 +34,7 @@ def visible_copper(mats: np.ndarray) -> np.ndarray:
     return mats[:, COPPER] * (1.0 - mats[:, BODY])
 
 
-def _window_max(x: np.ndarray, radius: int) -> np.ndarray:
+def window_max(x: np.ndarray, radius: int) -> np.ndarray:
     """Max over a (2r+1)^2 window of [B, S, S] (separable shifted maxima, edge padded)."""
     h, w = x.shape[-2:]
     padded = np.pad(x, [(0, 0), (0, 0), (radius, radius)], mode="edge")
@@ -164,14 +164,14 @@ def _blob(rng, layer, canvas, x, y, on, lo, hi, n, d):
 
 
 def _spurious(rng, m, traces, bodies, canvas, n, d):
-    empty = _window_max(np.maximum(m[:, COPPER], m[:, BODY]), 3) < 0.05
+    empty = window_max(np.maximum(m[:, COPPER], m[:, BODY]), 3) < 0.05
     x, y, found = _pick_pixel(rng, empty)
     _blob(rng, m[:, COPPER], canvas, x, y, found, 1.0, 3.5, n, d)
     return found
 
 
 def _pin_hole(rng, m, traces, bodies, canvas, n, d):
-    solid = -_window_max(-visible_copper(m), 3) > 0.95
+    solid = -window_max(-visible_copper(m), 3) > 0.95
     x, y, found = _pick_pixel(rng, solid)
     subtract(m[:, COPPER], canvas.discs(x, y, _uni(rng, 0.8, 2.2, n) * d, on=found))
     return found
