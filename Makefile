@@ -30,7 +30,8 @@ lock:
 	    --python-version 3.11 --python-platform x86_64-manylinux_2_28 --find-links /opt/wheels \
 	    --custom-compile-command "make lock" --quiet -o $(LOCK)
 
-test: setup
+# Lint first (ruff, then mypy on the configured tree: both must be clean), then the suite.
+test: setup lint
 	$(PY) -m pytest -q
 
 # ruff (pyflakes, pycodestyle, bugbear, blind except) on the whole tree, then mypy on the packages

@@ -25,9 +25,9 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_eval import GROUPS, WINDOW, convert  # noqa: E402
+from train_eval import GROUPS, WINDOW, convert
 
-from optical_inspection.data.synth.misregister import photometric, random_affines, to_uint8, warp  # noqa: E402
+from optical_inspection.data.synth.misregister import photometric, random_affines, to_uint8, warp
 
 REPO = Path(__file__).resolve().parents[1]
 MAX_SHIFT = 4.0
@@ -55,9 +55,9 @@ def build(src: Path, out: Path, seed: int = 0) -> Path:
     rng = np.random.default_rng(seed)
     for start in range(0, len(rows), CHUNK):
         part = rows[start:start + CHUNK]
-        load = lambda col: np.stack([np.asarray(Image.open(  # noqa: E731
-            src / "images" / r[col] / f"{r['object_name']}.jpg").convert("L"), dtype=np.float32) for r in part])
-        test, golden = load("input_path"), load("golden_path")
+        test, golden = (np.stack([np.asarray(Image.open(src / "images" / r[col] / f"{r['object_name']}.jpg")
+                                             .convert("L"), dtype=np.float32) for r in part])
+                        for col in ("input_path", "golden_path"))
         test = warp(test[:, None], random_affines(rng, len(part), max_shift=MAX_SHIFT))[:, 0]
         for col, images in (("input_path", test), ("golden_path", golden)):
             rgb, quality = camera(rng, images)

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_eval import GROUPS, WINDOW, _seconds, convert  # noqa: E402
+from train_eval import GROUPS, WINDOW, _seconds, convert
 
 REPO = Path(__file__).resolve().parents[1]
 ALL_PAIRS = 22412  # rows of the converted training groups

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 import pytorch_lightning as pl
 import torch
@@ -151,7 +151,8 @@ class OIDataModule(pl.LightningDataModule):
         if ds.decoded is not None and not (heavy and multiprocessing.get_start_method() == "fork"):
             workers = 0
         return DataLoader(ds, batch_size=self.dataset_cfg.batch_size, sampler=sampler, shuffle=False,
-                          drop_last=drop_last, collate_fn=transform, num_workers=workers,
+                          drop_last=drop_last, collate_fn=cast(Callable[[list[Any]], Any], transform),
+                          num_workers=workers,
                           persistent_workers=workers > 0, pin_memory=torch.cuda.is_available())
 
 

@@ -79,7 +79,7 @@ def paint_defects(rng: np.random.Generator, tiles: np.ndarray, kinds: tuple[str,
     centre_bright = bright[np.arange(n), idx // w, idx % w]
     same = bright == centre_bright[:, None, None]  # [n, H, W]: the phase under the defect's centre
 
-    def phase_mean(where: np.ndarray) -> np.ndarray:
+    def phase_mean(where: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         count = where.sum((1, 2)).astype(np.float32)
         total = np.einsum("nlchw,nhw->nlc", x, where.astype(np.float32))
         return total / np.maximum(count, 1)[:, None, None], count

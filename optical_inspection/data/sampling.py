@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
 import torch
@@ -48,5 +50,6 @@ def train_sampler(labels: np.ndarray, fpratio: float, where: str = "training spl
     weights = sampling_weights(labels, fpratio, where, synthetic)
     if fpratio == 0 or not (labels == 1).any():
         return RandomSampler(range(len(labels)))
-    return WeightedRandomSampler(torch.as_tensor(weights, dtype=torch.double), num_samples=len(labels),
-                                 replacement=True)
+    # a double tensor, not a list: the sampler takes either (its annotation names only Sequence[float])
+    return WeightedRandomSampler(cast(Sequence[float], torch.as_tensor(weights, dtype=torch.double)),
+                                 num_samples=len(labels), replacement=True)

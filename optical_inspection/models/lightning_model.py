@@ -46,6 +46,7 @@ class OIModule(pl.LightningModule):
     def configure_optimizers(self) -> Any:
         optim = self.config.train.optim
         params = self.model.parameters()
+        optimizer: torch.optim.Optimizer
         if optim.type == "Adam":
             optimizer = torch.optim.Adam(params, lr=optim.lr, weight_decay=optim.weight_decay)
         elif optim.type == "AdamW":
@@ -123,7 +124,7 @@ class OIModule(pl.LightningModule):
         else:
             train = {}
         self.check_finite(train.get("train_loss"))
-        summary = {**{k: train[k] for k in ("train_loss", "train_acc", "train_fpr") if k in train},
+        summary: dict[str, float] = {**{k: train[k] for k in ("train_loss", "train_acc", "train_fpr") if k in train},
                    **self.val_metrics}
         self._summary = (self.epoch_in_progress, summary)
         return summary
@@ -168,10 +169,10 @@ class OIModule(pl.LightningModule):
         if self.trainer.world_size == 1:
             return x.cpu()
         size = torch.tensor([x.numel()], device=x.device)
-        sizes = self.all_gather(size).view(-1).tolist()
+        sizes = torch.as_tensor(self.all_gather(size)).view(-1).tolist()
         padded = torch.zeros(max(sizes), dtype=x.dtype, device=x.device)
         padded[: x.numel()] = x
-        stacked = self.all_gather(padded)
+        stacked = torch.as_tensor(self.all_gather(padded))
         return torch.cat([stacked[r, :n] for r, n in enumerate(sizes)]).cpu()
 
     # -- checkpoint metadata -------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ import threading
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Literal, cast
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -105,7 +105,8 @@ def open_study(settings: AutoMLSettings, job_dir: Path, study_name: str, max_epo
     if storage is None:
         storage = open_storage(url, settings.workers)
     with StudyLock(storage, url, study_name).hold():  # two workers starting at once create one study, not two
-        study = optuna.create_study(storage=storage, study_name=study_name, direction=settings.direction,
+        study = optuna.create_study(storage=storage, study_name=study_name,
+                                    direction=cast(Literal["minimize", "maximize"], settings.direction),
                                     sampler=make_sampler(settings), pruner=make_pruner(settings, max_epochs),
                                     load_if_exists=True)
         stored = study.user_attrs.get("fingerprint")
@@ -149,6 +150,7 @@ class StudyLock:
     def _postgres(self) -> Iterator[None]:
         from sqlalchemy import text
 
+        assert self.engine is not None  # _postgres is chosen only when the storage has an engine
         with self.engine.connect() as conn:
             conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": self.key})
             try:
