@@ -16,6 +16,7 @@ def _run_section(name: str, action: str, batch_default: int) -> type:
             "num_gpus": Int, "gpu_ids": list[Int], "num_nodes": Int, "checkpoint": Optional[Str],
             "onnx_file": Optional[Str], "trt_engine": Optional[Str], "results_dir": Optional[Str],
             "batch_size": Int, "threshold": Optional[Float], "provider": Literal["auto", "cpu", "cuda", "tensorrt"],
+            "heatmaps": Bool,
         },
         "__module__": __name__,
         "__doc__": f"Settings of {action}.",
@@ -33,6 +34,13 @@ def _run_section(name: str, action: str, batch_default: int) -> type:
             None, description="Decision threshold; null: model.threshold, else the calibrated one, else the margin."
         ),
         "provider": spec_field("auto", description="ONNX Runtime execution provider; auto prefers GPU providers."),
+        "heatmaps": spec_field(
+            False, description="Also write a defect map per pair (maps/row_<i>.png, the strip's size; grey = "
+            "probability) and an overlay (overlays/row_<i>.png: test, golden, map)" + (
+                "; inference.csv gets defect_map, peak_x, peak_y and defect_area (pixels above the threshold)"
+                if action == "inference" else "; worst_pairs.png shows the maps") +
+            ". Compact checkpoints, or ONNX files exported with export.heatmaps.",
+        ),
     }
     return type(name, (), namespace)
 
@@ -65,6 +73,10 @@ class ExportConfig:
     )
     overwrite: Bool = spec_field(
         False, description="Replace an existing onnx_file (TAO refuses); the old file stays if the export fails."
+    )
+    heatmaps: Bool = spec_field(
+        False, description="Also output the defect map (output 'defect_map', [batch, H', W'] in logit units) beside "
+        "'score'; Compact models only (output_type score).",
     )
     verify: Bool = spec_field(
         True, description="Before writing, check that ONNX Runtime reproduces the torch scores on random pairs "
