@@ -8,7 +8,7 @@ import torch
 
 from . import components
 from .dense import STRIDE, board_cells, board_map
-from .registration import Transform, estimate, warp
+from .registration import Transform, estimate, is_negligible, warp
 
 
 @dataclass
@@ -38,7 +38,7 @@ class BoardInspector:
     def inspect(self, test: torch.Tensor, golden: torch.Tensor) -> BoardResult:
         """Boxes of uint8 boards ``test``/``golden`` [C, H, W] (C 1 or 3, same size)."""
         transform = estimate(test, golden, self.max_rotation) if self.register else Transform()
-        if transform != Transform():
+        if not is_negligible(transform):
             golden = warp(golden, transform)
         _, h, w = test.shape
         cells = board_cells(self.model, self._normalise(test), self._normalise(golden), self.window, self.tile,

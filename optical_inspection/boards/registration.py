@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
@@ -24,13 +25,17 @@ class Transform:
 
 
 def _grey(image: torch.Tensor) -> torch.Tensor:
-    """float [H, W] from uint8/float [C, H, W], zero mean, Hann-windowed (no edge cross in the spectrum)."""
-    grey = image.float().mean(0)
-    grey = grey - grey.mean()
-    h, w = grey.shape
-    window = torch.hann_window(h, periodic=False, device=grey.device)[:, None] * \
-        torch.hann_window(w, periodic=False, device=grey.device)[None, :]
-    return grey * window
+    """float [..., H, W] from uint8/float [..., C, H, W], zero mean, Hann-windowed (no edge cross in the
+    spectrum)."""
+    grey = image.float().mean(-3)
+    grey = grey - grey.mean(dim=(-2, -1), keepdim=True)
+    return grey * _window(*grey.shape[-2:], str(grey.device))
+
+
+@lru_cache(maxsize=8)
+def _window(h: int, w: int, device: str) -> torch.Tensor:
+    return torch.hann_window(h, periodic=False, device=device)[:, None] * \
+        torch.hann_window(w, periodic=False, device=device)[None, :]
 
 
 def _affine(angle_deg: torch.Tensor, dx: torch.Tensor, dy: torch.Tensor, h: int, w: int) -> torch.Tensor:
@@ -99,7 +104,7 @@ def _best_angle(test: torch.Tensor, golden: torch.Tensor, max_angle: float, step
     grid = F.affine_grid(_affine(angles, zeros, zeros, h, w), shape, align_corners=False)
     rotated = F.grid_sample(golden[None].expand(len(angles), -1, -1, -1), grid, padding_mode="border",
                             align_corners=False)
-    _, dy, dx = _peak(_correlate(_grey(test), torch.stack([_grey(r) for r in rotated])))
+    _, dy, dx = _peak(_correlate(_grey(test), _grey(rotated)))
     grid = F.affine_grid(_affine(angles, dx.float(), dy.float(), h, w), shape, align_corners=False)
     moved = F.grid_sample(golden[None].expand(len(angles), -1, -1, -1), grid, padding_mode="border",
                           align_corners=False)
@@ -115,15 +120,24 @@ def _best_angle(test: torch.Tensor, golden: torch.Tensor, max_angle: float, step
 
 
 def estimate(test: torch.Tensor, golden: torch.Tensor, max_angle: float = 1.5, angle_step: float = 0.25,
-             factor: int = 4) -> Transform:
-    """The golden → test transform of two boards [C, H, W] of the same size (rotation within ±``max_angle``°)."""
+             factor: int = 4, shift_factor: int = 2) -> Transform:
+    """The golden → test transform of two boards [C, H, W] of the same size (rotation within ±``max_angle``°):
+    the angle on 1/``factor`` images, then the shift on 1/``shift_factor`` images (sub-pixel there, so about
+    ±0.5 px at full size: within the network's shift tolerance)."""
+    angle = 0.0
     if max_angle > 0:
         angle = _best_angle(F.avg_pool2d(test[None].float(), factor)[0],
                             F.avg_pool2d(golden[None].float(), factor)[0], max_angle, angle_step)
-    else:
-        angle = 0.0
-    rotated_full = warp(golden.float(), Transform(angle=angle)) if angle else golden.float()
-    surface = _correlate(_grey(test), _grey(rotated_full)[None])
+    small_t = F.avg_pool2d(test[None].float(), shift_factor)[0] if shift_factor > 1 else test.float()
+    small_g = F.avg_pool2d(golden[None].float(), shift_factor)[0] if shift_factor > 1 else golden.float()
+    if angle:
+        small_g = warp(small_g, Transform(angle=angle))
+    surface = _correlate(_grey(small_t), _grey(small_g)[None])
     _, dy, dx = _peak(surface)
     fy, fx = _subpixel(surface[0], int(dy[0]), int(dx[0]))
-    return Transform(dx=fx, dy=fy, angle=angle)
+    return Transform(dx=fx * shift_factor, dy=fy * shift_factor, angle=angle)
+
+
+def is_negligible(transform: Transform, pixels: float = 0.5, degrees: float = 0.05) -> bool:
+    """True when warping would move no pixel by more than about ``pixels`` (skips a full-size resampling)."""
+    return abs(transform.dx) < pixels and abs(transform.dy) < pixels and abs(transform.angle) < degrees
