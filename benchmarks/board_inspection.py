@@ -123,29 +123,33 @@ def perturbed(boards: list, truth: list, seed: int = 0) -> tuple[list, list]:
     return out_boards, out_truth
 
 
-def classical(threshold: float = 60.0, register: bool = True, max_rotation: float = 1.5):
-    """Registered grey |test - golden| > threshold, 3x3 opening, components on a 1/2 grid; score = mean
-    difference inside the component's box (boxes under 16 px dropped)."""
+def classical(threshold: float = 60.0, register: bool = True, max_rotation: float = 1.5, opening: int = 3,
+              closing: int = 5, pad: int = 8):
+    """Registered grey |test - golden| > threshold, an ``opening`` (drops the thin edge slivers left by
+    misregistration and JPEG) then a ``closing`` (joins a defect's pieces), components on a 1/2 grid; score =
+    mean difference inside the component (boxes under 16 px dropped); boxes grown by ``pad`` px per side
+    (DeepPCB's boxes leave a margin around the defect)."""
     import torch
     import torch.nn.functional as F
 
     from optical_inspection.boards import components
-    from optical_inspection.boards.registration import Transform, estimate, warp
+    from optical_inspection.boards.registration import Transform, estimate, is_negligible, warp
 
     def detect(test, golden):
         transform = estimate(test, golden, max_rotation) if register else Transform()
-        golden = warp(golden, transform) if transform != Transform() else golden
+        golden = golden if is_negligible(transform) else warp(golden, transform)
         diff = (test.float().mean(0) - golden.float().mean(0)).abs()[None, None]
         mask = diff > threshold
-        mask = -F.max_pool2d(-F.max_pool2d(mask.float(), 3, 1, 1), 3, 1, 1)  # closing joins a defect's pieces
-        mask = F.max_pool2d(-F.max_pool2d(-mask, 3, 1, 1), 3, 1, 1)  # opening drops single noisy pixels
+        o, c = opening, closing
+        mask = F.max_pool2d(-F.max_pool2d(-mask.float(), o, 1, o // 2), o, 1, o // 2)
+        mask = -F.max_pool2d(-F.max_pool2d(mask, c, 1, c // 2), c, 1, c // 2)
         small = F.max_pool2d(mask, 2)[0, 0] > 0
         labels, count = components.label(small)
         if count == 0:
             return np.zeros((0, 4)), np.zeros(0)
         score_map = F.avg_pool2d(diff, 2)[0, 0]
         boxes, _ = components.boxes_of(labels, count, score_map)
-        boxes = boxes * 2
+        boxes = (boxes * 2 + torch.tensor([-pad, -pad, pad, pad])).clamp(0, test.shape[-1])
         sums = torch.zeros(count).scatter_add(0, (labels.reshape(-1) - 1).clamp(min=0),
                                               score_map.reshape(-1) * (labels.reshape(-1) > 0))
         sizes = torch.zeros(count).scatter_add(0, (labels.reshape(-1) - 1).clamp(min=0),

@@ -136,3 +136,29 @@ def test_a_network_without_a_map_is_refused(boards, tmp_path: Path) -> None:
     checkpoint = make_checkpoint(tmp_path, small_config("Siamese", *split))
     with pytest.raises(OIError, match="inspect needs a Compact one"):
         _run(_spec(root, csv_path, tmp_path / "r", checkpoint=str(checkpoint)))
+
+
+def test_runner_plans_inspect_from_a_board_folder_without_torch(boards, tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    root, csv_path, _ = boards
+    folder = tmp_path / "boards"
+    (folder / "images").mkdir(parents=True)
+    for png in root.glob("*_[0-9].png"):
+        (folder / "images" / png.name).symlink_to(png)
+    (folder / "dataset.csv").write_text(csv_path.read_text())
+    probe = ("import io, contextlib, json, sys\nfrom runners.cli import main\nbuf = io.StringIO()\n"
+             "with contextlib.redirect_stdout(buf):\n    code = main(sys.argv[1:])\n"
+             "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'pytorch_lightning'))\n"
+             "print(json.dumps({'code': code, 'heavy': heavy, 'out': json.loads(buf.getvalue())}))\n")
+    args = ["plan", "inspect", "--jobs-root", str(tmp_path / "jobs"), "--data", f"inspect_dataset={folder}",
+            "--overrides", json.dumps({"inspect.checkpoint": "pretrained"})]
+    repo = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, cwd=tmp_path,
+                          env={"PYTHONPATH": str(repo), "PATH": "/usr/bin:/bin"})
+    result = json.loads(done.stdout)
+    assert result["code"] == 0 and result["heavy"] == [], done.stderr
+    split = result["out"]["spec"]["dataset"]["inspect_dataset"]
+    assert split == {"csv_path": str(folder / "dataset.csv"), "images_dir": str(folder / "images")}
