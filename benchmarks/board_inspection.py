@@ -13,7 +13,9 @@
    one type, so it is reported as not available); COCO-style AP@0.5.
 4. The same boards with each test image shifted by up to 8 px and rotated by up to 1 degree (its boxes moved
    alike): registration robustness.
-5. The classical baseline: registered grey difference, threshold, opening, connected components.
+5. ``inspect.boxes: difference``: boxes from the registered pixel difference, kept and scored by the network's
+   map (also on the moved boards); and the classical baseline alone: the same boxes scored by the mean
+   difference.
 6. On the held-out FAIL crops: how often the heat map's peak lies inside a defect box of the crop.
 Everything is written under ``benchmarks/out/board_inspection`` (git-ignored); one JSON line per figure set.
 """
@@ -138,39 +140,17 @@ def perturbed(boards: list, truth: list, seed: int = 0) -> tuple[list, list]:
     return out_boards, out_truth
 
 
-def classical(threshold: float = 60.0, register: bool = True, max_rotation: float = 1.5, opening: int = 3,
-              closing: int = 5, pad: int = 8):
-    """Registered grey |test - golden| > threshold, an ``opening`` (drops the thin edge slivers left by
-    misregistration and JPEG) then a ``closing`` (joins a defect's pieces), components on a 1/2 grid; score =
-    mean difference inside the component (boxes under 16 px dropped); boxes grown by ``pad`` px per side
-    (DeepPCB's boxes leave a margin around the defect)."""
-    import torch
-    import torch.nn.functional as F
-
-    from optical_inspection.boards import components
+def classical(register: bool = True, max_rotation: float = 1.5):
+    """The classical baseline: registered grey difference → opening, closing → connected components → boxes
+    (optical_inspection.boards.difference, as inspect's boxes: difference), scored by the mean difference."""
+    from optical_inspection.boards.difference import difference_boxes
     from optical_inspection.boards.registration import Transform, estimate, is_negligible, warp
 
     def detect(test, golden):
         transform = estimate(test, golden, max_rotation) if register else Transform()
         golden = golden if is_negligible(transform) else warp(golden, transform)
-        diff = (test.float().mean(0) - golden.float().mean(0)).abs()[None, None]
-        mask = diff > threshold
-        o, c = opening, closing
-        mask = F.max_pool2d(-F.max_pool2d(-mask.float(), o, 1, o // 2), o, 1, o // 2)
-        mask = -F.max_pool2d(-F.max_pool2d(mask, c, 1, c // 2), c, 1, c // 2)
-        small = F.max_pool2d(mask, 2)[0, 0] > 0
-        labels, count = components.label(small)
-        if count == 0:
-            return np.zeros((0, 4)), np.zeros(0)
-        score_map = F.avg_pool2d(diff, 2)[0, 0]
-        boxes, _ = components.boxes_of(labels, count, score_map)
-        boxes = (boxes * 2 + torch.tensor([-pad, -pad, pad, pad])).clamp(0, test.shape[-1])
-        sums = torch.zeros(count).scatter_add(0, (labels.reshape(-1) - 1).clamp(min=0),
-                                              score_map.reshape(-1) * (labels.reshape(-1) > 0))
-        sizes = torch.zeros(count).scatter_add(0, (labels.reshape(-1) - 1).clamp(min=0),
-                                               (labels.reshape(-1) > 0).float())
-        keep = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) >= 16
-        return boxes[keep].numpy(), (sums / sizes.clamp(min=1))[keep].numpy() / 255.0
+        boxes, score = difference_boxes(test, golden)
+        return boxes.numpy(), score.numpy()
 
     return detect
 
@@ -248,9 +228,16 @@ def main() -> None:
 
     figures = {"boards": len(boards), "threads": args.threads, "load_avg_1min_at_start": load,
                "checkpoint": str(checkpoint)}
+    def hybrid(test, golden):
+        inspector.boxes = "difference"
+        try:
+            return network(test, golden)
+        finally:
+            inspector.boxes = "map"
+
     val_boards, val_truth = test_boards(args.max_boards, "val")
     cut = {name: best_min_score(run_detector(detect, val_boards)[0], val_truth)
-           for name, detect in (("network", network), ("classical", classical()))}
+           for name, detect in (("network", network), ("hybrid", hybrid), ("classical", classical()))}
     dets, rate = run_detector(network, boards)
     print("RESULT " + json.dumps({"method": "compact_map", **figures, "boards_per_s": rate,
                                   **report(dets, truth, cut["network"])}), flush=True)
@@ -263,6 +250,12 @@ def main() -> None:
     print("RESULT " + json.dumps({"method": "compact_map_shift8_rot1_unregistered", **figures, "boards_per_s": rate,
                                   **report(dets, moved_truth, cut["network"])}), flush=True)
     inspector.register = True
+    dets, rate = run_detector(hybrid, boards)
+    print("RESULT " + json.dumps({"method": "compact_difference_boxes", **figures, "boards_per_s": rate,
+                                  **report(dets, truth, cut["hybrid"])}), flush=True)
+    dets, rate = run_detector(hybrid, moved)
+    print("RESULT " + json.dumps({"method": "compact_difference_boxes_shift8_rot1", **figures,
+                                  "boards_per_s": rate, **report(dets, moved_truth, cut["hybrid"])}), flush=True)
     dets, rate = run_detector(classical(), boards)
     print("RESULT " + json.dumps({"method": "classical_difference", **figures, "boards_per_s": rate,
                                   **report(dets, truth, cut["classical"])}), flush=True)

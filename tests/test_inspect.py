@@ -162,3 +162,25 @@ def test_runner_plans_inspect_from_a_board_folder_without_torch(boards, tmp_path
     assert result["code"] == 0 and result["heavy"] == [], done.stderr
     split = result["out"]["spec"]["dataset"]["inspect_dataset"]
     assert split == {"csv_path": str(folder / "dataset.csv"), "images_dir": str(folder / "images")}
+
+
+def test_difference_boxes_of_a_hand_made_pair() -> None:
+    from optical_inspection.boards.difference import box_max, difference_boxes
+
+    golden = torch.zeros(1, 64, 80, dtype=torch.uint8)
+    test = golden.clone()
+    test[0, 20:30, 40:52] = 255  # a 12x10 blob of extra copper
+    test[0, 5, 5] = 255  # one noisy pixel: removed by the opening
+    boxes, score = difference_boxes(test, golden, margin=2)
+    assert boxes.tolist() == [[38.0, 18.0, 54.0, 32.0]] and score.tolist() == [1.0]
+    values = torch.zeros(64, 80)
+    values[25, 45] = 3.0
+    assert box_max(values, boxes).tolist() == [3.0]
+
+
+def test_difference_boxes_are_kept_and_scored_by_the_map(boards, tmp_path: Path) -> None:
+    root, csv_path, truth = boards
+    _, results = _run(_spec(root, csv_path, tmp_path / "r", boxes="difference", overlays=False))
+    rows = list(csv.DictReader((results / "detections.csv").open()))
+    assert rows and all(0.5 < float(r["score"]) <= 1 for r in rows)  # kept: the map's peak is above logit 0
+    assert not (results / "overlays").exists()

@@ -73,7 +73,8 @@ def load_inspector(config: Any) -> BoardInspector:
     return BoardInspector(model, dataset["rgb_input_mean"], dataset["rgb_input_std"],
                           int(dataset.get("image_height", dataset["strip_shape"][1])), threshold=threshold,
                           register=cfg.register, max_rotation=cfg.max_rotation, tile=cfg.tile_size,
-                          min_area=cfg.min_area, device=device)
+                          min_area=cfg.min_area, device=device, boxes=cfg.boxes,
+                          difference_threshold=cfg.difference_threshold, box_margin=cfg.box_margin)
 
 
 def load_pair(board: Any) -> tuple[torch.Tensor, torch.Tensor]:

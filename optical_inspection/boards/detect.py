@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from . import components
+from .difference import box_max, difference_boxes
 from .dense import STRIDE, board_cells, board_map
 from .registration import Transform, estimate, is_negligible, warp
 
@@ -23,13 +24,15 @@ class BoardInspector:
     """Runs a Compact network over board pairs; ``mean``/``std`` [3] normalise uint8 images like its training."""
 
     def __init__(self, model: torch.nn.Module, mean: list[float], std: list[float], crop: int, *, threshold: float,
-                 register: bool, max_rotation: float, tile: int, min_area: int, device: torch.device) -> None:
+                 register: bool, max_rotation: float, tile: int, min_area: int, device: torch.device,
+                 boxes: str = "map", difference_threshold: float = 60.0, box_margin: int = 8) -> None:
         self.model, self.device = model.to(device).eval(), device
         self.scale = (1.0 / (255.0 * torch.tensor(std, dtype=torch.float32))).view(3, 1, 1)
         self.offset = (-torch.tensor(mean, dtype=torch.float32) / torch.tensor(std, dtype=torch.float32)).view(3, 1, 1)
         self.window = max(1, crop // STRIDE)
         self.threshold, self.register, self.max_rotation = threshold, register, max_rotation
         self.tile, self.min_area = tile, min_area
+        self.boxes, self.difference_threshold, self.box_margin = boxes, difference_threshold, box_margin
 
     def _normalise(self, image: torch.Tensor) -> torch.Tensor:
         return torch.addcmul(self.offset, image.float().expand(3, -1, -1), self.scale)
@@ -44,6 +47,11 @@ class BoardInspector:
         cells = board_cells(self.model, self._normalise(test), self._normalise(golden), self.window, self.tile,
                             self.device)
         full = board_map(cells, h, w)
+        if self.boxes == "difference":  # boxes from the pixel difference, scored by the network's map
+            boxes, _ = difference_boxes(test, golden, self.difference_threshold, self.box_margin, self.min_area)
+            peaks = box_max(full, boxes)
+            keep = peaks > self.threshold
+            return BoardResult(boxes[keep].numpy(), torch.sigmoid(peaks[keep]).numpy(), transform, full)
         labels, count = components.label(cells > self.threshold)
         if count == 0:
             return BoardResult(np.zeros((0, 4)), np.zeros(0), transform, full)

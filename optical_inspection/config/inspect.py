@@ -1,7 +1,7 @@
 """`dataset.inspect_dataset.*` and `inspect.*`: whole-board inspection (boxes on boards of any size)."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Literal, Optional
 
 from .fields import Bool, Float, Int, Str, spec_field
 from .section import section
@@ -38,6 +38,15 @@ class InspectConfig:
         1024, description="Boards larger than this (pixels per side) go through the network in tiles of this size "
         "(plus a 128-px margin), one at a time; a multiple of 8.", ge=64, le=16384,
     )
+    boxes: Literal["map", "difference"] = spec_field(
+        "map", description="map: boxes are the connected regions of the defect map above the threshold; "
+        "difference: boxes are the regions where the registered grey images differ by more than "
+        "difference_threshold (tighter on binary boards such as DeepPCB), kept when the map's peak inside them "
+        "exceeds the threshold and scored by it.",
+    )
+    difference_threshold: Float = spec_field(60.0, description="Grey-level difference (0-255) for boxes: difference.",
+                                             ge=1.0, le=255.0)
+    box_margin: Int = spec_field(8, description="Pixels added on each side of a box for boxes: difference.", ge=0)
     min_area: Int = spec_field(16, description="Drop boxes smaller than this many pixels.", ge=0)
     max_board_pixels: Int = spec_field(
         64_000_000, description="Refuse boards over this many pixels (their map and image would not fit in memory).",
