@@ -26,6 +26,7 @@ TRACEBACK_NAME = "traceback.txt"  # an unexpected error's traceback, in the resu
 _TITLES = {
     "train": "Train", "evaluate": "Evaluate", "inference": "Inference", "export": "Export",
     "gen_trt_engine": "Gen_trt_engine", "dataset_convert": "Dataset_convert",
+    "inspect": "Inspect",
 }
 
 

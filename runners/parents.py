@@ -43,6 +43,7 @@ ACCEPTED_PARENTS = {
     "inference.checkpoint": ("train", "export", "gen_trt_engine"),
     "export.checkpoint": ("train",),
     "gen_trt_engine.onnx_file": ("export",),
+    "inspect.checkpoint": ("train",),
 }
 UNFINISHED = ("failure", "cancelled")
 

@@ -10,7 +10,8 @@ import numpy as np
 from ..data.preprocess import Preprocessor
 from ..deploy import load_scorer
 from ..deploy import plots
-from ..deploy.scoring import batch_size, check_geometry, decision_threshold, model_file, score_split
+from ..deploy.heatmaps import MapCollector, MapWriter
+from ..deploy.scoring import batch_size, check_geometry, check_maps, decision_threshold, model_file, score_split
 from ..errors import DataError
 from ..io_utils import write_text_atomic
 from ..models.metrics import all_metrics
@@ -29,10 +30,22 @@ def run(config: Any, results_dir: Path, status: StatusLogger) -> dict[str, Any]:
     pre = Preprocessor(config.dataset)
     check_geometry(scorer, pre, path)
     threshold, source = decision_threshold(config, action_cfg, scorer)
-    scores, table = score_split(scorer, config, "test", batch_size(action_cfg, config, scorer))
-    labels = table.labels
-    if not (labels >= 0).all():
-        raise DataError(f"{table.csv_path}: evaluate needs a label for every row; use inference for unlabelled pairs")
+    writer = None
+    if action_cfg.heatmaps:
+        check_maps(scorer, path, "evaluate")
+        writer = MapWriter(results_dir)
+    try:
+        collector = MapCollector(writer, threshold) if writer is not None else None
+        scores, table = score_split(scorer, config, "test", batch_size(action_cfg, config, scorer), collector)
+        labels = table.labels
+        if not (labels >= 0).all():
+            raise DataError(f"{table.csv_path}: evaluate needs a label for every row; use inference for unlabelled "
+                            f"pairs")
+        artifacts = writer.commit() if writer is not None else {}
+    except BaseException:
+        if writer is not None:
+            writer.cancel()
+        raise
     metrics: dict[str, Any] = dict(all_metrics(scores, labels, threshold))
     metrics.update({"threshold_source": source, "model_file": str(path)})
     print(tao_line(metrics, threshold))
@@ -40,16 +53,16 @@ def run(config: Any, results_dir: Path, status: StatusLogger) -> dict[str, Any]:
           f"{_fmt(metrics['recall_at_fa_1pct'])} Recall@0.1%FA {_fmt(metrics['recall_at_fa_0_1pct'])} "
           f"(threshold {threshold:.6g} from {source})")
 
-    artifacts = {"metrics": str(write_text_atomic(results_dir / "metrics.json",
-                                                  dumps(metrics, indent=2) + "\n"))}
+    artifacts["metrics"] = str(write_text_atomic(results_dir / "metrics.json", dumps(metrics, indent=2) + "\n"))
     artifacts["roc"] = str(plots.plot_roc(scores, labels, metrics, results_dir / "roc.png"))
     artifacts["score_histogram"] = str(plots.plot_histogram(scores, labels, threshold,
                                                             results_dir / "score_histogram.png"))
     artifacts["confusion_matrix"] = str(plots.plot_confusion(metrics, results_dir / "confusion_matrix.png"))
     rows = plots.worst_rows(scores, labels, WORST_PER_CLASS)
     strips = [(_image(pre, table.test_paths(i)), _image(pre, table.golden_paths(i))) for i in rows]
+    maps = [writer.read_grey(i) for i in rows] if writer is not None else None
     artifacts["worst_pairs"] = str(plots.plot_worst_pairs(rows, strips, scores, table.raw_labels, threshold,
-                                                          results_dir / "worst_pairs.png"))
+                                                          results_dir / "worst_pairs.png", maps))
     kpi = {
         "test_acc": metrics["total_accuracy"], "test_fpr": metrics["false_alarm"],
         "test_fnr": metrics["false_negative"], "defect_acc": metrics["defect_accuracy"],

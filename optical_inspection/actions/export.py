@@ -39,12 +39,15 @@ def run(config: Any, results_dir: Path, status: StatusLogger) -> dict[str, Any]:
     channels, height, width = (int(v) for v in ckpt_meta["dataset"]["strip_shape"])
     strip_shape = (channels, height, width)
     check_input_size(cfg, strip_shape)
+    if cfg.heatmaps and not (output_type == "score" and hasattr(model, "score_and_map")):
+        raise SpecError([f"export.heatmaps needs a Compact checkpoint exported with output_type score; this one is "
+                         f"{model_type} ({output_type}): set export.heatmaps: false"])
     meta = build_meta(ckpt_meta, output_type=output_type, input_shape=strip_shape, batch_size=cfg.batch_size,
-                      source=str(cfg.checkpoint))
+                      source=str(cfg.checkpoint), defect_map=cfg.heatmaps)
     status.write("RUNNING", f"Exporting {model_type} ({output_type}) to {target}.")
     facts = export_onnx(model, target, output_type=output_type, strip_shape=strip_shape, batch_size=cfg.batch_size,
                         opset=cfg.opset_version, optimize=cfg.do_constant_folding,
-                        meta_json=dumps(meta, sort_keys=True), verify=cfg.verify)
+                        meta_json=dumps(meta, sort_keys=True), verify=cfg.verify, defect_map=cfg.heatmaps)
     if facts["opset"] != cfg.opset_version:
         print(f"Note: export.opset_version {cfg.opset_version} was requested; the exporter wrote opset "
               f"{facts['opset']} (the torch.export-based exporter's lowest). ONNX Runtime and TensorRT 10/11 "

@@ -10,11 +10,13 @@ import numpy as np
 
 from ..data.preprocess import Preprocessor
 from ..deploy import load_scorer
-from ..deploy.scoring import batch_size, check_geometry, decision_threshold, model_file, score_split
+from ..deploy.heatmaps import MapCollector, MapWriter
+from ..deploy.scoring import batch_size, check_geometry, check_maps, decision_threshold, model_file, score_split
 from ..io_utils import write_text_atomic
 from ..status import StatusLogger, is_rank_zero
 
 ADDED_COLUMNS = ("siamese_score", "prediction", "threshold")
+MAP_COLUMNS = ("defect_map", "peak_x", "peak_y", "defect_area")  # only with inference.heatmaps
 
 
 def run(config: Any, results_dir: Path, status: StatusLogger) -> dict[str, Any]:
@@ -25,27 +27,43 @@ def run(config: Any, results_dir: Path, status: StatusLogger) -> dict[str, Any]:
     scorer = load_scorer(path, config)
     check_geometry(scorer, Preprocessor(config.dataset), path)
     threshold, source = decision_threshold(config, action_cfg, scorer)
-    scores, table = score_split(scorer, config, "predict", batch_size(action_cfg, config, scorer))
-    failed = scores > threshold
-    out = write_text_atomic(results_dir / "inference.csv", inference_csv(table.fieldnames, table.rows, scores,
-                                                                        failed, threshold))
+    writer = None
+    if action_cfg.heatmaps:
+        check_maps(scorer, path, "inference")
+        writer = MapWriter(results_dir)
+    try:
+        collector = MapCollector(writer, threshold) if writer is not None else None
+        scores, table = score_split(scorer, config, "predict", batch_size(action_cfg, config, scorer), collector)
+        failed = scores > threshold
+        extra = collector.columns(len(scores)) if collector is not None else None
+        text = inference_csv(table.fieldnames, table.rows, scores, failed, threshold, extra)
+        artifacts = writer.commit() if writer is not None else {}
+    except BaseException:
+        if writer is not None:
+            writer.cancel()
+        raise
+    out = write_text_atomic(results_dir / "inference.csv", text)
     n_fail = int(failed.sum())
     print(f"Scored {len(scores)} pairs: {n_fail} FAIL, {len(scores) - n_fail} PASS at threshold {threshold:.6g} "
           f"({source}); wrote {out}")
-    return {"artifacts": {"inference_csv": str(out)},
+    return {"artifacts": {"inference_csv": str(out), **artifacts},
             "kpi": {"num_pairs": len(scores), "num_fail": n_fail, "threshold": threshold}}
 
 
 def inference_csv(fieldnames: list[str], rows: list[dict[str, str]], scores: np.ndarray, failed: np.ndarray,
-                  threshold: float) -> str:
-    """The input rows in their order, plus siamese_score, prediction (PASS/FAIL) and threshold columns."""
-    columns = [c for c in fieldnames if c not in ADDED_COLUMNS]
+                  threshold: float, maps: dict[str, Any] | None = None) -> str:
+    """The input rows in their order, plus siamese_score, prediction (PASS/FAIL) and threshold columns (and the
+    MAP_COLUMNS when ``maps`` holds them)."""
+    added = ADDED_COLUMNS + (MAP_COLUMNS if maps else ())
+    columns = [c for c in fieldnames if c not in added]
     cells = [[row.get(c, "") for row in rows] for c in columns]  # column by column: no per-row dicts built
     cells.append(list(map(repr, np.asarray(scores, dtype=np.float64).tolist())))
     cells.append(np.where(failed, "FAIL", "PASS").tolist())
     cells.append([repr(float(threshold))] * len(rows))
+    if maps:
+        cells.extend([str(v) for v in np.asarray(maps[name]).tolist()] for name in MAP_COLUMNS)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(columns + list(ADDED_COLUMNS))
+    writer.writerow(columns + list(added))
     writer.writerows(zip(*cells))
     return buffer.getvalue()

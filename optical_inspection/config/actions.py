@@ -1,7 +1,7 @@
 """Which actions exist and which spec sections each one reads."""
 from __future__ import annotations
 
-ACTIONS: tuple[str, ...] = ("train", "evaluate", "inference", "export", "gen_trt_engine", "dataset_convert")
+ACTIONS: tuple[str, ...] = ("train", "evaluate", "inference", "export", "gen_trt_engine", "dataset_convert", "inspect")
 
 # Sections every action's schema carries.
 SHARED_SECTIONS: tuple[str, ...] = ("model_name", "encryption_key", "results_dir")
@@ -14,4 +14,5 @@ ACTION_SECTIONS: dict[str, tuple[str, ...]] = {
     "export": ("model", "dataset", "export"),
     "gen_trt_engine": ("model", "dataset", "gen_trt_engine"),
     "dataset_convert": ("dataset_convert",),
+    "inspect": ("model", "dataset", "inspect"),
 }

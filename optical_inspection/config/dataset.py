@@ -7,6 +7,7 @@ from annotated_types import Ge
 from pydantic import Strict
 
 from .fields import AutoML, Bool, Float, Int, Str, spec_field
+from .inspect import InspectSplit
 from .section import section
 
 _AUG = "dataset.augmentation_config.augment"
@@ -160,6 +161,7 @@ class DatasetConfig:
     test_dataset: TestSplit = spec_field(description="Pairs for evaluate.", factory=TestSplit)
     infer_dataset: InferSplit = spec_field(description="Pairs for inference (label column optional).",
                                            factory=InferSplit)
+    inspect_dataset: InspectSplit = spec_field(description="Whole boards for inspect.", factory=InspectSplit)
     image_ext: Str = spec_field(".jpg", description="Image file extension, with the dot.", tao_default="null (crashes)")
     batch_size: Int = spec_field(32, description="Batch size: at least 2 for train (BatchNorm needs two pairs), "
                                  "at least 1 for evaluate, inference and export.", ge=1, popular=True,

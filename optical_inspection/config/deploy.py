@@ -37,6 +37,11 @@ class EvaluateConfig(_RunConfig):
 
     checkpoint: Optional[Str] = spec_field(None, description=_MODEL_DOC, required_for=("evaluate",))
     results_dir: Optional[Str] = spec_field(None, description="Results folder; default <results_dir>/evaluate.")
+    heatmaps: Bool = spec_field(
+        False, description="Also write a defect map per pair (maps/row_<i>.png, the strip's size; grey = "
+        "probability) and an overlay (overlays/row_<i>.png: test, golden, map); worst_pairs.png shows the maps. "
+        "Compact checkpoints, or ONNX files exported with export.heatmaps.",
+    )
 
 
 @section
@@ -45,6 +50,12 @@ class InferenceConfig(_RunConfig):
 
     checkpoint: Optional[Str] = spec_field(None, description=_MODEL_DOC, required_for=("inference",))
     results_dir: Optional[Str] = spec_field(None, description="Results folder; default <results_dir>/inference.")
+    heatmaps: Bool = spec_field(
+        False, description="Also write a defect map per pair (maps/row_<i>.png, the strip's size; grey = "
+        "probability) and an overlay (overlays/row_<i>.png: test, golden, map); inference.csv gets defect_map, "
+        "peak_x, peak_y and defect_area (pixels above the threshold). Compact checkpoints, or ONNX files exported "
+        "with export.heatmaps.",
+    )
 
 
 @section
@@ -71,6 +82,10 @@ class ExportConfig:
     )
     overwrite: Bool = spec_field(
         False, description="Replace an existing onnx_file (TAO refuses); the old file stays if the export fails."
+    )
+    heatmaps: Bool = spec_field(
+        False, description="Also output the defect map (output 'defect_map', [batch, H', W'] in logit units) beside "
+        "'score'; Compact models only (output_type score).",
     )
     verify: Bool = spec_field(
         True, description="Before writing, check that ONNX Runtime reproduces the torch scores on random pairs "

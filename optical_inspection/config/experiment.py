@@ -8,6 +8,7 @@ from .dataset import DatasetConfig
 from .dataset_convert import DatasetConvertConfig
 from .deploy import EvaluateConfig, ExportConfig, GenTrtEngineConfig, InferenceConfig
 from .fields import Bool, Str, spec_field
+from .inspect import InspectConfig
 from .model import ModelConfig
 from .section import section
 from .train import TrainConfig
@@ -48,6 +49,7 @@ class ExperimentConfig:
     inference: InferenceConfig = spec_field(description="Inference.", factory=InferenceConfig)
     export: ExportConfig = spec_field(description="ONNX export.", factory=ExportConfig)
     gen_trt_engine: GenTrtEngineConfig = spec_field(description="TensorRT engine build.", factory=GenTrtEngineConfig)
+    inspect: InspectConfig = spec_field(description="Whole-board inspection.", factory=InspectConfig)
     dataset_convert: DatasetConvertConfig = spec_field(description="Dataset conversion.", factory=DatasetConvertConfig)
     automl: AutoMLConfig = spec_field(description="Hyperparameter search (used by the runner's AutoML).",
                                       factory=AutoMLConfig)

@@ -144,7 +144,8 @@ def resolve_images_dir(root: str | Path, csv_path: str | Path) -> Path:
 
 
 def find_images_dir(root: Path, csv_path: str | Path) -> Path | None:
-    """The folder under ``root`` holding the CSV's image folders, or None (also when the CSV cannot be read)."""
+    """The folder under ``root`` holding the CSV's image folders (or image files: inspect's board lists), or None
+    (also when the CSV cannot be read)."""
     folders = sample_folders(csv_path)
     if not folders:
         return None
@@ -152,7 +153,7 @@ def find_images_dir(root: Path, csv_path: str | Path) -> Path | None:
     for _ in range(_MAX_DEPTH + 1):
         preferred = sorted(frontier, key=lambda p: (p.name != "images", str(p)))
         for candidate in preferred:
-            if all((candidate / f).is_dir() for f in folders):
+            if all((candidate / f).exists() for f in folders):
                 return candidate
         frontier = [c for p in preferred for c in _subdirs(p)]
     return None

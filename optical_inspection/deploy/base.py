@@ -23,3 +23,15 @@ class Scorer(Protocol):
     def score(self, test: Any, golden: Any) -> np.ndarray:
         """float32[B] scores of ``test`` vs ``golden`` (float32[B, 3, H', W'] arrays or tensors)."""
         ...
+
+
+@runtime_checkable
+class MapScorer(Scorer, Protocol):
+    """A scorer that also gives the defect map (``supports_maps`` true: Compact checkpoints, ONNX files exported
+    with ``export.heatmaps``)."""
+
+    supports_maps: bool
+
+    def score_maps(self, test: Any, golden: Any) -> tuple[np.ndarray, np.ndarray]:
+        """(float32[B] scores, float32[B, H', W'] defect maps) of ``test`` vs ``golden``."""
+        ...

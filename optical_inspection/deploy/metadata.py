@@ -18,18 +18,21 @@ FORMAT_VERSION = 1
 OUTPUT_TYPES = ("embeddings", "score")
 EMBEDDING_OUTPUTS = ("output_1", "output_2")
 SCORE_OUTPUT = "score"
+DEFECT_MAP_OUTPUT = "defect_map"
 INPUT_NAMES = ("input_1", "input_2")
 
 
 def build_meta(checkpoint_meta: dict[str, Any], *, output_type: str, input_shape: tuple[int, int, int],
-               batch_size: int, source: str) -> dict[str, Any]:
-    """The metadata document of an export, from the checkpoint's plain metadata."""
+               batch_size: int, source: str, defect_map: bool = False) -> dict[str, Any]:
+    """The metadata document of an export, from the checkpoint's plain metadata (``defect_map``: the export
+    also outputs the defect map)."""
     if output_type not in OUTPUT_TYPES:
         raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
     return {
         "format_version": FORMAT_VERSION,
         "output_type": output_type,
-        "outputs": list(EMBEDDING_OUTPUTS) if output_type == "embeddings" else [SCORE_OUTPUT],
+        "outputs": list(EMBEDDING_OUTPUTS) if output_type == "embeddings" else [SCORE_OUTPUT] + (
+            [DEFECT_MAP_OUTPUT] if defect_map else []),
         "score": "euclidean distance of output_1 and output_2" if output_type == "embeddings" else "score output",
         "input_shape": list(input_shape),
         "batch_size": batch_size,

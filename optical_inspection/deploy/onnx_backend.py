@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import OIError
-from .metadata import INPUT_NAMES, from_props, output_type_from_names, run_options, stored_threshold
+from .metadata import (DEFECT_MAP_OUTPUT, INPUT_NAMES, from_props, output_type_from_names, run_options,
+                       stored_threshold)
 from .outputs import scores_from_outputs
 
 CPU, CUDA, TENSORRT = "CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"
@@ -64,6 +65,8 @@ class OnnxScorer:
         if set(inputs) != set(INPUT_NAMES):
             raise OIError(f"'{self.path}' has inputs {sorted(inputs)}; an OI model takes {list(INPUT_NAMES)}")
         self.output_names = [o.name for o in self.session.get_outputs()]
+        self.supports_maps = DEFECT_MAP_OUTPUT in self.output_names
+        self.score_names = [n for n in self.output_names if n != DEFECT_MAP_OUTPUT]  # plain scoring skips the map
         self.output_type = self.meta.get("output_type") or output_type_from_names(self.output_names, str(self.path))
         shape = inputs[INPUT_NAMES[0]]
         self.input_shape = tuple(d if isinstance(d, int) else None for d in shape[1:])
@@ -85,6 +88,26 @@ class OnnxScorer:
                       for i in range(0, len(test_np), self.max_batch)]
         return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
 
+    def score_maps(self, test: Any, golden: Any) -> tuple[np.ndarray, np.ndarray]:
+        """(float32[B] scores, float32[B, H', W'] defect maps) from a file exported with export.heatmaps."""
+        if not self.supports_maps:
+            raise OIError(f"'{self.path}' has no '{DEFECT_MAP_OUTPUT}' output; re-export with export.heatmaps: true")
+        test_np, golden_np = _as_array(test), _as_array(golden)
+        self._check(test_np, golden_np)
+        step = self.max_batch or self.micro_batch or max(1, len(test_np))
+        scores, maps = [], []
+        for i in range(0, len(test_np), step):
+            t, g = test_np[i:i + step], golden_np[i:i + step]
+            n = len(t)
+            if self.max_batch is not None and n < self.max_batch:
+                pad = [(0, self.max_batch - n)] + [(0, 0)] * 3
+                t, g = np.pad(t, pad), np.pad(g, pad)
+            values = dict(zip(self.output_names, self.session.run(self.output_names, {INPUT_NAMES[0]: t,
+                                                                                      INPUT_NAMES[1]: g})))
+            scores.append(scores_from_outputs(values, self.output_type)[:n])
+            maps.append(np.asarray(values[DEFECT_MAP_OUTPUT], dtype=np.float32)[:n])
+        return np.concatenate(scores), np.concatenate(maps)
+
     def _check(self, test: np.ndarray, golden: np.ndarray) -> None:
         if test.shape != golden.shape or test.ndim != 4:
             raise OIError(f"test and golden batches must both be [B, 3, H', W'], got {test.shape} and {golden.shape}")
@@ -94,8 +117,8 @@ class OnnxScorer:
                           f"the dataset geometry (lights, image_height/width, concat_type) must match training")
 
     def _run(self, test: np.ndarray, golden: np.ndarray) -> np.ndarray:
-        values = self.session.run(self.output_names, {INPUT_NAMES[0]: test, INPUT_NAMES[1]: golden})
-        return scores_from_outputs(dict(zip(self.output_names, values)), self.output_type)
+        values = self.session.run(self.score_names, {INPUT_NAMES[0]: test, INPUT_NAMES[1]: golden})
+        return scores_from_outputs(dict(zip(self.score_names, values)), self.output_type)
 
     def _run_padded(self, test: np.ndarray, golden: np.ndarray) -> np.ndarray:
         """A static-batch model takes exactly ``max_batch`` rows: pad with zeros, drop the padded scores."""

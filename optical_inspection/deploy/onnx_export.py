@@ -11,7 +11,7 @@ import shutil
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator, cast
 
 import numpy as np
 import onnx
@@ -20,9 +20,10 @@ from torch import nn
 
 from ..errors import OIError
 from ..io_utils import make_temp_dir
-from .metadata import EMBEDDING_OUTPUTS, INPUT_NAMES, META_KEY, SCORE_OUTPUT
+from .metadata import DEFECT_MAP_OUTPUT, EMBEDDING_OUTPUTS, INPUT_NAMES, META_KEY, SCORE_OUTPUT
 
 if TYPE_CHECKING:
+    from ..models.compact import Compact
     from ..models.factory import Network
 
 PROTOBUF_LIMIT = 2 ** 31 - 2 ** 26  # stay clear of protobuf's 2 GiB: bigger models keep weights in <file>.data
@@ -42,6 +43,17 @@ class ScoreGraph(nn.Module):
         return self.model.score(input_1, input_2)
 
 
+class ScoreMapGraph(nn.Module):
+    """Exports ``model.score_and_map``: the score and the defect map (Compact)."""
+
+    def __init__(self, model: Compact) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_1: torch.Tensor, input_2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.model.score_and_map(input_1, input_2)
+
+
 class EmbeddingGraph(nn.Module):
     """Exports the Siamese embeddings (TAO's ``output_1``, ``output_2``)."""
 
@@ -54,18 +66,24 @@ class EmbeddingGraph(nn.Module):
 
 
 def export_onnx(model: Network, target: Path, *, output_type: str, strip_shape: tuple[int, int, int],
-                batch_size: int, opset: int, optimize: bool, meta_json: str, verify: bool) -> dict[str, Any]:
+                batch_size: int, opset: int, optimize: bool, meta_json: str, verify: bool,
+                defect_map: bool = False) -> dict[str, Any]:
     """Write ``target`` (and ``target.data`` for models over 2 GiB) only once it passes the full ONNX check
     and, with ``verify``, reproduces the torch scores under ONNX Runtime (see :func:`verify_scores`).
 
     Returns facts for the action's result: file size, external data flag, parameter count, max score difference.
     """
-    graph = (EmbeddingGraph(model) if output_type == "embeddings" else ScoreGraph(model)).eval()
+    if output_type == "embeddings":
+        graph: nn.Module = EmbeddingGraph(model)
+    else:
+        graph = ScoreMapGraph(cast("Compact", model)) if defect_map else ScoreGraph(model)
+    graph.eval()
     dynamic = batch_size == -1
     batch = DUMMY_DYNAMIC_BATCH if dynamic else batch_size
     generator = torch.Generator().manual_seed(0)
     dummy = tuple(torch.randn(batch, *strip_shape, generator=generator) for _ in INPUT_NAMES)
-    outputs = list(EMBEDDING_OUTPUTS) if output_type == "embeddings" else [SCORE_OUTPUT]
+    outputs = list(EMBEDDING_OUTPUTS) if output_type == "embeddings" else [SCORE_OUTPUT] + (
+        [DEFECT_MAP_OUTPUT] if defect_map else [])
     dynamic_shapes = None
     if dynamic:
         dim = torch.export.Dim("batch", min=1, max=2 ** 20)
@@ -89,7 +107,7 @@ def export_onnx(model: Network, target: Path, *, output_type: str, strip_shape: 
         onnx.checker.check_model(str(staged), full_check=True)
         facts["opset"] = _check_io(staged, outputs, dynamic)
         if verify:
-            facts["max_abs_score_diff"] = verify_scores(model, staged, strip_shape, batch)
+            facts["max_abs_score_diff"] = verify_scores(model, staged, strip_shape, batch, defect_map)
     facts["onnx_bytes"] = target.stat().st_size
     return facts
 
@@ -129,16 +147,24 @@ def staged_files(target: Path) -> Iterator[Path]:
         shutil.rmtree(stage, ignore_errors=True)
 
 
-def verify_scores(model: Network, onnx_path: Path, strip_shape: tuple[int, int, int], batch: int) -> float:
-    """Max |torch score − ONNX Runtime score| on random pairs; OIError above ``VERIFY_TOLERANCE`` (relative to
-    the score scale when scores exceed 1)."""
+def verify_scores(model: Network, onnx_path: Path, strip_shape: tuple[int, int, int], batch: int,
+                  defect_map: bool = False) -> float:
+    """Max |torch score − ONNX Runtime score| on random pairs (and of the defect maps with ``defect_map``);
+    OIError above ``VERIFY_TOLERANCE`` (relative to the score scale when scores exceed 1)."""
     from .onnx_backend import OnnxScorer
 
     generator = torch.Generator().manual_seed(1)
     test, golden = (torch.randn(batch, *strip_shape, generator=generator) for _ in range(2))
+    scorer = OnnxScorer(onnx_path, provider="cpu")
     with torch.no_grad():
-        expected = model.eval().score(test, golden).float().numpy()
-    got = OnnxScorer(onnx_path, provider="cpu").score(test.numpy(), golden.numpy())
+        if defect_map:
+            compact = cast("Compact", model).eval()
+            expected, expected_map = (v.float().numpy() for v in compact.score_and_map(test, golden))
+            got, got_map = scorer.score_maps(test.numpy(), golden.numpy())
+            expected, got = np.r_[expected, expected_map.ravel()], np.r_[got, got_map.ravel()]
+        else:
+            expected = model.eval().score(test, golden).float().numpy()
+            got = scorer.score(test.numpy(), golden.numpy())
     diff = float(np.max(np.abs(got - expected)))
     allowed = VERIFY_TOLERANCE * max(1.0, float(np.max(np.abs(expected))))
     if not diff <= allowed:

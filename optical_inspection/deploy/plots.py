@@ -81,15 +81,19 @@ def worst_rows(scores: np.ndarray, labels: np.ndarray, per_class: int) -> list[i
 
 
 def plot_worst_pairs(rows: list[int], strips: list[tuple[np.ndarray, np.ndarray]], scores: np.ndarray,
-                     raw_labels: list[str], threshold: float, path: Path) -> Path:
-    """One line per pair: test strip beside its golden strip (uint8 HWC images), with label and score."""
+                     raw_labels: list[str], threshold: float, path: Path,
+                     maps: list[np.ndarray] | None = None) -> Path:
+    """One line per pair: test strip beside its golden strip (uint8 HWC images), with label and score, and the
+    defect map (uint8 grey, probability) when ``maps`` is given."""
     n = max(len(rows), 1)
-    fig, axes = plt.subplots(n, 2, figsize=(5, 2.3 * n), squeeze=False, constrained_layout=True)
+    n_cols = 3 if maps is not None else 2
+    fig, axes = plt.subplots(n, n_cols, figsize=(2.5 * n_cols, 2.3 * n), squeeze=False, constrained_layout=True)
     for line, (row, (test, golden)) in enumerate(zip(rows, strips)):
         verdict = "FAIL" if scores[row] > threshold else "PASS"
-        for col, (image, name) in enumerate(((test, "test"), (golden, "golden"))):
+        panels = [(test, "test"), (golden, "golden")] + ([(maps[line], "defect map")] if maps is not None else [])
+        for col, (image, name) in enumerate(panels):
             ax = axes[line, col]
-            ax.imshow(image)
+            ax.imshow(image, **({"cmap": "inferno", "vmin": 0, "vmax": 255} if image.ndim == 2 else {}))
             ax.set_xticks([])
             ax.set_yticks([])
             ax.set_title(f"row {row} {name}" + (f": {raw_labels[row]} → {verdict} ({scores[row]:.3g})"

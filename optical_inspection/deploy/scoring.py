@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Callable, cast
 
 import numpy as np
 
 from ..errors import OIError
-from .base import Scorer
+from .base import MapScorer, Scorer
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +59,22 @@ def batch_size(action_cfg: Any, config: Any, scorer: Scorer) -> int:
     return min(size, scorer.max_batch) if scorer.max_batch else size
 
 
-def score_split(scorer: Scorer, config: Any, split: str, batch: int) -> tuple[np.ndarray, Any]:
+MapSink = Callable[[np.ndarray, np.ndarray, Any, Any], None]
+
+
+def check_maps(scorer: Scorer, model_path: str, action: str) -> None:
+    """``<action>.heatmaps`` needs a backend that outputs the defect map."""
+    if not getattr(scorer, "supports_maps", False):
+        raise OIError(f"{action}.heatmaps: model '{model_path}' gives no defect map; use a Compact checkpoint, or an "
+                      f"ONNX file exported with export.heatmaps: true (TensorRT engines give scores only)")
+
+
+def score_split(scorer: Scorer, config: Any, split: str, batch: int,
+                on_maps: MapSink | None = None) -> tuple[np.ndarray, Any]:
     """Scores of every row of ``split`` ("test" or "predict") in CSV order, and the split's PairTable.
+
+    ``on_maps(rows, maps, test, golden)``: called per batch with the defect maps (float32 [B, H', W']) and the
+    uint8 strips ([B, C, H', W']) when given (the scorer must support maps).
 
     Each distinct image is decoded once, by threads running ahead in row order while the main thread scores
     the rows already decoded (decoding and the model overlap); a decode error or a size mismatch fails the
@@ -81,9 +95,13 @@ def score_split(scorer: Scorer, config: Any, split: str, batch: int) -> tuple[np
     try:
         for start in range(0, len(table), batch):
             rows = np.arange(start, min(start + batch, len(table)))
-            test, golden = decoded.pairs(rows)
-            scores[rows] = np.asarray(scorer.score(pre.normalize(pre.concat(test)),
-                                                   pre.normalize(pre.concat(golden))), dtype=np.float32)
+            test, golden = (pre.concat(side) for side in decoded.pairs(rows))
+            if on_maps is None:
+                scores[rows] = np.asarray(scorer.score(pre.normalize(test), pre.normalize(golden)), dtype=np.float32)
+            else:
+                values, maps = cast(MapScorer, scorer).score_maps(pre.normalize(test), pre.normalize(golden))
+                scores[rows] = np.asarray(values, dtype=np.float32)
+                on_maps(rows, np.asarray(maps, dtype=np.float32), test, golden)
         decoded.finish()
     except BaseException:
         decoded.cancel()

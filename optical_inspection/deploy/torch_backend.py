@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 
 from ..models.checkpoint import load_checkpoint
+from ..models.compact import Compact
 from ..models.factory import natural_threshold
 
 
@@ -23,12 +24,21 @@ class TorchScorer:
         self.model.to(self.device)
         stored = self.meta.get("threshold")
         self.threshold: float | None = float(stored) if stored is not None else natural_threshold(self.meta["model"])
+        self.supports_maps = hasattr(self.model, "score_and_map")
 
     @torch.inference_mode()
     def score(self, test: Any, golden: Any) -> np.ndarray:
         t = torch.as_tensor(test, dtype=torch.float32).to(self.device)
         g = torch.as_tensor(golden, dtype=torch.float32).to(self.device)
         return self.model.score(t, g).float().cpu().numpy()
+
+    @torch.inference_mode()
+    def score_maps(self, test: Any, golden: Any) -> tuple[np.ndarray, np.ndarray]:
+        """(float32[B] scores, float32[B, H', W'] defect maps); Compact networks only (``supports_maps``)."""
+        t = torch.as_tensor(test, dtype=torch.float32).to(self.device)
+        g = torch.as_tensor(golden, dtype=torch.float32).to(self.device)
+        score, maps = cast(Compact, self.model).score_and_map(t, g)
+        return score.float().cpu().numpy(), maps.float().cpu().numpy()
 
 
 def load(model_path: str | Path, config: Any = None) -> TorchScorer:

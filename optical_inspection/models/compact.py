@@ -62,18 +62,48 @@ class Compact(nn.Module):
             diff,
         ], dim=1)
 
-    def forward(self, input_1: torch.Tensor, input_2: torch.Tensor) -> torch.Tensor:
-        """Logit per pair (input_1 = test, input_2 = golden)."""
+    def mixed(self, input_1: torch.Tensor, input_2: torch.Tensor) -> torch.Tensor:
+        """The head's spatial map before pooling: [B, 2c, H'/8, W'/8] (rounded up)."""
         features = self.encoder(torch.cat([input_1, input_2], dim=0))
         # slicing (not chunk) keeps the batch axis symbolic when exported to ONNX with a dynamic batch
         feat_test, feat_golden = features[: input_1.shape[0]], features[input_1.shape[0]:]
-        mixed = self.head(self.compare(feat_test, feat_golden))
+        return self.head(self.compare(feat_test, feat_golden))
+
+    def forward(self, input_1: torch.Tensor, input_2: torch.Tensor) -> torch.Tensor:
+        """Logit per pair (input_1 = test, input_2 = golden)."""
+        return self._pooled_logit(self.mixed(input_1, input_2))
+
+    def _pooled_logit(self, mixed: torch.Tensor) -> torch.Tensor:
         pooled = torch.cat([mixed.amax(dim=(2, 3)), mixed.mean(dim=(2, 3))], dim=1)
         return self.classifier(pooled).squeeze(1)
+
+    def cell_map(self, mixed: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
+        """Defect map in logit units at 1/8 resolution: the pair's logit if each cell held the max of every
+        channel (``w_max·mixed(x) + w_mean·mean + b``), so the peak cell of a one-spot defect gives its score.
+        ``mean``: the channel means to use ([B, 2c, 1, 1] for a strip, a local average for a whole board)."""
+        w_max, w_mean = self.classifier.weight[0].split(mixed.shape[1])
+        local = torch.einsum("bchw,c->bhw", mixed, w_max)
+        return local + torch.einsum("bchw,c->bhw", mean, w_mean) + self.classifier.bias[0]
+
+    def score_and_map(self, input_1: torch.Tensor, input_2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logit [B], defect map [B, H', W'] in logit units, bilinearly upsampled to the strip size)."""
+        mixed = self.mixed(input_1, input_2)
+        cells = self.cell_map(mixed, mixed.mean(dim=(2, 3), keepdim=True))
+        return self._pooled_logit(mixed), upsample_cells(cells, input_1.shape[2], input_1.shape[3])
 
     def score(self, input_1: torch.Tensor, input_2: torch.Tensor) -> torch.Tensor:
         """The logit: larger = more defective."""
         return self(input_1, input_2)
+
+
+def upsample_cells(cells: torch.Tensor, height: int, width: int, stride: int = 8) -> torch.Tensor:
+    """[B, h, w] cell values → [B, height, width] pixels, bilinear, cell i centred on pixel stride·i (where the
+    stride-2 'same' convolutions put it); the last cells' values extend over the border."""
+    h, w = cells.shape[-2:]
+    full = F.interpolate(cells[:, None], size=(stride * (h - 1) + 1, stride * (w - 1) + 1), mode="bilinear",
+                         align_corners=True)
+    full = F.pad(full, (0, max(0, width - full.shape[-1]), 0, max(0, height - full.shape[-2])), mode="replicate")
+    return full[:, 0, :height, :width]
 
 
 def _outside_neighbourhood(x: torch.Tensor, ref: torch.Tensor, radius: int) -> torch.Tensor:

@@ -1,0 +1,66 @@
+"""One board pair → registered golden → dense defect map → boxes (the core of the inspect action)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..models.compact import Compact
+from . import components
+from .difference import box_max, difference_boxes
+from .dense import STRIDE, board_cells, board_map
+from .registration import Transform, estimate, is_negligible, warp
+
+
+@dataclass
+class BoardResult:
+    boxes: np.ndarray  # float [K, 4] x1 y1 x2 y2 (pixel corners, test image frame)
+    scores: np.ndarray  # float [K] probability (sigmoid of the map's peak in the box)
+    transform: Transform
+    defect_map: torch.Tensor  # float [H, W] logit units
+
+
+class BoardInspector:
+    """Runs a Compact network over board pairs; ``mean``/``std`` [3] normalise uint8 images like its training."""
+
+    def __init__(self, model: Compact, mean: list[float], std: list[float], crop: int, *, threshold: float,
+                 register: bool, max_rotation: float, tile: int, min_area: int, device: torch.device,
+                 boxes: str = "map", difference_threshold: float = 60.0, box_margin: int = 8) -> None:
+        self.model, self.device = model.to(device).eval(), device
+        self.scale = (1.0 / (255.0 * torch.tensor(std, dtype=torch.float32))).view(3, 1, 1)
+        self.offset = (-torch.tensor(mean, dtype=torch.float32) / torch.tensor(std, dtype=torch.float32)).view(3, 1, 1)
+        self.window = max(1, crop // STRIDE)
+        self.threshold, self.register, self.max_rotation = threshold, register, max_rotation
+        self.tile, self.min_area = tile, min_area
+        self.boxes, self.difference_threshold, self.box_margin = boxes, difference_threshold, box_margin
+
+    def _normalise(self, image: torch.Tensor) -> torch.Tensor:
+        return torch.addcmul(self.offset, image.float().expand(3, -1, -1), self.scale)
+
+    @torch.inference_mode()
+    def inspect(self, test: torch.Tensor, golden: torch.Tensor) -> BoardResult:
+        """Boxes of uint8 boards ``test``/``golden`` [C, H, W] (C 1 or 3, same size)."""
+        transform = estimate(test, golden, self.max_rotation) if self.register else Transform()
+        if not is_negligible(transform):
+            golden = warp(golden, transform)
+        _, h, w = test.shape
+        cells = board_cells(self.model, self._normalise(test), self._normalise(golden), self.window, self.tile,
+                            self.device)
+        full = board_map(cells, h, w)
+        if self.boxes == "difference":  # boxes from the pixel difference, scored by the network's map
+            boxes, _ = difference_boxes(test, golden, self.difference_threshold, self.box_margin, self.min_area)
+            peaks = box_max(full, boxes)
+            keep = peaks > self.threshold
+            return BoardResult(boxes[keep].numpy(), torch.sigmoid(peaks[keep]).numpy(), transform, full)
+        labels, count = components.label(cells > self.threshold)
+        if count == 0:
+            return BoardResult(np.zeros((0, 4)), np.zeros(0), transform, full)
+        # each pixel above the threshold joins the component of its nearest cell (cell i sits on pixel 8i)
+        ys = torch.clamp(torch.round(torch.arange(h) / STRIDE).long(), max=cells.shape[0] - 1)
+        xs = torch.clamp(torch.round(torch.arange(w) / STRIDE).long(), max=cells.shape[1] - 1)
+        pixel_labels = labels[ys][:, xs] * (full > self.threshold)
+        boxes, peaks = components.boxes_of(pixel_labels, count, full)
+        area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+        keep = torch.isfinite(peaks) & (area >= self.min_area)
+        return BoardResult(boxes[keep].numpy(), torch.sigmoid(peaks[keep]).numpy(), transform, full)
