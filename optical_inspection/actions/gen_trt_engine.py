@@ -8,17 +8,23 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import SpecError
 from ..status import StatusLogger
+
+if TYPE_CHECKING:
+    from ..config.deploy import GenTrtEngineConfig
+    from ..config.experiment import ExperimentConfig
+    from ..deploy.calibration import CalibrationPairs
+    from ..deploy.trt_build import BuildSettings
 
 log = logging.getLogger(__name__)
 
 DEFAULT_ENGINE = "oi_model.engine"
 
 
-def run(config: Any, results_dir: Path, status: StatusLogger) -> dict[str, Any]:
+def run(config: ExperimentConfig, results_dir: Path, status: StatusLogger) -> dict[str, Any]:
     from ..deploy.trt_build import build_engine, onnx_batch
     from ..deploy.trt_compat import import_tensorrt, require_gpu
     from ..sidecar import write_sidecar
@@ -47,7 +53,7 @@ def run(config: Any, results_dir: Path, status: StatusLogger) -> dict[str, Any]:
     return {"artifacts": artifacts, "kpi": {}}
 
 
-def _settings(cfg: Any, results_dir: Path) -> tuple[Any, Path, Path]:
+def _settings(cfg: GenTrtEngineConfig, results_dir: Path) -> tuple[BuildSettings, Path, Path]:
     """BuildSettings from the spec, or SpecError listing every problem."""
     from ..deploy.trt_build import BuildSettings, check_settings
 
@@ -87,7 +93,8 @@ def _onnx_meta(onnx_path: Path) -> dict[str, Any]:
     return from_props({p.key: p.value for p in model.metadata_props}, str(onnx_path))
 
 
-def _calibration_pairs(config: Any, settings: Any, meta: dict[str, Any]) -> Any:
+def _calibration_pairs(config: ExperimentConfig, settings: BuildSettings, meta: dict[str, Any]
+                       ) -> CalibrationPairs | None:
     """Real pairs for INT8 calibration, preprocessed with the model's own geometry."""
     cal = config.gen_trt_engine.tensorrt.calibration
     if settings.data_type != "int8" or not cal.cal_image_dir:

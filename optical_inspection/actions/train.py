@@ -5,7 +5,7 @@ import logging
 import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytorch_lightning as pl
 import torch
@@ -14,11 +14,15 @@ from ..data.datamodule import OIDataModule
 from ..errors import OIError, SpecError
 from ..status import StatusLogger
 
+if TYPE_CHECKING:
+    from ..config.experiment import ExperimentConfig
+    from ..config.train import TrainConfig
+
 log = logging.getLogger(__name__)
 RESUMABLE_SUFFIXES = (".pth", ".tlt", ".ckpt")
 
 
-def run(config: Any, results_dir: Path, status: StatusLogger) -> dict[str, Any]:
+def run(config: ExperimentConfig, results_dir: Path, status: StatusLogger) -> dict[str, Any]:
     from ..models.callbacks import LATEST_NAME, CheckpointCallback, PlainCheckpointIO, StatusCallback
     from ..models.factory import dataset_geometry
     from ..models.lightning_model import OIModule
@@ -76,7 +80,7 @@ def run(config: Any, results_dir: Path, status: StatusLogger) -> dict[str, Any]:
             "kpi": kpi}
 
 
-def initialise(module: Any, path: str, config: Any) -> None:
+def initialise(module: Any, path: str, config: ExperimentConfig) -> None:
     """Load weights only from ``path``; ``pretrained``: the bundled weights when they fit the model (else a
     warning and random initialisation, so the template default works for every model type)."""
     from ..models import bundled
@@ -106,7 +110,7 @@ class TrainingData(OIDataModule):
         return loader
 
 
-def resume_path(train: Any, results_dir: Path, latest_name: str) -> Path | None:
+def resume_path(train: TrainConfig, results_dir: Path, latest_name: str) -> Path | None:
     """Explicit ``resume_training_checkpoint_path``, else ``<results>/oi_model_latest.pth`` when it exists."""
     if train.resume_training_checkpoint_path:
         path = Path(train.resume_training_checkpoint_path)
@@ -119,7 +123,7 @@ def resume_path(train: Any, results_dir: Path, latest_name: str) -> Path | None:
     return latest if latest.is_file() else None
 
 
-def device_settings(train: Any) -> dict[str, Any]:
+def device_settings(train: TrainConfig) -> dict[str, Any]:
     """Lightning accelerator/devices/strategy from num_gpus, gpu_ids, num_nodes (CPU: num_gpus processes)."""
     accelerator = train.accelerator
     if accelerator == "auto":
@@ -142,7 +146,7 @@ def device_settings(train: Any) -> dict[str, Any]:
     return {"accelerator": accelerator, "devices": devices, "num_nodes": train.num_nodes, "strategy": strategy}
 
 
-def check_launcher_world(train: Any) -> None:
+def check_launcher_world(train: TrainConfig) -> None:
     """Under torchrun (torch elastic) the launcher fixes the world: refuse a spec whose train.num_nodes x
     train.num_gpus disagrees, before any process group is set up (Lightning's own error names no spec key)."""
     env = os.environ
@@ -168,7 +172,7 @@ def timedelta_minutes(minutes: float | None) -> Any:
     return timedelta(minutes=minutes) if minutes else None
 
 
-def _tensorboard(train: Any, results_dir: Path) -> Any:
+def _tensorboard(train: TrainConfig, results_dir: Path) -> Any:
     if not train.tensorboard.enabled:
         return False
     from pytorch_lightning.loggers import TensorBoardLogger

@@ -10,10 +10,13 @@ applied with ``color_probability`` as written, crop and blur each with probabili
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    from ..config.dataset import AugmentationConfig
 
 CROP_PROBABILITY = 0.5
 BLUR_PROBABILITY = 0.5
@@ -29,7 +32,7 @@ class PairAugmenter:
 
     Random draws are made on the CPU (``generator``); the images stay on their device (CPU or GPU)."""
 
-    def __init__(self, aug_cfg: Any) -> None:
+    def __init__(self, aug_cfg: AugmentationConfig) -> None:
         self.cfg = aug_cfg
         self.angles = torch.tensor([float(a) for a in aug_cfg.random_rotate.angle_list], dtype=torch.float32)
 

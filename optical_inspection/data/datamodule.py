@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-from typing import Any, Callable, cast
+from typing import TYPE_CHECKING, Any, Callable, cast
 
 import pytorch_lightning as pl
 import torch
@@ -27,6 +27,9 @@ from .preprocess import Preprocessor
 from .sampling import train_sampler
 from .table import PairTable, split_table
 
+if TYPE_CHECKING:
+    from ..config.experiment import ExperimentConfig
+
 log = logging.getLogger(__name__)
 
 STAGE_SPLITS = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("predict",)}
@@ -35,7 +38,7 @@ STAGE_SPLITS = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",)
 class OIDataModule(pl.LightningDataModule):
     """Dataloaders for ``train`` (augmented, fpratio-sampled, drop_last), ``val``, ``test`` and ``predict``."""
 
-    def __init__(self, config: Any) -> None:
+    def __init__(self, config: ExperimentConfig) -> None:
         super().__init__()
         self.config = config
         self.dataset_cfg = config.dataset

@@ -14,13 +14,16 @@ Vectorised over the batch (numpy); a pair becomes a defect (label 1) only when t
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from .synth.defects import window_max
 from .synth.raster import Canvas
+
+if TYPE_CHECKING:
+    from ..config.dataset import SyntheticDefectsConfig
 
 KINDS = ("spot", "edge", "cut", "smudge")
 MIN_CHANGED = 2.0  # pixels of full phase contrast a painted defect must change to count
@@ -34,7 +37,7 @@ class DefectInjector:
     initial seed (set per epoch and per loader worker) and the batch's rows, so runs stay reproducible without
     taking draws from the stream the augmentation uses."""
 
-    def __init__(self, cfg: Any) -> None:
+    def __init__(self, cfg: SyntheticDefectsConfig) -> None:
         self.rate = float(cfg.rate)
         self.kinds = tuple(cfg.kinds)
         self.max_size = float(cfg.max_size)

@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..config.dataset import DatasetConfig
 
 
 def unsafe_part(value: str) -> str | None:
@@ -49,6 +52,6 @@ def existing_files(paths: list[str]) -> set[str]:
     return found.intersection(paths)
 
 
-def light_names(dataset_cfg: Any) -> list[str]:
+def light_names(dataset_cfg: DatasetConfig) -> list[str]:
     """The light suffixes: the keys of ``dataset.input_map`` in order; [] (one image per side) when it is empty."""
     return list(dataset_cfg.input_map or {})

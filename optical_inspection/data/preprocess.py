@@ -9,7 +9,7 @@ after scaling to [0, 1]. Typical use: ``normalize(concat(tiles))``, or ``load_pa
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import torch
@@ -18,11 +18,14 @@ from ..errors import DataError, SpecError
 from .images import decode_image, to_rgb
 from .paths import light_names
 
+if TYPE_CHECKING:
+    from ..config.dataset import DatasetConfig
+
 
 class Preprocessor:
     """Geometry and normalisation of one dataset config; turns image files into model inputs."""
 
-    def __init__(self, dataset_cfg: Any) -> None:
+    def __init__(self, dataset_cfg: DatasetConfig) -> None:
         self.lights: list[str] = light_names(dataset_cfg)
         self.num_tiles = max(1, len(self.lights))
         self.tile_size = (int(dataset_cfg.image_height), int(dataset_cfg.image_width))
@@ -33,7 +36,7 @@ class Preprocessor:
         self.mean = torch.tensor(aug.rgb_input_mean, dtype=torch.float32).view(3, 1, 1)
         self.std = torch.tensor(aug.rgb_input_std, dtype=torch.float32).view(3, 1, 1)
 
-    def _check(self, dataset_cfg: Any) -> None:
+    def _check(self, dataset_cfg: DatasetConfig) -> None:
         problems = []
         num_input = dataset_cfg.num_input
         if num_input is not None and num_input != self.num_tiles:

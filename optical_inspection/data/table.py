@@ -7,13 +7,16 @@ import io
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import DataError
 from .archives import prepare_images_dir
 from .paths import csv_folder_problem, existing_files, image_paths, light_names, unsafe_part
+
+if TYPE_CHECKING:
+    from ..config.dataset import DatasetConfig
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +68,7 @@ class PairTable:
         return bool(len(self.labels)) and bool((self.labels >= 0).all())
 
 
-def split_table(dataset_cfg: Any, split: str) -> PairTable:
+def split_table(dataset_cfg: DatasetConfig, split: str) -> PairTable:
     """The checked PairTable of split ``train``/``val``/``test``/``predict`` of a dataset config."""
     if split not in SPLITS:
         raise KeyError(f"unknown split {split!r}; one of {list(SPLITS)}")
@@ -76,7 +79,7 @@ def split_table(dataset_cfg: Any, split: str) -> PairTable:
     return read_split(split_cfg.csv_path, split_cfg.images_dir, dataset_cfg, require_label=split != "predict")
 
 
-def read_split(csv_path: str | Path, images_dir: str | Path, dataset_cfg: Any, require_label: bool = True,
+def read_split(csv_path: str | Path, images_dir: str | Path, dataset_cfg: DatasetConfig, require_label: bool = True,
                check_files: bool = True) -> PairTable:
     """Read ``csv_path`` and check it against ``images_dir``; raise one DataError listing every problem found.
 

@@ -7,7 +7,7 @@ strips, ``input_2`` = golden strips) of real pairs read through the shared Prepr
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 
@@ -16,6 +16,9 @@ from ..data.preprocess import Preprocessor
 from ..data.table import PairTable, read_split
 from ..errors import OIError
 from .metadata import INPUT_NAMES
+
+if TYPE_CHECKING:
+    from ..config.dataset import DatasetConfig
 
 CSV_NAME = "dataset.csv"
 
@@ -28,7 +31,7 @@ class CalibrationPairs:
     64 calibration pairs: fp32/int8 correlation 0.982 from the first rows).
     """
 
-    def __init__(self, folders: list[str], dataset_cfg: Any, batch_size: int, batches: int) -> None:
+    def __init__(self, folders: list[str], dataset_cfg: DatasetConfig, batch_size: int, batches: int) -> None:
         if not folders:
             raise OIError("INT8 needs calibration pairs: set gen_trt_engine.tensorrt.calibration.cal_image_dir to "
                           "one or more split folders (each with dataset.csv and its images), or give an existing "
@@ -66,7 +69,7 @@ class CalibrationPairs:
         }
 
 
-def _read_folder(folder: Path, dataset_cfg: Any) -> PairTable:
+def _read_folder(folder: Path, dataset_cfg: DatasetConfig) -> PairTable:
     if not folder.is_dir():
         raise OIError(f"calibration folder '{folder}' (gen_trt_engine.tensorrt.calibration.cal_image_dir) does not "
                       f"exist; give split folders that hold {CSV_NAME} and the images")

@@ -7,14 +7,18 @@ and names every key where the spec said otherwise, so no deploy path can silentl
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+if TYPE_CHECKING:
+    from ..config.dataset import DatasetConfig
 
 # image_ext is a property of the data files, not of the model: it stays as the spec says.
 GEOMETRY_KEYS = ("lights", "image_height", "image_width", "concat_type", "grid_map", "rgb_input_mean",
                  "rgb_input_std")
+_Section = TypeVar("_Section")
 
 
-def model_dataset_config(dataset_cfg: Any, geometry: dict[str, Any]) -> tuple[Any, list[str]]:
+def model_dataset_config(dataset_cfg: DatasetConfig, geometry: dict[str, Any]) -> tuple[DatasetConfig, list[str]]:
     """(dataset section with the model's preprocessing, ["key: spec X -> model Y", ...] for each override)."""
     if not geometry:
         return dataset_cfg, []
@@ -27,7 +31,7 @@ def model_dataset_config(dataset_cfg: Any, geometry: dict[str, Any]) -> tuple[An
     if "rgb_input_mean" in geometry or "rgb_input_std" in geometry:
         mean = geometry.get("rgb_input_mean", aug.rgb_input_mean)
         std = geometry.get("rgb_input_std", aug.rgb_input_std)
-        aug = dataclasses.replace(aug, rgb_input_mean=[float(v) for v in mean], rgb_input_std=[float(v) for v in std])
+        aug = _replace(aug, rgb_input_mean=[float(v) for v in mean], rgb_input_std=[float(v) for v in std])
     updates: dict[str, Any] = {"augmentation_config": aug}
     if "lights" in geometry:
         lights = list(geometry["lights"])
@@ -37,12 +41,17 @@ def model_dataset_config(dataset_cfg: Any, geometry: dict[str, Any]) -> tuple[An
         if key in geometry:
             updates[key] = geometry[key]
     if "grid_map" in geometry:
-        updates["grid_map"] = dataclasses.replace(dataset_cfg.grid_map, x=int(geometry["grid_map"]["x"]),
-                                                  y=int(geometry["grid_map"]["y"]))
-    return dataclasses.replace(dataset_cfg, **updates), changes
+        updates["grid_map"] = _replace(dataset_cfg.grid_map, x=int(geometry["grid_map"]["x"]),
+                                       y=int(geometry["grid_map"]["y"]))
+    return _replace(dataset_cfg, **updates), changes
 
 
-def _geometry_of(dataset_cfg: Any) -> dict[str, Any]:
+def _replace(section: _Section, **changes: Any) -> _Section:
+    """``dataclasses.replace`` typed for config sections (mypy does not see ``@section`` classes as dataclasses)."""
+    return cast(_Section, dataclasses.replace(cast(Any, section), **changes))
+
+
+def _geometry_of(dataset_cfg: DatasetConfig) -> dict[str, Any]:
     aug = dataset_cfg.augmentation_config
     return {
         "lights": list(dataset_cfg.input_map or {}),

@@ -7,7 +7,7 @@ Engines from TAO (no metadata sidecar) work too: their output layout is recognis
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -15,6 +15,9 @@ from ..errors import OIError
 from .metadata import INPUT_NAMES, output_type_from_names, read_sidecar, run_options, stored_threshold
 from .outputs import scores_from_outputs
 from .trt_compat import import_tensorrt, require_gpu, trt_logger
+
+if TYPE_CHECKING:
+    from ..config.experiment import ExperimentConfig
 
 
 def check_batch(batch: int, min_batch: int, max_batch: int, where: str) -> None:
@@ -30,7 +33,7 @@ class TrtScorer:
 
     backend = "tensorrt"
 
-    def __init__(self, path: str | Path, gpu_id: int = 0, config: Any = None) -> None:
+    def __init__(self, path: str | Path, gpu_id: int = 0, config: ExperimentConfig | None = None) -> None:
         self.path = Path(path)
         if not self.path.is_file():
             raise OIError(f"TensorRT engine '{self.path}' does not exist; build it with gen_trt_engine")
@@ -95,7 +98,7 @@ class TrtScorer:
         return scores[:n]
 
 
-def load(path: str | Path, config: Any = None, gpu_id: int | None = None) -> TrtScorer:
+def load(path: str | Path, config: ExperimentConfig | None = None, gpu_id: int | None = None) -> TrtScorer:
     """The backend entry point of :func:`optical_inspection.deploy.load_scorer`."""
     return TrtScorer(path, run_options(config)[1] if gpu_id is None else gpu_id, config)
 

@@ -95,17 +95,17 @@ def build_engine(onnx_path: Path, engine_path: Path, settings: BuildSettings,
         builder = trt.Builder(logger)
         network = builder.create_network(0)
         parser = _parse(trt, network, logger, source)  # the parser owns the weights: keep it until the build ends
-        config = builder.create_builder_config()
-        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, settings.workspace_mb << 20)
-        config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED
+        builder_config = builder.create_builder_config()
+        builder_config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, settings.workspace_mb << 20)
+        builder_config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED
         profile = _profile(builder, network, settings)
-        config.add_optimization_profile(profile["profile"])
+        builder_config.add_optimization_profile(profile["profile"])
         if settings.data_type == "fp32" and hasattr(trt.BuilderFlag, "TF32"):
-            config.clear_flag(trt.BuilderFlag.TF32)  # fp32 means fp32: TF32 would cost the 1e-4 parity
+            builder_config.clear_flag(trt.BuilderFlag.TF32)  # fp32 means fp32: TF32 would cost the 1e-4 parity
         if major == 10:
-            _weak_typing(trt, builder, network, config, settings, pairs, profile["shape"])
-        cache = _load_timing_cache(config, settings.timing_cache)
-        serialized = builder.build_serialized_network(network, config)
+            _weak_typing(trt, builder, network, builder_config, settings, pairs, profile["shape"])
+        cache = _load_timing_cache(builder_config, settings.timing_cache)
+        serialized = builder.build_serialized_network(network, builder_config)
         del parser
         if serialized is None:
             raise OIError(f"TensorRT {trt.__version__} could not build an engine from {onnx_path}; rerun with "
@@ -113,7 +113,7 @@ def build_engine(onnx_path: Path, engine_path: Path, settings: BuildSettings,
         with atomic_path(engine_path) as tmp:
             tmp.write_bytes(bytes(serialized))
         if settings.timing_cache is not None:
-            _save_timing_cache(config.get_timing_cache() or cache, settings.timing_cache)
+            _save_timing_cache(builder_config.get_timing_cache() or cache, settings.timing_cache)
     return {"tensorrt_version": trt.__version__, "strongly_typed": major >= 11, "data_type": settings.data_type,
             "profile": profile["batches"], "workspace_mb": settings.workspace_mb}
 
@@ -171,23 +171,23 @@ def _profile(builder: Any, network: Any, settings: BuildSettings) -> dict[str, A
     return {"profile": profile, "batches": list(batches), "shape": {n: shapes[n][1:] for n in INPUT_NAMES}}
 
 
-def _weak_typing(trt: Any, builder: Any, network: Any, config: Any, settings: BuildSettings,
+def _weak_typing(trt: Any, builder: Any, network: Any, builder_config: Any, settings: BuildSettings,
                  pairs: CalibrationPairs | None, sample_shape: dict[str, tuple]) -> None:
     """TensorRT 10: precision flags, INT8 calibrator, per-layer precision constraints."""
     fast_fp16 = getattr(builder, "platform_has_fast_fp16", True)
     if settings.data_type in ("fp16", "int8") and fast_fp16:
-        config.set_flag(trt.BuilderFlag.FP16)
+        builder_config.set_flag(trt.BuilderFlag.FP16)
     if settings.data_type == "int8":
-        config.set_flag(trt.BuilderFlag.INT8)
+        builder_config.set_flag(trt.BuilderFlag.INT8)
         cal_batch = pairs.batch_size if pairs is not None else 1
         cal_profile = builder.create_optimization_profile()
         for name in INPUT_NAMES:
             cal_profile.set_shape(name, *[(cal_batch, *sample_shape[name])] * 3)
-        config.set_calibration_profile(cal_profile)
-        config.int8_calibrator = trt10_calibrator(trt, pairs, settings.cal_cache)
+        builder_config.set_calibration_profile(cal_profile)
+        builder_config.int8_calibrator = trt10_calibrator(trt, pairs, settings.cal_cache)
     if settings.layers_precision and settings.data_type != "fp32":
         _layer_precisions(trt, network, settings.layers_precision)
-        config.set_flag(trt.BuilderFlag.PREFER_PRECISION_CONSTRAINTS)
+        builder_config.set_flag(trt.BuilderFlag.PREFER_PRECISION_CONSTRAINTS)
 
 
 def _layer_precisions(trt: Any, network: Any, entries: list[str]) -> None:
@@ -208,10 +208,10 @@ def _layer_precisions(trt: Any, network: Any, entries: list[str]) -> None:
             layer.precision = default
 
 
-def _load_timing_cache(config: Any, path: Path | None) -> Any:
+def _load_timing_cache(builder_config: Any, path: Path | None) -> Any:
     data = path.read_bytes() if path is not None and path.is_file() else b""
-    cache = config.create_timing_cache(data)
-    if cache is None or not config.set_timing_cache(cache, False):
+    cache = builder_config.create_timing_cache(data)
+    if cache is None or not builder_config.set_timing_cache(cache, False):
         raise OIError(f"timing cache '{path}' is unreadable or was made by another GPU/TensorRT version; delete it "
                       f"or point gen_trt_engine.timing_cache at a new file")
     return cache

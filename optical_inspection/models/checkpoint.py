@@ -13,7 +13,7 @@ from __future__ import annotations
 import io
 import pickle
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import torch
 from torch import nn
@@ -23,6 +23,9 @@ from ..io_utils import atomic_path
 from ..sidecar import write_sidecar
 from . import bundled
 from .factory import Network, build_network, dataset_geometry, model_settings
+
+if TYPE_CHECKING:
+    from ..config.experiment import ExperimentConfig
 
 META_KEY = "oi_meta"
 PREFIX = "model."
@@ -162,7 +165,8 @@ def _globals_of(stream: io.BytesIO, max_pickles: int = 8) -> list[str]:
     return found
 
 
-def checkpoint_meta(data: Mapping[str, Any], path: str | Path, config: Any = None) -> dict[str, Any]:
+def checkpoint_meta(data: Mapping[str, Any], path: str | Path, config: ExperimentConfig | None = None
+                    ) -> dict[str, Any]:
     """``oi_meta`` of a checkpoint; for a TAO checkpoint (none stored) it is derived from ``config``."""
     meta = data.get(META_KEY)
     if isinstance(meta, dict):
@@ -202,7 +206,7 @@ def load_state(model: nn.Module, state: Mapping[str, torch.Tensor], path: str | 
     model.load_state_dict(state)
 
 
-def load_checkpoint(path: str | Path, config: Any = None) -> tuple[Network, dict[str, Any]]:
+def load_checkpoint(path: str | Path, config: ExperimentConfig | None = None) -> tuple[Network, dict[str, Any]]:
     """Rebuild the network stored in ``path``; returns (model in eval mode, metadata).
 
     The bundled weights (``pretrained``) take the spec's dataset geometry (any lights, tile size; the network is

@@ -1,7 +1,7 @@
 """Build a network from a spec (training) or from a checkpoint's metadata (evaluate, export, deploy)."""
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from torch import nn
 
@@ -10,19 +10,24 @@ from ..errors import OIError
 from .compact import Compact
 from .siamese import Siamese, Siamese3
 
+if TYPE_CHECKING:
+    from ..config.dataset import DatasetConfig
+    from ..config.experiment import ExperimentConfig
+    from ..config.model import ModelConfig
+
 Network = Compact | Siamese | Siamese3  # every network has score(input_1, input_2) -> distances
 
 MAX_STRIP_SIDE = 1 << 16  # pixels; a strip this long is already far beyond any real inspection tile
 
 
-def dataset_geometry(dataset_cfg: Any) -> dict[str, Any]:
+def dataset_geometry(dataset_cfg: DatasetConfig) -> dict[str, Any]:
     """What a model file must remember about its inputs: lights, tile size, layout, strip shape, mean/std."""
     from ..data.preprocess import Preprocessor
 
     return {**Preprocessor(dataset_cfg).geometry(), "image_ext": dataset_cfg.image_ext}
 
 
-def model_settings(model_cfg: Any) -> dict[str, Any]:
+def model_settings(model_cfg: ModelConfig) -> dict[str, Any]:
     """The plain model section stored in checkpoints (enough to rebuild the network)."""
     return {
         "model_type": model_cfg.model_type,
@@ -58,7 +63,7 @@ def build_network(model: Mapping[str, Any], strip_shape: tuple[int, int, int] | 
     raise OIError(f"unknown model.model_type {model_type!r}; use one of {', '.join(MODEL_TYPES)}")
 
 
-def build_model(config: Any) -> Network:
+def build_model(config: ExperimentConfig) -> Network:
     """The network of an ExperimentConfig (model section + dataset geometry)."""
     return build_network(model_settings(config.model), dataset_geometry(config.dataset)["strip_shape"])
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytorch_lightning as pl
@@ -15,13 +15,16 @@ from .losses import pair_losses
 from .metrics import aoi_metrics, auroc, average_precision, recall_at_false_alarm, threshold_at_false_alarm
 from .schedule import budget_cosine
 
+if TYPE_CHECKING:
+    from ..config.experiment import ExperimentConfig
+
 FORMAT_VERSION = 1
 
 
 class OIModule(pl.LightningModule):
     """Trains ``self.model`` (so state-dict keys read ``model.<layer>``, as in TAO's checkpoints)."""
 
-    def __init__(self, config: Any, geometry: dict[str, Any]) -> None:
+    def __init__(self, config: ExperimentConfig, geometry: dict[str, Any]) -> None:
         super().__init__()
         self.config = config
         self.settings = model_settings(config.model)
