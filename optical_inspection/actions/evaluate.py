@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -18,10 +18,13 @@ from ..models.metrics import all_metrics
 from ..status import StatusLogger, is_rank_zero
 from ..strict_json import dumps
 
+if TYPE_CHECKING:
+    from ..config.experiment import ExperimentConfig
+
 WORST_PER_CLASS = 6
 
 
-def run(config: Any, results_dir: Path, status: StatusLogger) -> dict[str, Any]:
+def run(config: ExperimentConfig, results_dir: Path, status: StatusLogger) -> dict[str, Any]:
     if not is_rank_zero():  # evaluate runs in one process (TAO forces one GPU too)
         return {}
     action_cfg = config.evaluate

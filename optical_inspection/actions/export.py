@@ -11,17 +11,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import OIError, SpecError
 from ..status import StatusLogger
 from ..strict_json import dumps
 
+if TYPE_CHECKING:
+    from ..config.experiment import ExperimentConfig
+    from ..config.deploy import ExportConfig
+
 DEFAULT_ONNX = "oi_model.onnx"
 SIAMESE_TYPES = ("Siamese", "Siamese_3")
 
 
-def run(config: Any, results_dir: Path, status: StatusLogger) -> dict[str, Any]:
+def run(config: ExperimentConfig, results_dir: Path, status: StatusLogger) -> dict[str, Any]:
     from ..deploy.metadata import build_meta
     from ..deploy.onnx_export import export_onnx
     from ..models.checkpoint import load_checkpoint
@@ -74,7 +78,7 @@ def resolve_output_type(requested: str, model_type: str) -> str:
     return requested
 
 
-def check_input_size(cfg: Any, strip_shape: tuple[int, ...]) -> None:
+def check_input_size(cfg: ExportConfig, strip_shape: tuple[int, ...]) -> None:
     """export.input_* (TAO keys) must describe the strip the model was trained on, when given."""
     expected = {"input_channel": strip_shape[0], "input_height": strip_shape[1], "input_width": strip_shape[2]}
     problems = [f"export.{key} is {getattr(cfg, key)} but the checkpoint was trained on strips "

@@ -4,7 +4,7 @@ from __future__ import annotations
 import csv
 import io
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -15,11 +15,14 @@ from ..deploy.scoring import batch_size, check_geometry, check_maps, decision_th
 from ..io_utils import write_text_atomic
 from ..status import StatusLogger, is_rank_zero
 
+if TYPE_CHECKING:
+    from ..config.experiment import ExperimentConfig
+
 ADDED_COLUMNS = ("siamese_score", "prediction", "threshold")
 MAP_COLUMNS = ("defect_map", "peak_x", "peak_y", "defect_area")  # only with inference.heatmaps
 
 
-def run(config: Any, results_dir: Path, status: StatusLogger) -> dict[str, Any]:
+def run(config: ExperimentConfig, results_dir: Path, status: StatusLogger) -> dict[str, Any]:
     if not is_rank_zero():  # one process scores every row, so rows keep their CSV order
         return {}
     action_cfg = config.inference

@@ -14,7 +14,7 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -25,12 +25,15 @@ from ..errors import OIError
 from ..io_utils import make_temp_dir
 from ..status import StatusLogger, is_rank_zero
 
+if TYPE_CHECKING:
+    from ..config.experiment import ExperimentConfig
+
 DETECTION_COLUMNS = ("input_path", "x1", "y1", "x2", "y2", "score", "type")
 BOARD_COLUMNS = ("input_path", "dx", "dy", "angle", "num_detections")
 DEFECT_TYPE = "defect"  # the network has no type head yet
 
 
-def run(config: Any, results_dir: Path, status: StatusLogger) -> dict[str, Any]:
+def run(config: ExperimentConfig, results_dir: Path, status: StatusLogger) -> dict[str, Any]:
     if not is_rank_zero():
         return {}
     cfg = config.inspect
@@ -50,13 +53,15 @@ def run(config: Any, results_dir: Path, status: StatusLogger) -> dict[str, Any]:
                                             "boards_per_s": outputs["boards_per_s"]}}
 
 
-def load_inspector(config: Any) -> BoardInspector:
+def load_inspector(config: ExperimentConfig) -> BoardInspector:
     """The BoardInspector of ``inspect.checkpoint`` with the spec's threshold and registration settings."""
     from ..models.checkpoint import load_checkpoint
     from ..models.factory import natural_threshold
     from ..models.compact import Compact
 
     cfg = config.inspect
+    if not cfg.checkpoint:
+        raise OIError("set inspect.checkpoint (a Compact .pth, or pretrained for the bundled weights)")
     model, meta = load_checkpoint(cfg.checkpoint, config)
     if not isinstance(model, Compact):
         raise OIError(f"inspect.checkpoint '{cfg.checkpoint}' is a {meta['model'].get('model_type')} network; "

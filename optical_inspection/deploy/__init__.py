@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ..errors import OIError
 from .base import Scorer
+
+if TYPE_CHECKING:
+    from ..config.experiment import ExperimentConfig
 
 # suffix -> backend module under optical_inspection.deploy (each defines ``load(path, config) -> Scorer``)
 BACKENDS: dict[str, str] = {
@@ -23,7 +26,7 @@ BACKENDS: dict[str, str] = {
 }
 
 
-def load_scorer(model_path: str | Path, config: Any = None) -> Scorer:
+def load_scorer(model_path: str | Path, config: ExperimentConfig | None = None) -> Scorer:
     """A Scorer for ``model_path`` (.pth/.ckpt: PyTorch, .onnx: ONNX Runtime, .engine/.trt/.plan: TensorRT;
     ``pretrained``: the bundled weights, with the PyTorch backend)."""
     from ..models.bundled import is_keyword

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import sidecar
 from ..errors import OIError
 from ..strict_json import dumps
+
+if TYPE_CHECKING:
+    from ..config.experiment import ExperimentConfig
 
 META_KEY = "optical_inspection"
 FORMAT_VERSION = 1
@@ -90,7 +93,7 @@ def output_type_from_names(output_names: list[str], where: str) -> str:
     )
 
 
-def stored_threshold(meta: dict[str, Any], config: Any = None) -> float | None:
+def stored_threshold(meta: dict[str, Any], config: ExperimentConfig | None = None) -> float | None:
     """The threshold a model file carries, else the model's natural one (margin / logit 0), else None."""
     from ..models.factory import natural_threshold
 
@@ -103,7 +106,7 @@ def stored_threshold(meta: dict[str, Any], config: Any = None) -> float | None:
     return None
 
 
-def run_options(config: Any) -> tuple[str, int]:
+def run_options(config: ExperimentConfig | None) -> tuple[str, int]:
     """(ONNX Runtime provider, GPU id) from the evaluate/inference sections: the one that is not left at default."""
     if config is None:
         return "auto", 0

@@ -7,7 +7,7 @@ formula as the torch models, so decisions match training and evaluation.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -15,6 +15,9 @@ from ..errors import OIError
 from .metadata import (DEFECT_MAP_OUTPUT, INPUT_NAMES, from_props, output_type_from_names, run_options,
                        stored_threshold)
 from .outputs import scores_from_outputs
+
+if TYPE_CHECKING:
+    from ..config.experiment import ExperimentConfig
 
 CPU, CUDA, TENSORRT = "CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"
 # On the CPU, a convolutional net with small weights runs fastest in micro-batches whose inputs fit the L2 cache
@@ -46,7 +49,8 @@ class OnnxScorer:
 
     backend = "onnxruntime"
 
-    def __init__(self, path: str | Path, provider: str = "auto", gpu_id: int = 0, config: Any = None,
+    def __init__(self, path: str | Path, provider: str = "auto", gpu_id: int = 0,
+                 config: ExperimentConfig | None = None,
                  threads: int | None = None) -> None:
         import onnxruntime as ort
 
@@ -158,7 +162,8 @@ def _as_array(batch: Any) -> np.ndarray:
     return np.ascontiguousarray(batch, dtype=np.float32)
 
 
-def load(path: str | Path, config: Any = None, provider: str | None = None, gpu_id: int | None = None) -> OnnxScorer:
+def load(path: str | Path, config: ExperimentConfig | None = None, provider: str | None = None,
+         gpu_id: int | None = None) -> OnnxScorer:
     """The backend entry point of :func:`optical_inspection.deploy.load_scorer`."""
     default_provider, default_gpu = run_options(config)
     return OnnxScorer(path, provider or default_provider, default_gpu if gpu_id is None else gpu_id, config)

@@ -2,17 +2,21 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, cast
+from typing import TYPE_CHECKING, Any, Callable, cast
 
 import numpy as np
 
 from ..errors import OIError
 from .base import MapScorer, Scorer
 
+if TYPE_CHECKING:
+    from ..config.experiment import ExperimentConfig
+    from ..config.deploy import EvaluateConfig, InferenceConfig
+
 log = logging.getLogger(__name__)
 
 
-def model_file(action_cfg: Any, action: str) -> str:
+def model_file(action_cfg: EvaluateConfig | InferenceConfig, action: str) -> str:
     """``<action>.trt_engine``, else ``.onnx_file``, else ``.checkpoint``."""
     for key in ("trt_engine", "onnx_file", "checkpoint"):
         value = getattr(action_cfg, key, None)
@@ -21,7 +25,8 @@ def model_file(action_cfg: Any, action: str) -> str:
     raise OIError(f"set {action}.checkpoint (a .pth), {action}.onnx_file or {action}.trt_engine")
 
 
-def decision_threshold(config: Any, action_cfg: Any, scorer: Scorer) -> tuple[float, str]:
+def decision_threshold(config: ExperimentConfig, action_cfg: EvaluateConfig | InferenceConfig,
+                       scorer: Scorer) -> tuple[float, str]:
     """(threshold, where it came from): ``<action>.threshold``, ``model.threshold``, then the model file's own."""
     if action_cfg.threshold is not None:
         return float(action_cfg.threshold), "spec (action threshold)"
@@ -50,7 +55,7 @@ def check_geometry(scorer: Scorer, pre: Any, model_path: str) -> None:
                         key, ours.flatten().tolist(), stored[key])
 
 
-def batch_size(action_cfg: Any, config: Any, scorer: Scorer) -> int:
+def batch_size(action_cfg: EvaluateConfig | InferenceConfig, config: ExperimentConfig, scorer: Scorer) -> int:
     """``<action>.batch_size`` (-1: dataset.batch_size), capped by what the backend accepts."""
     size = int(action_cfg.batch_size)
     if size == 0 or size < -1:
@@ -69,7 +74,7 @@ def check_maps(scorer: Scorer, model_path: str, action: str) -> None:
                       f"ONNX file exported with export.heatmaps: true (TensorRT engines give scores only)")
 
 
-def score_split(scorer: Scorer, config: Any, split: str, batch: int,
+def score_split(scorer: Scorer, config: ExperimentConfig, split: str, batch: int,
                 on_maps: MapSink | None = None) -> tuple[np.ndarray, Any]:
     """Scores of every row of ``split`` ("test" or "predict") in CSV order, and the split's PairTable.
 

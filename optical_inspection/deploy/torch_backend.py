@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -11,6 +11,9 @@ from ..models.checkpoint import load_checkpoint
 from ..models.compact import Compact
 from ..models.factory import natural_threshold
 
+if TYPE_CHECKING:
+    from ..config.experiment import ExperimentConfig
+
 
 class TorchScorer:
     """Scores pairs with a checkpoint's network in eval mode (no gradients)."""
@@ -18,7 +21,8 @@ class TorchScorer:
     max_batch: int | None = None
     uses_torch_threads = True  # score_split leaves torch's thread pool to the model
 
-    def __init__(self, model_path: str | Path, config: Any = None, device: str | torch.device | None = None) -> None:
+    def __init__(self, model_path: str | Path, config: ExperimentConfig | None = None,
+                 device: str | torch.device | None = None) -> None:
         self.model, self.meta = load_checkpoint(model_path, config)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model.to(self.device)
@@ -41,6 +45,6 @@ class TorchScorer:
         return score.float().cpu().numpy(), maps.float().cpu().numpy()
 
 
-def load(model_path: str | Path, config: Any = None) -> TorchScorer:
+def load(model_path: str | Path, config: ExperimentConfig | None = None) -> TorchScorer:
     """The backend entry point used by :func:`optical_inspection.deploy.load_scorer`."""
     return TorchScorer(model_path, config)
