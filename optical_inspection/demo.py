@@ -19,12 +19,15 @@ from runners import api
 from .data.synthetic import make_synthetic_split
 
 LIGHTS = {"LowAngleLight": 0, "SolderLight": 1, "UniformLight": 2, "WhiteLight": 3}
+SIZE, PAIRS, MAX_SHIFT = 64, 800, 0.5  # the demo's line: 64-px tiles, registered to half a pixel
+EPOCHS, MAX_MINUTES = 30, 1.5  # the time cap ends training first on 2 cores
 
 
-def make_data(root: Path, size: int) -> dict[str, Path]:
+def make_data(root: Path, size: int, pairs: int, max_shift: float) -> dict[str, Path]:
     """Train/validation/test split folders (dataset.csv + images/), each from a different seed (other boards)."""
-    splits = {"train": (800, 1), "val": (200, 2), "test": (200, 3)}
-    return {name: make_synthetic_split(root / name, n, size=size, defect_rate=0.3, seed=seed)[0].parent
+    splits = {"train": (pairs, 1), "val": (200, 2), "test": (200, 3)}
+    return {name: make_synthetic_split(root / name, n, size=size, defect_rate=0.3, seed=seed,
+                                       max_shift=max_shift)[0].parent
             for name, (n, seed) in splits.items()}
 
 
@@ -42,24 +45,24 @@ def run_step(action: str, jobs_root: Path, **kwargs: Any) -> api.JobRecord:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="demo_results", help="folder for the data and the jobs")
-    parser.add_argument("--epochs", type=int, default=12)
-    parser.add_argument("--size", type=int, default=48, help="pixels per light tile")
+    parser.add_argument("--epochs", type=int, default=EPOCHS)
+    parser.add_argument("--size", type=int, default=SIZE, help="pixels per light tile")
+    parser.add_argument("--pairs", type=int, default=PAIRS, help="training pairs")
+    parser.add_argument("--max-shift", type=float, default=MAX_SHIFT,
+                        help="largest test-vs-golden misregistration in pixels (a well-registered AOI line: 1)")
+    parser.add_argument("--max-minutes", type=float, default=MAX_MINUTES, help="train.max_time_minutes")
     args = parser.parse_args(argv)
 
     out = Path(args.out).resolve()
     jobs = out / "oi_jobs"
-    data = make_data(out / "data", args.size)
+    data = make_data(out / "data", args.size, args.pairs, args.max_shift)
     print(f"[demo] generated synthetic 4-light splits under {out / 'data'}", flush=True)
-    # The settings benchmarks/train_eval.py uses for the Compact model: AdamW with a cosine schedule, defects
-    # drawn at (n_pass/n_fail)*0.5, and only the test-vs-golden shift augmentation.
+    # Everything else is the template default (AdamW, cosine schedule, augmentation, synthetic defects).
     train_overrides = {
         "dataset.input_map": LIGHTS, "dataset.image_height": args.size, "dataset.image_width": args.size,
-        "dataset.workers": 0, "dataset.fpratio_sampling": 0.5, "epochs": args.epochs, "batch_size": 16,
-        "model_type": "Compact", "train.optim.type": "AdamW", "lr": 3e-3, "train.optim.weight_decay": 1e-4,
-        "augment": True, "dataset.augmentation_config.with_random_blur": False,
-        "dataset.augmentation_config.with_random_crop": False,
-        "dataset.augmentation_config.random_color.enable": False,
-        "dataset.augmentation_config.random_rotate.enable": False,
+        "model_type": "Compact", "epochs": args.epochs, "train.max_time_minutes": args.max_minutes,
+        # the training shift tolerance matches the line's registration (default 3 px would hide 1-px opens)
+        "dataset.augmentation_config.random_shift.max_pixels": max(1, round(args.max_shift)),
     }
     train = run_step("train", jobs, automl_policy="off",
                      data={"train_datasets": data["train"], "eval_dataset": data["val"]}, overrides=train_overrides)

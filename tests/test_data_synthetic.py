@@ -3,6 +3,7 @@ from __future__ import annotations
 
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from optical_inspection.data.synthetic import DEFECT_KINDS, make_synthetic_split
@@ -37,3 +38,21 @@ def test_single_image_per_side(tmp_path):
     names = sorted(p.name for p in (images / "golden").iterdir())
     assert names and all("_" not in n for n in names)
     assert csv_path.read_text().count("PASS") == 2
+
+
+def _pass_pair_difference(csv_path, images) -> float:
+    """Mean absolute test-vs-golden difference over the first light of the PASS pairs."""
+    rows = [line.split(",") for line in csv_path.read_text().splitlines()[1:]]
+    diffs = [np.abs(np.asarray(Image.open(images / board / f"{name}_LowAngleLight.jpg"), dtype=float)
+                    - np.asarray(Image.open(images / golden / f"{name}_LowAngleLight.jpg"), dtype=float)).mean()
+             for board, golden, label, name in rows if label == "PASS"]
+    return float(np.mean(diffs))
+
+
+def test_max_shift_sets_the_misregistration(tmp_path):
+    registered = make_synthetic_split(tmp_path / "a", 12, size=32, seed=5, max_shift=0.0)
+    shifted = make_synthetic_split(tmp_path / "b", 12, size=32, seed=5, max_shift=3.0)
+    assert _pass_pair_difference(*registered) < _pass_pair_difference(*shifted)
+    with pytest.raises(ValueError, match="max_shift"):
+        make_synthetic_split(tmp_path / "c", 4, size=16, max_shift=-1.0)
+    assert not (tmp_path / "c").exists()

@@ -23,16 +23,20 @@ PAIRS_PER_COMPONENT = 3  # each component (one golden) is inspected on this many
 
 
 def make_synthetic_split(out_dir: str | Path, n_pairs: int, *, lights: tuple[str, ...] | list[str] = DEFAULT_LIGHTS,
-                         size: int = 64, defect_rate: float = 0.3, seed: int = 0, style: str = "rgb"
-                         ) -> tuple[Path, Path]:
+                         size: int = 64, defect_rate: float = 0.3, seed: int = 0, style: str = "rgb",
+                         max_shift: float = 3.0) -> tuple[Path, Path]:
     """Write ``out_dir/dataset.csv`` and ``out_dir/images/`` (TAO layout); return (csv_path, images_dir).
 
     ``round(n_pairs * defect_rate)`` pairs are defective (at least one and one PASS when the rate is above 0 and
     there are two pairs or more). ``lights=()`` writes one image per side without a light suffix.
-    ``style``: rgb or grey AOI tiles, or binary bare boards (one light). Same arguments, same bytes.
+    ``style``: rgb or grey AOI tiles, or binary bare boards (one light). ``max_shift``: largest test-vs-golden
+    misregistration in pixels per axis (3 by default; about 1 for a well-registered AOI line). Same arguments,
+    same bytes.
     """
     if n_pairs < 1 or size < 16:
         raise ValueError(f"need n_pairs >= 1 and size >= 16 (got {n_pairs}, {size})")
+    if max_shift < 0:
+        raise ValueError(f"max_shift is a misregistration in pixels: use 0 or more (got {max_shift})")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     n_defects = int(round(n_pairs * defect_rate))
@@ -41,7 +45,8 @@ def make_synthetic_split(out_dir: str | Path, n_pairs: int, *, lights: tuple[str
     defective = np.zeros(n_pairs, dtype=bool)
     defective[np.random.default_rng(seed).permutation(n_pairs)[:n_defects]] = True
     batch = generate_pairs(n_pairs, size=size, style=style, n_lights=max(1, len(lights)), defective=defective,
-                           use_jpeg=False, pairs_per_layout=PAIRS_PER_COMPONENT, seed=seed)
+                           use_jpeg=False, pairs_per_layout=PAIRS_PER_COMPONENT, max_shift=max_shift,
+                           seed=seed)
 
     tmp = out / ".images.tmp"
     shutil.rmtree(tmp, ignore_errors=True)

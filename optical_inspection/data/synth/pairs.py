@@ -117,7 +117,9 @@ def _chunk(n: int, size: int, style: str, n_lights: int, defect_rate: float, kin
         test_img = (photometric(photo_rng, test_img, gain=0, offset=0, max_noise=0) >= 127.5) * 255.0
         golden_img = (photometric(photo_rng, golden_img, gain=0, offset=0, max_noise=0) >= 127.5) * 255.0
     else:
-        palettes, edge = render.board_palettes(photo_rng, n, n_lights)
+        # one palette per layout: the boards inspected against one golden are the same product (same colours)
+        palettes, edge = render.board_palettes(photo_rng, int(layout_of[-1]) + 1, n_lights)
+        palettes, edge = palettes[layout_of], edge[layout_of]
         colour = style == "rgb"
         test_img = photometric(photo_rng, render.lights(test_vis, palettes, edge, colour))
         golden_img = photometric(photo_rng, render.lights(visible(golden_mats), palettes, edge, colour), gain=0.03,
