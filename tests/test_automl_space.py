@@ -60,7 +60,7 @@ def test_conditional_keys_never_appear_when_their_condition_is_false():
     configs = sample_many(space, 300)
     seen_on = Counter()
     for cfg in configs:
-        assert "train.optim.momentum" not in cfg          # default optimiser is Adam: momentum is dead
+        assert "train.optim.momentum" not in cfg          # default optimiser is AdamW: momentum is dead
         sub = [k for k in cfg if k.startswith(AUG + ".random_")]
         if not cfg[f"{AUG}.augment"]:
             assert sub == []
@@ -77,7 +77,9 @@ def test_conditional_keys_never_appear_when_their_condition_is_false():
 
 def test_conditions_read_the_base_spec_for_keys_not_searched():
     space = build_search_space(SCHEMA, ["train.optim.momentum", f"{AUG}.random_flip.hflip_probability"])
-    assert sample_many(space, 5) == [{}] * 5              # Adam and augment off by default: nothing to sample
+    off = {"dataset": {"augmentation_config": {"augment": False}}}
+    assert sample_many(space, 5, off) == [{}] * 5         # AdamW (default) and augment off: nothing to sample
+    assert all(set(c) == {f"{AUG}.random_flip.hflip_probability"} for c in sample_many(space, 5))  # augment on
     base = {"train": {"optim": {"type": "SGD"}}, "dataset": {"augmentation_config": {"augment": True}}}
     for cfg in sample_many(space, 20, base):
         assert set(cfg) == {"train.optim.momentum", f"{AUG}.random_flip.hflip_probability"}
