@@ -10,8 +10,7 @@ import numpy as np
 from ..data.preprocess import Preprocessor
 from ..deploy import load_scorer
 from ..deploy import plots
-from ..deploy.heatmaps import MapCollector, MapWriter
-from ..deploy.scoring import batch_size, check_geometry, check_maps, decision_threshold, model_file, score_split
+from ..deploy.scoring import batch_size, check_geometry, decision_threshold, model_file, score_split, staged_maps
 from ..errors import DataError
 from ..io_utils import write_text_atomic
 from ..models.metrics import all_metrics
@@ -33,22 +32,13 @@ def run(config: ExperimentConfig, results_dir: Path, status: StatusLogger) -> di
     pre = Preprocessor(config.dataset)
     check_geometry(scorer, pre, path)
     threshold, source = decision_threshold(config, action_cfg, scorer)
-    writer = None
-    if action_cfg.heatmaps:
-        check_maps(scorer, path, "evaluate")
-        writer = MapWriter(results_dir)
-    try:
-        collector = MapCollector(writer, threshold) if writer is not None else None
+    with staged_maps(action_cfg.heatmaps, scorer, path, "evaluate", results_dir, threshold) as collector:
         scores, table = score_split(scorer, config, "test", batch_size(action_cfg, config, scorer), collector)
         labels = table.labels
         if not (labels >= 0).all():
             raise DataError(f"{table.csv_path}: evaluate needs a label for every row; use inference for unlabelled "
                             f"pairs")
-        artifacts = writer.commit() if writer is not None else {}
-    except BaseException:
-        if writer is not None:
-            writer.cancel()
-        raise
+    artifacts: dict[str, str] = dict(collector.artifacts) if collector is not None else {}
     metrics: dict[str, Any] = dict(all_metrics(scores, labels, threshold))
     metrics.update({"threshold_source": source, "model_file": str(path)})
     print(tao_line(metrics, threshold))
@@ -63,7 +53,7 @@ def run(config: ExperimentConfig, results_dir: Path, status: StatusLogger) -> di
     artifacts["confusion_matrix"] = str(plots.plot_confusion(metrics, results_dir / "confusion_matrix.png"))
     rows = plots.worst_rows(scores, labels, WORST_PER_CLASS)
     strips = [(_image(pre, table.test_paths(i)), _image(pre, table.golden_paths(i))) for i in rows]
-    maps = [writer.read_grey(i) for i in rows] if writer is not None else None
+    maps = [collector.writer.read_grey(i) for i in rows] if collector is not None else None
     artifacts["worst_pairs"] = str(plots.plot_worst_pairs(rows, strips, scores, table.raw_labels, threshold,
                                                           results_dir / "worst_pairs.png", maps))
     kpi = {

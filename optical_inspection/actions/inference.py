@@ -10,8 +10,7 @@ import numpy as np
 
 from ..data.preprocess import Preprocessor
 from ..deploy import load_scorer
-from ..deploy.heatmaps import MapCollector, MapWriter
-from ..deploy.scoring import batch_size, check_geometry, check_maps, decision_threshold, model_file, score_split
+from ..deploy.scoring import batch_size, check_geometry, decision_threshold, model_file, score_split, staged_maps
 from ..io_utils import write_text_atomic
 from ..status import StatusLogger, is_rank_zero
 
@@ -30,21 +29,12 @@ def run(config: ExperimentConfig, results_dir: Path, status: StatusLogger) -> di
     scorer = load_scorer(path, config)
     check_geometry(scorer, Preprocessor(config.dataset), path)
     threshold, source = decision_threshold(config, action_cfg, scorer)
-    writer = None
-    if action_cfg.heatmaps:
-        check_maps(scorer, path, "inference")
-        writer = MapWriter(results_dir)
-    try:
-        collector = MapCollector(writer, threshold) if writer is not None else None
+    with staged_maps(action_cfg.heatmaps, scorer, path, "inference", results_dir, threshold) as collector:
         scores, table = score_split(scorer, config, "predict", batch_size(action_cfg, config, scorer), collector)
         failed = scores > threshold
         extra = collector.columns(len(scores)) if collector is not None else None
         text = inference_csv(table.fieldnames, table.rows, scores, failed, threshold, extra)
-        artifacts = writer.commit() if writer is not None else {}
-    except BaseException:
-        if writer is not None:
-            writer.cancel()
-        raise
+    artifacts: dict[str, str] = dict(collector.artifacts) if collector is not None else {}
     out = write_text_atomic(results_dir / "inference.csv", text)
     n_fail = int(failed.sum())
     print(f"Scored {len(scores)} pairs: {n_fail} FAIL, {len(scores) - n_fail} PASS at threshold {threshold:.6g} "

@@ -90,6 +90,7 @@ class MapCollector:
     def __init__(self, writer: MapWriter, threshold: float) -> None:
         self.writer = writer
         self.threshold = threshold
+        self.artifacts: dict[str, str] = {}  # the committed folders, once :func:`~.scoring.staged_maps` ends
         self._parts: list[tuple[np.ndarray, ...]] = []
 
     def __call__(self, rows: np.ndarray, maps: np.ndarray, test: Any, golden: Any) -> None:
@@ -98,7 +99,6 @@ class MapCollector:
         test_hwc, golden_hwc = (hwc_rgb(side) for side in (test, golden))
         for k, row in enumerate(rows.tolist()):
             self.writer.write(row, grey[k], test_hwc[k], golden_hwc[k])
-
 
     def columns(self, n_rows: int) -> dict[str, Any]:
         """inference.csv's map columns for rows 0..n_rows-1 (rows never seen keep -1)."""

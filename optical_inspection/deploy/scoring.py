@@ -2,12 +2,16 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, cast
 
 import numpy as np
 
 from ..errors import OIError
 from .base import MapScorer, Scorer
+from .heatmaps import MapCollector, MapWriter
 
 if TYPE_CHECKING:
     from ..config.experiment import ExperimentConfig
@@ -65,6 +69,24 @@ def batch_size(action_cfg: EvaluateConfig | InferenceConfig, config: ExperimentC
 
 
 MapSink = Callable[[np.ndarray, np.ndarray, Any, Any], None]
+
+
+@contextmanager
+def staged_maps(enabled: bool, scorer: Scorer, model_path: str, action: str, folder: Path,
+                threshold: float) -> Iterator[MapCollector | None]:
+    """The defect-map sink of ``<action>.heatmaps`` (None when off): its files are moved into ``folder`` when
+    the block ends, removed when it raises."""
+    if not enabled:
+        yield None
+        return
+    check_maps(scorer, model_path, action)
+    collector = MapCollector(MapWriter(folder), threshold)
+    try:
+        yield collector
+    except BaseException:
+        collector.writer.cancel()
+        raise
+    collector.artifacts = collector.writer.commit()
 
 
 def check_maps(scorer: Scorer, model_path: str, action: str) -> None:
