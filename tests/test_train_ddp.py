@@ -76,10 +76,12 @@ def test_two_torchrun_nodes_train_once_with_the_metrics_of_one_process(tmp_path:
     sampler deals the sampler's order out to the ranks) and averaged gradients; only BatchNorm statistics are per
     process (8 pairs, not 16), hence a small tolerance."""
     splits = make_splits(tmp_path / "data", n_train=48, n_val=24)
-    nodes_spec = write_spec(tmp_path / "nodes.yaml", train_spec(splits, tmp_path / "nodes", train__accelerator="cpu",
-                                                                train__num_nodes=2))
-    single_spec = write_spec(tmp_path / "single.yaml", train_spec(splits, tmp_path / "single",
-                                                                  train__accelerator="cpu", dataset__batch_size=16))
+    # Augmentation and synthetic defects draw per process: off, so both runs see the very same pairs.
+    same = {"train__accelerator": "cpu", "dataset__augmentation_config__augment": False,
+            "dataset__synthetic_defects__enable": False}
+    nodes_spec = write_spec(tmp_path / "nodes.yaml", train_spec(splits, tmp_path / "nodes", train__num_nodes=2, **same))
+    single_spec = write_spec(tmp_path / "single.yaml", train_spec(splits, tmp_path / "single", dataset__batch_size=16,
+                                                                  **same))
     port = _free_port()
     nodes = [_torchrun_node(rank, port, nodes_spec) for rank in (0, 1)]
     single = run_cli("train", "-e", str(single_spec), timeout=300, env={"OMP_NUM_THREADS": "1"})
