@@ -9,6 +9,13 @@ from .section import section
 _MODEL_DOC = "Model file: a .pth checkpoint, or an .onnx file (ONNX Runtime) or TensorRT engine picked by suffix."
 
 
+def _heatmaps_doc(what_else: str) -> str:
+    """The ``<action>.heatmaps`` description; ``what_else`` is what the action adds."""
+    return ("Also write a defect map per pair (maps/row_<i>.png, the strip's size; grey = probability) and an overlay "
+            f"(overlays/row_<i>.png: test, golden, map); {what_else}. Compact checkpoints, or ONNX files exported "
+            "with export.heatmaps.")
+
+
 @section
 class _RunConfig:
     """The keys evaluate and inference share; each names its action in ``checkpoint`` and ``results_dir``."""
@@ -37,11 +44,7 @@ class EvaluateConfig(_RunConfig):
 
     checkpoint: Optional[Str] = spec_field(None, description=_MODEL_DOC, required_for=("evaluate",))
     results_dir: Optional[Str] = spec_field(None, description="Results folder; default <results_dir>/evaluate.")
-    heatmaps: Bool = spec_field(
-        False, description="Also write a defect map per pair (maps/row_<i>.png, the strip's size; grey = "
-        "probability) and an overlay (overlays/row_<i>.png: test, golden, map); worst_pairs.png shows the maps. "
-        "Compact checkpoints, or ONNX files exported with export.heatmaps.",
-    )
+    heatmaps: Bool = spec_field(False, description=_heatmaps_doc("worst_pairs.png shows the maps"))
 
 
 @section
@@ -50,12 +53,8 @@ class InferenceConfig(_RunConfig):
 
     checkpoint: Optional[Str] = spec_field(None, description=_MODEL_DOC, required_for=("inference",))
     results_dir: Optional[Str] = spec_field(None, description="Results folder; default <results_dir>/inference.")
-    heatmaps: Bool = spec_field(
-        False, description="Also write a defect map per pair (maps/row_<i>.png, the strip's size; grey = "
-        "probability) and an overlay (overlays/row_<i>.png: test, golden, map); inference.csv gets defect_map, "
-        "peak_x, peak_y and defect_area (pixels above the threshold). Compact checkpoints, or ONNX files exported "
-        "with export.heatmaps.",
-    )
+    heatmaps: Bool = spec_field(False, description=_heatmaps_doc(
+        "inference.csv gets defect_map, peak_x, peak_y and defect_area (pixels above the threshold)"))
 
 
 @section

@@ -57,7 +57,6 @@ def read_settings(spec: dict[str, Any], skill: SkillInfo) -> AutoMLSettings:
     )
 
 
-
 def storage_problems(spec: dict[str, Any]) -> list[str]:
     """A storage URL written with its password would reach the job's spec.yaml: refused, with the fix."""
     from optical_inspection.redaction import redact
