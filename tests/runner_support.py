@@ -28,6 +28,13 @@ def make_split(folder: Path, n_pairs: int, seed: int) -> Path:
     return folder
 
 
+def automl_splits(root: Path) -> Path:
+    """``root/train`` (24 pairs) and ``root/val`` (12), one light at 32 px: the AutoML end-to-end data."""
+    make_synthetic_split(root / "train", 24, lights=(), size=32, seed=1)
+    make_synthetic_split(root / "val", 12, lights=(), size=32, seed=2)
+    return root
+
+
 def archive_split(src: Path, dst: Path, arcname: str = "images") -> Path:
     """``dst`` holding src's dataset.csv and its images/ packed as images.tar.gz under ``arcname``."""
     dst.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from helpers import wait_until
-from optical_inspection.data.synthetic import make_synthetic_split
+from runner_support import automl_splits
 from optical_inspection.status import read_status
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,10 +28,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("automl_data")
-    make_synthetic_split(root / "train", 24, lights=(), size=32, seed=1)
-    make_synthetic_split(root / "val", 12, lights=(), size=32, seed=2)
-    return root
+    return automl_splits(tmp_path_factory.mktemp("automl_data"))
 
 
 def runner_args(jobs: Path, *args: str) -> list[str]:

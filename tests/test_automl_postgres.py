@@ -15,7 +15,7 @@ import pytest
 from optuna.trial import TrialState
 
 from helpers import wait_until
-from optical_inspection.data.synthetic import make_synthetic_split
+from runner_support import automl_splits
 from runners.launch import process_alive
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,10 +29,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("pg_automl_data")
-    make_synthetic_split(root / "train", 24, lights=(), size=32, seed=1)
-    make_synthetic_split(root / "val", 12, lights=(), size=32, seed=2)
-    return root
+    return automl_splits(tmp_path_factory.mktemp("pg_automl_data"))
 
 
 def start_worker(jobs: Path, data: Path, url: str) -> subprocess.Popen:
