@@ -40,3 +40,34 @@ def train_spec(splits: dict[str, tuple[Path, Path]], results_dir: Path, **dotted
 
 def config_of(spec: dict[str, Any], action: str | None = None) -> Any:
     return validate_dict(spec, action)
+
+
+def seeded_checkpoint(path: Path, splits: dict[str, tuple[Path, Path]], seed: int, **meta: Any) -> Path:
+    """An untrained Compact checkpoint of ``train_spec(splits)`` (weights drawn with ``seed``); ``meta`` adds to or
+    replaces its metadata (threshold None unless given)."""
+    import torch
+
+    from optical_inspection.models.checkpoint import save_checkpoint
+    from optical_inspection.models.factory import build_model, dataset_geometry, model_settings
+
+    config = config_of(train_spec(splits, path.parent / "results"))
+    torch.manual_seed(seed)
+    model = build_model(config)
+    base = {"model": model_settings(config.model), "dataset": dataset_geometry(config.dataset), "epoch": 0,
+            "step": 0, "metrics": {}, "threshold": None}
+    return save_checkpoint(path, model, {**base, **meta})
+
+
+def run_inference(splits: dict[str, tuple[Path, Path]], checkpoint: Path | str, results: Path,
+                  **dotted: Any) -> list[dict[str, str]]:
+    """``inference.run`` of ``checkpoint`` on the val split into ``results``; the rows of its inference.csv."""
+    import csv
+
+    from optical_inspection.actions import inference
+    from optical_inspection.status import StatusLogger
+
+    spec = train_spec(splits, results.parent, inference__checkpoint=str(checkpoint), **dotted)
+    results.mkdir(parents=True, exist_ok=True)
+    inference.run(config_of(spec, "inference"), results, StatusLogger(results / "status.json"))
+    with open(results / "inference.csv", newline="") as fh:
+        return list(csv.DictReader(fh))

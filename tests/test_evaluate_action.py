@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from model_helpers import config_of, make_splits, train_spec
+from model_helpers import config_of, make_splits, seeded_checkpoint, train_spec
 from optical_inspection.actions import evaluate
 from optical_inspection.deploy import load_scorer
 from optical_inspection.deploy.scoring import decision_threshold
 from optical_inspection.errors import DataError, OIError
-from optical_inspection.models.checkpoint import load_checkpoint, save_checkpoint
-from optical_inspection.models.factory import build_model, dataset_geometry, model_settings
+from optical_inspection.models.checkpoint import load_checkpoint
+from optical_inspection.models.factory import dataset_geometry
 from optical_inspection.models.metrics import auroc
 from optical_inspection.status import StatusLogger, read_status
 
@@ -26,12 +26,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
     """Splits and an (untrained, seeded) checkpoint with a stored threshold."""
     root = tmp_path_factory.mktemp("eval")
     splits = make_splits(root, n_train=8, n_val=24)
-    config = config_of(train_spec(splits, root / "results"))
-    torch.manual_seed(0)
-    model = build_model(config)
-    meta = {"model": model_settings(config.model), "dataset": dataset_geometry(config.dataset), "epoch": 0,
-            "step": 0, "metrics": {}, "threshold": 0.0123, "threshold_source": "test"}
-    return splits, save_checkpoint(root / "model.pth", model, meta)
+    return splits, seeded_checkpoint(root / "model.pth", splits, seed=0, threshold=0.0123, threshold_source="test")
 
 
 def _run(splits: dict, checkpoint: Path, results: Path, **dotted) -> dict:

@@ -1,7 +1,6 @@
 """Defect maps: Compact's map before pooling, evaluate/inference heatmaps, the ONNX export's defect_map output."""
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
@@ -10,13 +9,12 @@ import torch
 from PIL import Image
 
 from deploy_helpers import make_checkpoint, make_split, small_config
-from model_helpers import config_of, make_splits, train_spec
+from model_helpers import config_of, make_splits, run_inference, seeded_checkpoint, train_spec
 from optical_inspection.actions import evaluate, export, inference
 from optical_inspection.data.synth.pairs import generate_pairs
 from optical_inspection.deploy.onnx_backend import OnnxScorer
 from optical_inspection.errors import OIError, SpecError
-from optical_inspection.models.checkpoint import load_checkpoint, save_checkpoint
-from optical_inspection.models.factory import build_model, dataset_geometry, model_settings
+from optical_inspection.models.checkpoint import load_checkpoint
 from optical_inspection.status import StatusLogger
 
 
@@ -24,11 +22,7 @@ from optical_inspection.status import StatusLogger
 def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
     root = tmp_path_factory.mktemp("maps")
     splits = make_splits(root, n_train=8, n_val=12)
-    config = config_of(train_spec(splits, root / "results"))
-    torch.manual_seed(1)
-    meta = {"model": model_settings(config.model), "dataset": dataset_geometry(config.dataset), "epoch": 0,
-            "step": 0, "metrics": {}, "threshold": None}
-    return splits, save_checkpoint(root / "model.pth", build_model(config), meta)
+    return splits, seeded_checkpoint(root / "model.pth", splits, seed=1)
 
 
 def _normalised(tiles: np.ndarray, meta: dict) -> torch.Tensor:
@@ -55,12 +49,7 @@ def test_map_has_the_strip_size_leaves_the_score_unchanged_and_peaks_near_synthe
     assert len(found) >= 20 and np.mean(near) >= 0.6  # a random peak lands there for ~15 % of the pairs
 
 
-def _infer(splits: dict, checkpoint: Path | str, results: Path, **dotted) -> list[dict[str, str]]:
-    spec = train_spec(splits, results.parent, inference__checkpoint=str(checkpoint), **dotted)
-    results.mkdir(parents=True, exist_ok=True)
-    inference.run(config_of(spec, "inference"), results, StatusLogger(results / "status.json"))
-    with open(results / "inference.csv", newline="") as fh:
-        return list(csv.DictReader(fh))
+_infer = run_inference
 
 
 def test_inference_heatmaps_add_columns_maps_and_overlays(setup, tmp_path: Path) -> None:

@@ -6,13 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
-from model_helpers import config_of, make_splits, train_spec
+from model_helpers import config_of, make_splits, run_inference, seeded_checkpoint, train_spec
 from optical_inspection.actions import inference
 from optical_inspection.errors import OIError
-from optical_inspection.models.checkpoint import save_checkpoint
-from optical_inspection.models.factory import build_model, dataset_geometry, model_settings
 from optical_inspection.status import StatusLogger
 
 
@@ -21,11 +18,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path, Path]:
     """Splits, a checkpoint without a stored threshold, and the val CSV without its label column."""
     root = tmp_path_factory.mktemp("infer")
     splits = make_splits(root, n_train=8, n_val=21)
-    config = config_of(train_spec(splits, root / "results"))
-    torch.manual_seed(1)
-    meta = {"model": model_settings(config.model), "dataset": dataset_geometry(config.dataset), "epoch": 0,
-            "step": 0, "metrics": {}, "threshold": None}
-    checkpoint = save_checkpoint(root / "model.pth", build_model(config), meta)
+    checkpoint = seeded_checkpoint(root / "model.pth", splits, seed=1)
     rows = list(csv.reader(splits["val"][0].read_text().splitlines()))
     col = rows[0].index("label")
     unlabelled = root / "unlabelled.csv"
@@ -33,12 +26,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path, Path]:
     return splits, checkpoint, unlabelled
 
 
-def _run(splits: dict, checkpoint: Path, results: Path, **dotted) -> list[dict[str, str]]:
-    spec = train_spec(splits, results.parent, inference__checkpoint=str(checkpoint), **dotted)
-    results.mkdir(parents=True, exist_ok=True)
-    inference.run(config_of(spec, "inference"), results, StatusLogger(results / "status.json"))
-    with open(results / "inference.csv", newline="") as fh:
-        return list(csv.DictReader(fh))
+_run = run_inference
 
 
 def test_rows_in_order_with_scores_predictions_and_threshold(setup, tmp_path: Path) -> None:
