@@ -113,6 +113,7 @@ def child(args: argparse.Namespace) -> None:
                    if r.get("message") == "Training loop in progress"]
         seconds = sum(_seconds(r["time_per_epoch"]) for r in records)
         _, meta = load_checkpoint(results / "train" / "oi_model_latest.pth")
+        figures["train_peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
         figures.update({"epochs": len(records), "steps": meta["step"], "train_seconds": round(seconds, 1),
                         "train_wall_seconds": round(time.time() - t0, 1),
                         "train_pairs_per_s": round(meta["step"] * config.dataset.batch_size / max(seconds, 1e-9), 1)})

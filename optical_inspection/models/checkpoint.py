@@ -55,8 +55,10 @@ def write_checkpoint(path: str | Path, checkpoint: Mapping[str, Any]) -> Path:
     checkpoint always has one; a write killed in between leaves only a sidecar, which nothing lists)."""
     check_plain(checkpoint)
     write_sidecar(path, sidecar_meta(checkpoint))
-    with atomic_path(path) as tmp:
-        torch.save(dict(checkpoint), tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        # through a file object, not a path: torch then names the archive's folder "archive" instead of after
+        # the (random) temporary file name, so the same weights give the same bytes (the bundled file's sha256)
+        torch.save(dict(checkpoint), fh)
     return Path(path)
 
 
