@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import ACTIONS, ExperimentConfig
-from .config.walk import iter_keys
+from .config.walk import KeyIndex
 from .errors import OIError, SpecError
 from .results_folder import action_results_dir
 
@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def keys_help() -> str:
     lines = ["spec keys (key: default - description):"]
-    for spec in iter_keys(ExperimentConfig):
+    for spec in KeyIndex(ExperimentConfig):
         if spec.section is None:
             lines.append(f"  {spec.path}: {json.dumps(spec.default())} - {spec.info.description}")
     return "\n".join(lines)
