@@ -1,9 +1,9 @@
 """The search space: which spec keys a trial samples, over which values, and when.
 
-Built from the train schema's AutoML metadata (``automl_default_parameters`` at the root, ``x-automl`` on each
-key) plus the spec's ``automl.parameters`` / ``automl.parameter_ranges``. Sampling is define-by-run on an
-Optuna trial, so a conditional key is only suggested (and only exists in the trial) when its ``when``
-conditions hold.
+Built from the AutoML metadata of the train keys in the config key index (``x-automl`` in the generated schema;
+the enabled keys are its ``automl_default_parameters``) plus the spec's ``automl.parameters`` /
+``automl.parameter_ranges``. Sampling is define-by-run on an Optuna trial, so a conditional key is only suggested
+(and only exists in the trial) when its ``when`` conditions hold.
 
 How each kind is sampled:
 - float / int: ``suggest_float`` / ``suggest_int`` over [low, high]; log scale where the metadata says
