@@ -11,7 +11,7 @@ import torch
 from model_helpers import config_of, make_splits, seeded_checkpoint, train_spec
 from optical_inspection.actions import evaluate
 from optical_inspection.deploy import load_scorer
-from optical_inspection.deploy.scoring import decision_threshold
+from optical_inspection.evaluation.scoring import decision_threshold
 from optical_inspection.errors import DataError, OIError
 from optical_inspection.models.checkpoint import load_checkpoint
 from optical_inspection.models.factory import dataset_geometry
