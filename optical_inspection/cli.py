@@ -9,6 +9,7 @@ FAILURE to `<results>/status.json`, whatever goes wrong (exceptions, Ctrl-C, SIG
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import signal
 import sys
@@ -142,9 +143,7 @@ def _run(action: str, config: ExperimentConfig, results: Path, experiment: str) 
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        from .actions import get_action
-
-        result = get_action(action)(config, results, status)
+        result = importlib.import_module(f"{__package__}.actions.{action}").run(config, results, status)
     except BaseException as exc:  # noqa: BLE001 - every failure must leave a FAILURE record
         return _record_failure(action, status, exc, interrupted)
     finally:

@@ -10,8 +10,7 @@ import optuna
 import pytest
 
 from optical_inspection.config import AutoML, spec_field
-from optical_inspection.config.fields import Int
-from optical_inspection.config.section import section
+from optical_inspection.config.fields import Int, section
 from optical_inspection.config.walk import KeyIndex, action_index
 from runners.automl.space import build_search_space, condition_holds
 from runners.errors import RequestError

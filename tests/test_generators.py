@@ -18,8 +18,7 @@ from generators.__main__ import main
 from generators.outputs import OWNED_PATTERNS, dump_json, find_drift, render_all
 from generators.skill_docs import fill_blocks
 from optical_inspection.config import ACTION_SECTIONS, AutoML, spec_field
-from optical_inspection.config.fields import Float, Int, Str
-from optical_inspection.config.section import section
+from optical_inspection.config.fields import Float, Int, Str, section
 from optical_inspection.config.key_schema import KeySchemaError, object_schema, type_schema
 from optical_inspection.config.walk import iter_keys
 
