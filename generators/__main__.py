@@ -9,6 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from optical_inspection.config.key_schema import KeySchemaError
 from optical_inspection.skill_bank import bank_root
 
 from . import GeneratorError
@@ -26,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     root = args.root.resolve()
     try:
         files = render_all(root)
-    except GeneratorError as exc:
+    except (GeneratorError, KeySchemaError) as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
         return 2
     drift = find_drift(root, files)

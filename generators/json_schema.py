@@ -1,27 +1,18 @@
 """JSON Schema (draft 2020-12) of one action's spec, built from the config dataclasses only."""
 from __future__ import annotations
 
-import math
-import types
-import typing
 from typing import Any, Iterable
 
-import annotated_types as at
-
 from optical_inspection import __version__
-from optical_inspection.config import ACTION_SECTIONS, SHARED_SECTIONS, ExperimentConfig
-from optical_inspection.config.walk import KeySpec, is_section, iter_keys
+from optical_inspection.config import ACTION_SECTIONS, SHARED_SECTIONS
+from optical_inspection.config.actions import uses_automl
+from optical_inspection.config.key_schema import object_schema, required_schema
+from optical_inspection.config.walk import KeySpec, action_index
 
-from . import GeneratorError
-from .requirements import FILLED, PLACEHOLDER, Requirement, requirements
+from .requirements import FILLED, Requirement, requirements
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_FORMAT_VERSION = 1
-_SCALARS: dict[type, str] = {bool: "boolean", int: "integer", float: "number", str: "string"}
-_BOUNDS: dict[type, tuple[str, str]] = {
-    at.Ge: ("minimum", "ge"), at.Gt: ("exclusiveMinimum", "gt"),
-    at.Le: ("maximum", "le"), at.Lt: ("exclusiveMaximum", "lt"),
-}
 
 
 def action_sections(action: str) -> tuple[str, ...]:
@@ -29,15 +20,9 @@ def action_sections(action: str) -> tuple[str, ...]:
     return SHARED_SECTIONS + ACTION_SECTIONS[action]
 
 
-def uses_automl(action: str) -> bool:
-    """An action is searched by AutoML iff it reads the `automl` section (only train)."""
-    return "automl" in ACTION_SECTIONS[action]
-
-
 def action_keys(action: str) -> list[KeySpec]:
     """Every key of the action's sections, depth-first in declaration order."""
-    wanted = set(action_sections(action))
-    return [k for k in iter_keys(ExperimentConfig) if k.path.split(".")[0] in wanted]
+    return list(action_index(action))
 
 
 def action_schema(action: str) -> dict[str, Any]:
@@ -84,116 +69,6 @@ def popular_defaults(keys: Iterable[KeySpec]) -> dict[str, Any]:
     return out
 
 
-# ---------------------------------------------------------------- building the property tree
-
-def object_schema(keys: Iterable[KeySpec], *, with_extras: bool, with_automl: bool) -> dict[str, Any]:
-    """Nest the flat, depth-first ``keys`` into one object schema (unknown keys rejected at every level)."""
-    root: dict[str, Any] = {"type": "object", "additionalProperties": False, "properties": {}}
-    nodes = {"": root}
-    for key in keys:
-        parent, _, name = key.path.rpartition(".")
-        if parent not in nodes:
-            raise GeneratorError(f"{key.path}: its parent section '{parent}' was not walked first")
-        schema = property_schema(key, with_extras=with_extras, with_automl=with_automl)
-        nodes[parent]["properties"][name] = schema
-        if key.section is not None:
-            nodes[key.path] = schema
-    return root
-
-
-def property_schema(key: KeySpec, *, with_extras: bool, with_automl: bool) -> dict[str, Any]:
-    """Schema of one key: type, bounds, default, description and the x- extension keys."""
-    if key.section is not None:
-        schema: dict[str, Any] = {"type": "object", "additionalProperties": False, "properties": {}}
-    else:
-        schema = type_schema(key.annotation, key.path)
-        schema.update(bounds(key.info.metadata, key.path))
-        schema["default"] = key.default()
-    if key.info.description:
-        schema["description"] = key.info.description
-    if with_extras:
-        extra = key.extra
-        for name in ("x-popular", "x-required-for", "x-tao-default"):
-            if name in extra:
-                schema[name] = extra[name]
-        if with_automl and "x-automl" in extra:
-            schema["x-automl"] = extra["x-automl"]
-    return schema
-
-
-def type_schema(annotation: Any, where: str) -> dict[str, Any]:
-    """JSON Schema of a Python annotation: scalars, Optional, Literal, list, dict[str, X], sections."""
-    origin = typing.get_origin(annotation)
-    args = typing.get_args(annotation)
-    if origin is typing.Annotated:
-        schema = type_schema(args[0], where)
-        schema.update(bounds(args[1:], where))
-        return schema
-    if origin in (typing.Union, types.UnionType):
-        inner = [a for a in args if a is not type(None)]
-        if len(inner) == 1 and len(args) == 2:
-            return nullable(type_schema(inner[0], where))
-        if len(inner) != len(args):
-            raise GeneratorError(f"{where}: Optional unions of several types are not supported, got {annotation!r}")
-        branches = [type_schema(a, where) for a in inner]  # e.g. an integer or the string "auto"
-        names = sorted({n for b in branches for n in (b["type"] if isinstance(b["type"], list) else [b["type"]])})
-        return {"type": names, "anyOf": branches}
-    if origin is typing.Literal:
-        names = sorted({json_type(v, where) for v in args})
-        return {"type": names[0] if len(names) == 1 else names, "enum": list(args)}
-    if origin is list:
-        return {"type": "array", "items": type_schema(args[0], where) if args else {}}
-    if origin is dict:
-        if not args or _unannotated(args[0]) is not str:
-            raise GeneratorError(f"{where}: dict keys must be str, got {annotation!r}")
-        return {"type": "object", "additionalProperties": type_schema(args[1], where)}
-    if is_section(annotation):
-        return object_schema(iter_keys(annotation), with_extras=False, with_automl=False)
-    if annotation is object or annotation is typing.Any:
-        return {}
-    if annotation in _SCALARS:
-        return {"type": _SCALARS[annotation]}
-    raise GeneratorError(f"{where}: no JSON Schema mapping for annotation {annotation!r}")
-
-
-def _unannotated(annotation: Any) -> Any:
-    return typing.get_args(annotation)[0] if typing.get_origin(annotation) is typing.Annotated else annotation
-
-
-def json_type(value: Any, where: str) -> str:
-    """JSON type name of a literal value (bool before int: bool is an int subclass)."""
-    for cls, name in _SCALARS.items():
-        if isinstance(value, cls):
-            return name
-    if value is None:
-        return "null"
-    raise GeneratorError(f"{where}: literal {value!r} has no JSON type")
-
-
-def nullable(schema: dict[str, Any]) -> dict[str, Any]:
-    """Also allow null (Optional[X])."""
-    if "type" not in schema:
-        return schema
-    names = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
-    schema = dict(schema, type=sorted(set(names) | {"null"}))
-    if "enum" in schema:
-        schema["enum"] = [*schema["enum"], None]
-    return schema
-
-
-def bounds(metadata: Iterable[Any], where: str) -> dict[str, Any]:
-    """minimum / exclusiveMinimum / maximum / exclusiveMaximum from pydantic's ge/gt/le/lt (finite only)."""
-    out: dict[str, Any] = {}
-    for item in metadata:
-        for cls, (keyword, attr) in _BOUNDS.items():
-            if isinstance(item, cls):
-                value = getattr(item, attr)
-                if isinstance(value, float) and not math.isfinite(value):
-                    continue
-                out[keyword] = value
-    return out
-
-
 # ---------------------------------------------------------------- requirements
 
 def apply_requirements(root: dict[str, Any], reqs: list[Requirement]) -> None:
@@ -236,13 +111,7 @@ def _require_in_tree(root: dict[str, Any], path: str) -> None:
         _add_required(node, part)
         node = node["properties"][part]
     _add_required(node, leaf)
-    prop = node["properties"][leaf]
-    types_ = prop["type"] if isinstance(prop["type"], list) else [prop["type"]]
-    kept = [t for t in types_ if t != "null"]
-    prop["type"] = kept[0] if len(kept) == 1 else kept
-    prop.pop("default", None)
-    if "string" in kept:
-        prop["not"] = {"const": PLACEHOLDER}
+    node["properties"][leaf] = required_schema(node["properties"][leaf])
 
 
 def _add_required(node: dict[str, Any], name: str) -> None:

@@ -5,8 +5,9 @@ from typing import Any
 
 from optical_inspection import __version__
 from optical_inspection.config import ACTIONS
+from optical_inspection.config.actions import uses_automl
 
-from .json_schema import SCHEMA_FORMAT_VERSION, action_sections, uses_automl
+from .json_schema import SCHEMA_FORMAT_VERSION, action_sections
 from .requirements import requirements
 from .spec_template import DEPLOY_OVERLAYS
 

@@ -46,7 +46,7 @@ def render_all(root: Path) -> dict[str, str]:
     for path, text in files.items():
         if path.startswith("references/"):
             _check_template(path, text, schemas[_template_action(path)])
-    files.update(render_skill_docs(root, schemas, manifest))
+    files.update(render_skill_docs(root, manifest))
     files.update({path: dump_json(data) for path, data in render_plugins(root).items()})
     return files
 

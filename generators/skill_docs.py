@@ -9,9 +9,12 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import yaml
+
+from optical_inspection.config import ACTIONS
+from optical_inspection.config.key_schema import action_leaves
 
 from . import GeneratorError
 
@@ -29,7 +32,7 @@ _ENV = jinja2.Environment(
 )
 
 
-def render_skill_docs(root: Path, schemas: dict[str, dict[str, Any]], manifest: dict[str, Any]) -> dict[str, str]:
+def render_skill_docs(root: Path, manifest: dict[str, Any]) -> dict[str, str]:
     """relative path -> new text of every skill doc holding generated blocks."""
     info = load_skill_info(root)
     out = {}
@@ -38,7 +41,7 @@ def render_skill_docs(root: Path, schemas: dict[str, dict[str, Any]], manifest: 
         text = doc.read_text(encoding="utf-8")
         if "GENERATED:" not in text:
             continue
-        context = {"info": info, "schemas": schemas, "manifest": manifest,
+        context = {"info": info, "actions": ACTIONS, "manifest": manifest,
                    "link": lambda target, _doc=rel: _relative(_doc, target)}
         out[rel] = fill_blocks(rel, text, context)
     return out
@@ -115,16 +118,6 @@ def _relative(doc: str, target: str) -> str:
 
 # ---------------------------------------------------------------- helpers the templates call
 
-def leaves(schema: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
-    """(dotted key, property schema) of every leaf, sorted by key."""
-    for name, prop in sorted(schema.get("properties", {}).items()):
-        path = f"{prefix}{name}"
-        if prop.get("type") == "object" and "properties" in prop:
-            yield from leaves(prop, path + ".")
-        else:
-            yield path, prop
-
-
 def cell(value: Any) -> str:
     """Text safe inside a Markdown table cell."""
     return " ".join(str(value).split()).replace("|", "\\|").replace("<", "\\<")
@@ -175,5 +168,5 @@ def conditions(meta: dict[str, Any]) -> str:
     return ", ".join(f"`{k}` = {code(v)}" for k, v in sorted(meta.get("when", {}).items()))
 
 
-TABLE_HELPERS = {"leaves": leaves, "cell": cell, "code": code, "type_name": type_name, "allowed": allowed,
+TABLE_HELPERS = {"leaves": action_leaves, "cell": cell, "code": code, "type_name": type_name, "allowed": allowed,
                  "search_range": search_range, "conditions": conditions}

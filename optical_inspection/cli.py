@@ -9,6 +9,7 @@ FAILURE to `<results>/status.json`, whatever goes wrong (exceptions, Ctrl-C, SIG
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import signal
 import sys
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import ACTIONS, ExperimentConfig
-from .config.walk import iter_keys
+from .config.walk import KeyIndex
 from .errors import OIError, SpecError
 from .results_folder import action_results_dir
 
@@ -51,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def keys_help() -> str:
     lines = ["spec keys (key: default - description):"]
-    for spec in iter_keys(ExperimentConfig):
+    for spec in KeyIndex(ExperimentConfig):
         if spec.section is None:
             lines.append(f"  {spec.path}: {json.dumps(spec.default())} - {spec.info.description}")
     return "\n".join(lines)
@@ -142,9 +143,7 @@ def _run(action: str, config: ExperimentConfig, results: Path, experiment: str) 
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        from .actions import get_action
-
-        result = get_action(action)(config, results, status)
+        result = importlib.import_module(f"{__package__}.actions.{action}").run(config, results, status)
     except BaseException as exc:  # noqa: BLE001 - every failure must leave a FAILURE record
         return _record_failure(action, status, exc, interrupted)
     finally:

@@ -28,3 +28,14 @@ def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
             node[part] = nxt
         node = nxt
     node[parts[-1]] = value
+
+
+def placeholders_in(data: Any, prefix: str = "") -> list[str]:
+    """Dotted keys (through nested dicts) still holding the placeholder ``???``."""
+    found = []
+    if isinstance(data, dict):
+        for k, v in data.items():
+            found += placeholders_in(v, f"{prefix}{k}.")
+    elif data == PLACEHOLDER:
+        found.append(prefix[:-1])
+    return found

@@ -19,7 +19,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from .config import ACTIONS, ExperimentConfig
 from .config.requirements import requirements
-from .config.walk import fields_of, is_section, key_index, to_plain, unwrap_optional
+from .config.walk import KeyIndex, to_plain, unwrap_optional
 from .cross_checks import cross_key_problems
 from .dotted import PLACEHOLDER, get_dotted, set_dotted
 from .errors import SpecError
@@ -27,7 +27,8 @@ from .input_limits import MAX_DEPTH, MAX_SPEC_BYTES, structure_problem
 
 _UNKNOWN_KEY = ("unexpected_keyword_argument", "extra_forbidden")
 _ADAPTER = TypeAdapter(ExperimentConfig)
-_KEYS = key_index(ExperimentConfig)
+_INDEX = KeyIndex(ExperimentConfig)
+_KEYS = _INDEX.keys
 
 
 def load_spec(path: str | Path | None, overrides: list[str] | tuple[str, ...] = (), action: str | None = None
@@ -175,12 +176,10 @@ def _backfill_results_dirs(data: dict[str, Any]) -> None:
 
     So `${export.results_dir}/oi_model.onnx` resolves as it does in TAO.
     """
-    sections = fields_of(ExperimentConfig)
     if data.get("results_dir") in (None, PLACEHOLDER):
-        data["results_dir"] = sections["results_dir"].default
+        data["results_dir"] = _KEYS["results_dir"].default()
     for action in ACTIONS:
-        info = sections.get(action)
-        if info is None or not is_section(info.annotation) or "results_dir" not in fields_of(info.annotation):
+        if "results_dir" not in _INDEX.section_names(action):
             continue
         block = data.get(action)
         if block is None:
@@ -325,7 +324,7 @@ def _format_error(err: dict[str, Any]) -> str:
     value = err.get("input")
     if kind in _UNKNOWN_KEY:
         parent, name = loc[:-1], loc[-1]
-        siblings = _sibling_names(parent)
+        siblings = _INDEX.section_names(".".join(parent))
         hint = difflib.get_close_matches(name, siblings, n=1, cutoff=0.6)
         suggestion = f"; did you mean '{'.'.join(parent + [hint[0]])}'?" if hint else ""
         allowed = f"; allowed keys here: {', '.join(siblings)}" if siblings and not hint else ""
@@ -337,19 +336,6 @@ def _format_error(err: dict[str, Any]) -> str:
         return f"{key}: expected a mapping of keys, got {shown}"
     msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
     return f"{key}: {msg} (got {shown})"
-
-
-def _sibling_names(parent: list[str]) -> list[str]:
-    cls: Any = ExperimentConfig
-    for part in parent:
-        fields = fields_of(cls)
-        if part not in fields:
-            return []
-        ann, _ = unwrap_optional(fields[part].annotation)
-        if not is_section(ann):
-            return []
-        cls = ann
-    return list(fields_of(cls))
 
 
 def _dedupe(items: list[str]) -> list[str]:

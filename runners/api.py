@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from optical_inspection.config.walk import KeyIndex, action_index
 from optical_inspection.cross_checks import cross_key_problems
 from optical_inspection.dotted import get_dotted
 from optical_inspection.input_limits import structure_problem
@@ -31,7 +32,7 @@ from .policy import PolicyDecision, resolve_policy
 from .records import TERMINAL, JobRecord, JobStore, now_iso
 from .skill_info import SkillInfo, load_skill_info
 from .sources import collect_sources
-from .specbuild import SchemaKeys, SpecDraft, apply_overrides, load_schema, load_template, validate, write_spec
+from .specbuild import SpecDraft, apply_overrides, load_schema, load_template, validate, write_spec
 from .specfile import replaced_spec_values, spec_file_base
 
 DEFAULT_JOBS_ROOT = "oi_jobs"
@@ -97,7 +98,7 @@ def build_plan(req: JobRequest, store: JobStore, job_dir: Path, materialize: boo
     if checkpoint is not None and checkpoint.kind != PRETRAINED and parent is None:
         raise RequestError(f"--checkpoint {req.checkpoint} needs --parent-job (the train job to take it from)")
     schema = load_schema(skill, req.action)
-    keys = SchemaKeys(schema)
+    keys = action_index(req.action)
     warnings: list[str] = []
     if is_resume(req.action, parent):
         assert parent is not None
@@ -109,7 +110,7 @@ def build_plan(req: JobRequest, store: JobStore, job_dir: Path, materialize: boo
         if draft.get(f"{req.action}.results_dir"):
             draft.set(f"{req.action}.results_dir", None, "runner: a job writes into its own folder only")
     elif req.spec_file:
-        base_data, warnings = spec_file_base(req.spec_file, load_template(skill, req.action), schema, req.action)
+        base_data, warnings = spec_file_base(req.spec_file, load_template(skill, req.action), keys, req.action)
         draft = SpecDraft(base_data)
         base = (f"spec file {Path(req.spec_file).resolve()} "
                 f"(keys it leaves out: template {skill.template_path(req.action)})")
@@ -134,7 +135,7 @@ def build_plan(req: JobRequest, store: JobStore, job_dir: Path, materialize: boo
     if policy.value == "on":
         from .automl.space import space_problems
 
-        problems += space_problems(draft.data, schema, skill.shorthand_keys)
+        problems += space_problems(draft.data, keys, skill.shorthand_keys)
     problems += storage_problems(draft.data)
     problems += cross_key_problems(draft.data, req.action)  # the trainer's own rules, so plan refuses what run would
     folder = action_results(draft.data, req.action)
@@ -285,10 +286,10 @@ def _assign(draft: SpecDraft, key: str, value: Any, source: str, problems: list[
     draft.set(key, value, source)
 
 
-def _inherit(draft: SpecDraft, parent: Parent, skill: SkillInfo, keys: SchemaKeys) -> None:
+def _inherit(draft: SpecDraft, parent: Parent, skill: SkillInfo, keys: KeyIndex) -> None:
     """Copy the parent's model and geometry keys (skill_info parent_spec_keys), leaf by leaf; overrides win."""
     for key in skill.parent_spec_keys:
-        if keys.node(key) is None:
+        if not keys.allows(key):
             continue
         for leaf, value in keys.leaves(key, get_dotted(parent.spec, key, _ABSENT)):
             if draft.sources.get(leaf, "").startswith("override") or value is _ABSENT:

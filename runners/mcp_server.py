@@ -2,7 +2,7 @@
 
 Tools: plan, run, status, show, list, logs, cancel and describe_keys. Their input schemas are derived from what the
 runner already reads, never typed by hand: the actions and data sources from ``references/skill_info.yaml``, the
-override keys (with type, enum and bounds) from the generated ``schemas/<action>.schema.json`` files. ``run``
+override keys (with type, enum and bounds) from the config key index. ``run``
 starts the job in its own process and returns its record at once, or with ``wait`` follows it to the end and sends
 progress notifications (epochs, or AutoML trials); a failing job is a record with ``status: failure``, never a
 crash of the server. A bad argument is a tool error naming the key.
@@ -19,13 +19,14 @@ from typing import Any, Callable
 import jsonschema
 
 from optical_inspection import strict_json
+from optical_inspection.config.key_schema import action_property
+from optical_inspection.config.walk import action_index
 from optical_inspection.redaction import redact
 
 from . import api
 from .cli import record_summary, tail_lines
 from .errors import RunnerError
 from .skill_info import SkillInfo, load_skill_info
-from .specbuild import SchemaKeys, load_schema
 
 _KEPT = ("type", "enum", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "items", "anyOf",
          "additionalProperties", "default", "minItems", "maxItems")
@@ -47,19 +48,18 @@ def _leaf_schema(node: dict[str, Any]) -> dict[str, Any]:
     return kept
 
 
-class KeyIndex:
-    """Every spec key of every action (from the generated schemas), for tool schemas and describe_keys."""
+class ToolKeys:
+    """Every spec key of every action (from the config key index), for tool schemas and describe_keys."""
 
     def __init__(self, skill: SkillInfo) -> None:
         self.skill = skill
         self.nodes: dict[str, dict[str, Any]] = {}
         self.actions: dict[str, list[str]] = {}
         for action in skill.actions:
-            keys = SchemaKeys(load_schema(skill, action))
-            for key in keys.leaf_keys():
-                node = keys.node(key) or {}
-                self.nodes.setdefault(key, {"type": "object"} if keys.is_section(key) else node)
-                self.actions.setdefault(key, []).append(action)
+            for key in action_index(action):
+                node = {"type": "object"} if key.section is not None else action_property(action, key)
+                self.nodes.setdefault(key.path, node)
+                self.actions.setdefault(key.path, []).append(action)
 
     def overrides_schema(self) -> dict[str, Any]:
         props = {key: _leaf_schema(node) for key, node in sorted(self.nodes.items())}
@@ -86,7 +86,7 @@ class KeyIndex:
         return found[:limit]
 
 
-def tool_definitions(skill: SkillInfo, index: KeyIndex) -> list[Any]:
+def tool_definitions(skill: SkillInfo, index: ToolKeys) -> list[Any]:
     from mcp import types
 
     sources = sorted({name for action in skill.actions for name in skill.data_sources(action)})
@@ -170,7 +170,7 @@ class ToolServer:
     def __init__(self, jobs_root: str) -> None:
         self.jobs_root = jobs_root
         self.skill = load_skill_info()
-        self.index = KeyIndex(self.skill)
+        self.index = ToolKeys(self.skill)
         self.tools = {t.name: t for t in tool_definitions(self.skill, self.index)}
 
     def _request(self, args: dict[str, Any]) -> dict[str, Any]:

@@ -10,11 +10,12 @@ import difflib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import yaml
 
-from optical_inspection.dotted import PLACEHOLDER, get_dotted, set_dotted
+from optical_inspection.config.walk import KeyIndex
+from optical_inspection.dotted import PLACEHOLDER, get_dotted, placeholders_in, set_dotted
 from optical_inspection.input_limits import MAX_DEPTH, MAX_SPEC_BYTES, number_problems, structure_problem
 from optical_inspection.redaction import MASK, SECRET_SPEC_KEYS
 
@@ -77,77 +78,6 @@ def load_template(skill: SkillInfo, action: str) -> dict[str, Any]:
     return data
 
 
-class SchemaKeys:
-    """Looks dotted keys up in a JSON Schema (following $ref, anyOf/oneOf and additionalProperties)."""
-
-    def __init__(self, schema: dict[str, Any]) -> None:
-        self.schema = schema
-
-    def _deref(self, node: dict[str, Any]) -> dict[str, Any]:
-        while isinstance(node, dict) and "$ref" in node:
-            ref = node["$ref"]
-            if not ref.startswith("#/"):
-                break
-            target: Any = self.schema
-            for part in ref[2:].split("/"):
-                target = target[part]
-            node = target
-        return node
-
-    def _objects(self, node: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        """The node and its object-typed alternatives (a nullable section is anyOf [object, null])."""
-        node = self._deref(node)
-        if "properties" in node or isinstance(node.get("additionalProperties"), dict) or node.get("type") == "object":
-            yield node
-        for combinator in ("anyOf", "oneOf", "allOf"):
-            for alt in node.get(combinator) or ():
-                yield from self._objects(alt)
-
-    def node(self, key: str) -> dict[str, Any] | None:
-        """The schema node of ``key``, or None when the schema does not allow it."""
-        node: dict[str, Any] | None = self.schema
-        for part in key.split("."):
-            nxt = None
-            for obj in self._objects(node or {}):
-                props = obj.get("properties") or {}
-                if part in props:
-                    nxt = props[part]
-                    break
-                extra = obj.get("additionalProperties")
-                if isinstance(extra, dict):
-                    nxt = extra
-                    break
-            if nxt is None:
-                return None
-            node = nxt
-        return node
-
-    def is_section(self, key: str) -> bool:
-        """True for a nested section (declared properties), False for a leaf or a free-form mapping."""
-        node = self.node(key)
-        return node is not None and any("properties" in obj for obj in self._objects(node))
-
-    def leaves(self, key: str, value: Any) -> Iterator[tuple[str, Any]]:
-        """(dotted key, value) of every leaf under ``key`` in ``value``, descending through sections only."""
-        if isinstance(value, dict) and self.is_section(key):
-            for name, child in value.items():
-                sub = f"{key}.{name}"
-                if self.node(sub) is not None:
-                    yield from self.leaves(sub, child)
-        else:
-            yield key, value
-
-    def leaf_keys(self, prefix: str = "", node: dict[str, Any] | None = None) -> list[str]:
-        """Every dotted key declared by the schema (sections and leaves)."""
-        keys = []
-        for obj in self._objects(node if node is not None else self.schema):
-            for name, child in (obj.get("properties") or {}).items():
-                path = f"{prefix}{name}"
-                keys.append(path)
-                keys += self.leaf_keys(path + ".", child)
-        return keys
-
-
 # ---------------------------------------------------------------- overrides
 
 def parse_overrides(text: str | None) -> dict[str, Any]:
@@ -179,7 +109,7 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a finite number (JSON has no NaN/Infinity); give a finite value")
 
 
-def apply_overrides(draft: SpecDraft, overrides: dict[str, Any], skill: SkillInfo, keys: SchemaKeys,
+def apply_overrides(draft: SpecDraft, overrides: dict[str, Any], skill: SkillInfo, keys: KeyIndex,
                     action: str) -> list[str]:
     """Shorthand keys first, then dotted keys (which win); returns the problems (unknown keys)."""
     shorthand = skill.shorthand_keys
@@ -189,7 +119,7 @@ def apply_overrides(draft: SpecDraft, overrides: dict[str, Any], skill: SkillInf
     for name, value in short_items:
         targets = shorthand[name]
         targets = [targets] if isinstance(targets, str) else list(targets)
-        usable = [t for t in targets if keys.node(t) is not None]
+        usable = [t for t in targets if keys.allows(t)]
         if not usable:
             problems.append(f"{name}: shorthand for {', '.join(targets)}, which {action} does not read")
             continue
@@ -197,8 +127,8 @@ def apply_overrides(draft: SpecDraft, overrides: dict[str, Any], skill: SkillInf
             draft.set(target, value, f"override (shorthand '{name}')")
     known: list[str] | None = None
     for key, value in dotted_items:
-        if keys.node(key) is None:
-            known = known if known is not None else keys.leaf_keys() + list(shorthand)
+        if not keys.allows(key):
+            known = known if known is not None else list(keys.keys) + list(shorthand)
             problems.append(_unknown_key(key, known, action))
             continue
         draft.set(key, value, "override")
@@ -228,7 +158,7 @@ def validate(draft: SpecDraft, schema: dict[str, Any], action: str, hints: dict[
         key = ".".join(str(p) for p in error.absolute_path)
         problems += _describe(error, key, action, hints)
     if not problems:
-        for key in placeholders(draft.data):
+        for key in placeholders_in(draft.data):
             draft.set(key, None, draft.sources.get(key, "template placeholder not needed by this spec"))
     return list(dict.fromkeys(problems))
 
@@ -255,17 +185,6 @@ def _describe(error: Any, key: str, action: str, hints: dict[str, str]) -> list[
         return [required(key)]
     shown = "invalid value (not shown)" if key in SECRET_KEYS else error.message
     return [f"{key or '<spec>'}: {shown}"]
-
-
-def placeholders(data: Any, prefix: str = "") -> list[str]:
-    """Dotted keys still holding the template's placeholder '???'."""
-    found = []
-    if isinstance(data, dict):
-        for k, v in data.items():
-            found += placeholders(v, f"{prefix}{k}.")
-    elif data == PLACEHOLDER:
-        found.append(prefix[:-1])
-    return found
 
 
 def write_spec(draft: SpecDraft, path: Path) -> Path:

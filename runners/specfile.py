@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from optical_inspection.config.walk import KeyIndex
 from optical_inspection.dotted import PLACEHOLDER, get_dotted
 
 from .errors import RequestError
@@ -19,7 +20,7 @@ from .specbuild import SpecDraft
 _ENV_REF = "${oc.env:"
 
 
-def spec_file_base(path: str, template: dict[str, Any], schema: dict[str, Any], action: str
+def spec_file_base(path: str, template: dict[str, Any], keys: KeyIndex, action: str
                    ) -> tuple[dict[str, Any], list[str]]:
     """The template with the file's values laid over it, references resolved (environment ones kept), and the
     warnings: top-level sections the action does not read (a TAO experiment.yaml holds every action's) are left
@@ -32,7 +33,7 @@ def spec_file_base(path: str, template: dict[str, Any], schema: dict[str, Any], 
     except SpecError as exc:
         raise RequestError(f"--spec: {exc}") from None
     resolved = _resolve(_merge(copy.deepcopy(template), data), path)
-    read = set(schema.get("properties") or {})
+    read = set(keys.top)
     unread = sorted(k for k in resolved if k not in read and k in data)
     warnings = [f"{path}: sections {', '.join(unread)} are not read by {action}; left out of this job's spec"
                 ] if unread else []

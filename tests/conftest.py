@@ -1,4 +1,4 @@
-"""Shared fixtures: a tiny synthetic multi-light split (made once per session) and data configs for it."""
+"""Shared fixtures: the session-wide synthetic split (from splits.py), data configs for it, a PostgreSQL server."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,16 +6,11 @@ from typing import Any, Callable
 
 import pytest
 
-from optical_inspection.data.synthetic import DEFAULT_LIGHTS, make_synthetic_split
+from optical_inspection.data.synthetic import DEFAULT_LIGHTS
 from optical_inspection.spec import validate_dict
+from splits import synthetic_split  # noqa: F401  (the session-wide split fixture)
 
 FOUR_LIGHTS = {name: i for i, name in enumerate(DEFAULT_LIGHTS)}
-
-
-@pytest.fixture(scope="session")
-def synthetic_split(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """(csv_path, images_dir) of 24 synthetic 4-light pairs of 32x32 pixels (read-only: copy before editing)."""
-    return make_synthetic_split(tmp_path_factory.mktemp("synthetic"), 24, size=32, defect_rate=0.3, seed=0)
 
 
 def dataset_spec(csv_path: Path | str, images_dir: Path | str, **dataset: Any) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Small models and data for the export/deploy tests: a synthetic two-light split and seeded checkpoints."""
+"""Small models for the export/deploy tests: configs and seeded checkpoints (their split: splits.deploy_split)."""
 from __future__ import annotations
 
 import copy
@@ -10,16 +10,12 @@ import torch
 from optical_inspection.actions import export
 from optical_inspection.config import ExperimentConfig
 from optical_inspection.data.preprocess import Preprocessor
-from optical_inspection.data.synthetic import make_synthetic_split
 from optical_inspection.data.table import read_split
 from optical_inspection.models.checkpoint import save_checkpoint
 from optical_inspection.models.factory import build_model, dataset_geometry, model_settings
 from optical_inspection.models.losses import pair_losses
 from optical_inspection.status import StatusLogger
-
-LIGHTS = ("LowAngleLight", "WhiteLight")
-SIZE = 16  # tile size: strips are 3 x 32 x 16
-
+from splits import DEPLOY_SIZE, LIGHTS
 
 def small_config(model_type: str, csv_path: Path | None = None, images_dir: Path | None = None) -> ExperimentConfig:
     """A spec for tiny strips of two lights; the split (if given) is used for test and inference."""
@@ -28,8 +24,8 @@ def small_config(model_type: str, csv_path: Path | None = None, images_dir: Path
     cfg.model.embedding_vectors = 5
     cfg.model.base_channels = 8
     cfg.dataset.input_map = {name: i for i, name in enumerate(LIGHTS)}
-    cfg.dataset.image_height = SIZE
-    cfg.dataset.image_width = SIZE
+    cfg.dataset.image_height = DEPLOY_SIZE
+    cfg.dataset.image_width = DEPLOY_SIZE
     cfg.dataset.image_ext = ".jpg"
     cfg.dataset.batch_size = 8
     cfg.dataset.workers = 0
@@ -38,10 +34,6 @@ def small_config(model_type: str, csv_path: Path | None = None, images_dir: Path
             split.csv_path = str(csv_path)
             split.images_dir = str(images_dir)
     return cfg
-
-
-def make_split(folder: Path, n_pairs: int = 40, seed: int = 0) -> tuple[Path, Path]:
-    return make_synthetic_split(folder, n_pairs, lights=LIGHTS, size=SIZE, seed=seed)
 
 
 def load_split_pairs(cfg: ExperimentConfig) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,22 +1,11 @@
-"""Tiny synthetic splits and training specs for the model/train/evaluate/inference tests."""
+"""Training specs and seeded checkpoints for the model/train/evaluate/inference tests (splits: splits.py)."""
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from optical_inspection.data.synthetic import make_synthetic_split
 from optical_inspection.spec import set_dotted, validate_dict
-
-LIGHTS = ("LowAngleLight", "WhiteLight")
-SIZE = 32
-
-
-def make_splits(root: Path, n_train: int = 48, n_val: int = 24, seed: int = 0) -> dict[str, tuple[Path, Path]]:
-    """train / val splits of 2-light 32x32 synthetic pairs (val doubles as test and infer split)."""
-    return {
-        "train": make_synthetic_split(root / "train", n_train, lights=LIGHTS, size=SIZE, defect_rate=0.4, seed=seed),
-        "val": make_synthetic_split(root / "val", n_val, lights=LIGHTS, size=SIZE, defect_rate=0.4, seed=seed + 1),
-    }
+from splits import LIGHTS, MODEL_SIZE
 
 
 def train_spec(splits: dict[str, tuple[Path, Path]], results_dir: Path, **dotted: Any) -> dict[str, Any]:
@@ -30,7 +19,7 @@ def train_spec(splits: dict[str, tuple[Path, Path]], results_dir: Path, **dotted
         "model": {"model_type": "Compact", "base_channels": 8},
         "dataset": {"train_dataset": split("train"), "validation_dataset": split("val"), "test_dataset": split("val"),
                     "infer_dataset": split("val"), "input_map": {name: i for i, name in enumerate(LIGHTS)},
-                    "image_height": SIZE, "image_width": SIZE, "batch_size": 8, "workers": 0},
+                    "image_height": MODEL_SIZE, "image_width": MODEL_SIZE, "batch_size": 8, "workers": 0},
         "train": {"num_epochs": 2, "progress_bar": False, "optim": {"lr": 0.003}},
     }
     for key, value in dotted.items():

@@ -19,13 +19,14 @@ from optuna.trial import TrialState
 from runners.automl.driver import STOP_INTERRUPT, STOP_TIME, StudyDriver, TrialStopped
 from runners.automl.results import best_record, write_plots, write_tables
 from runners.automl.settings import AutoMLSettings, read_settings
+from optical_inspection.config.walk import action_index
 from runners.automl.space import build_search_space
 from runners.automl.study import counted_trials, open_study, recover_interrupted
 from runners.errors import RequestError
 from runners.skill_info import load_skill_info
 
 REPO = Path(__file__).resolve().parents[1]
-SCHEMA = json.loads((REPO / "schemas" / "train.schema.json").read_text())
+SCHEMA = action_index("train")
 KEYS = ["train.optim.lr", "dataset.fpratio_sampling", "dataset.augmentation_config.augment", "model.base_channels"]
 
 

@@ -16,8 +16,8 @@ import pytest
 import yaml
 
 from helpers import wait_until
-from runner_support import automl_splits
 from optical_inspection.status import read_status
+from splits import automl_splits
 
 REPO = Path(__file__).resolve().parents[1]
 OVERRIDES = {"epochs": 2, "image_size": 32, "batch_size": 8, "dataset.workers": 0, "train.progress_bar": False,

@@ -15,8 +15,8 @@ import pytest
 from optuna.trial import TrialState
 
 from helpers import wait_until
-from runner_support import automl_splits
 from runners.launch import process_alive
+from splits import automl_splits
 
 REPO = Path(__file__).resolve().parents[1]
 STUDY = "shared-study"

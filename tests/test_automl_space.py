@@ -1,4 +1,4 @@
-"""AutoML search space: built from the generated train schema, sampled define-by-run (no training here)."""
+"""AutoML search space: built from the train keys of the config key index, sampled define-by-run (no training here)."""
 from __future__ import annotations
 
 import json
@@ -9,12 +9,16 @@ import numpy as np
 import optuna
 import pytest
 
+from optical_inspection.config import AutoML, spec_field
+from optical_inspection.config.fields import Int, section
+from optical_inspection.config.walk import KeyIndex, action_index
 from runners.automl.space import build_search_space, condition_holds
 from runners.errors import RequestError
 from runners.skill_info import load_skill_info
 
 REPO = Path(__file__).resolve().parents[1]
-SCHEMA = json.loads((REPO / "schemas" / "train.schema.json").read_text())
+SCHEMA = action_index("train")
+SCHEMA_FILE = json.loads((REPO / "schemas" / "train.schema.json").read_text())
 AUG = "dataset.augmentation_config"
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -33,7 +37,7 @@ def sample_many(space, n: int, base: dict | None = None, seed: int = 0) -> list[
 def test_default_space_is_the_schemas_default_list():
     space = build_search_space(SCHEMA)
     keys = [p.key for p in space.params]
-    assert sorted(keys) == sorted(SCHEMA["automl_default_parameters"])
+    assert keys and sorted(keys) == sorted(SCHEMA_FILE["automl_default_parameters"])
     by_key = {p.key: p for p in space.params}
     lr = by_key["train.optim.lr"]
     assert (lr.kind, lr.log) == ("float", True)
@@ -103,9 +107,12 @@ def test_overrides_shorthands_and_integer_steps():
     by_key = {p.key: p for p in space.params}
     assert (by_key["train.optim.lr"].low, by_key["train.optim.lr"].high) == (1e-5, 1e-3)
     assert by_key["dataset.batch_size"].options == (8, 32)
-    schema = {"properties": {"n": {"type": "integer", "minimum": 1, "default": 4,
-                                   "x-automl": {"enabled": True, "low": 3, "high": 20, "math_cond": "multiple_of:4"}}}}
-    values = {c["n"] for c in sample_many(build_search_space(schema), 60)}
+    @section
+    class Probe:
+        n: Int = spec_field(4, description="A count.", ge=1,
+                            automl=AutoML(enabled=True, low=3, high=20, math_cond="multiple_of:4"))
+
+    values = {c["n"] for c in sample_many(build_search_space(KeyIndex(Probe)), 60)}
     assert values == {4, 8, 12, 16, 20}
 
 

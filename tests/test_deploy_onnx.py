@@ -9,7 +9,7 @@ import numpy as np
 import onnx
 import pytest
 
-from deploy_helpers import export_models, load_split_pairs, make_split
+from deploy_helpers import export_models, load_split_pairs
 from optical_inspection.cli import run_action
 from optical_inspection.config import ExperimentConfig
 from optical_inspection.deploy import load_scorer
@@ -17,6 +17,7 @@ from optical_inspection.deploy.geometry import model_dataset_config
 from optical_inspection.deploy.metadata import META_KEY, run_options
 from optical_inspection.deploy.onnx_backend import CPU, CUDA, TENSORRT, OnnxScorer, choose_providers
 from optical_inspection.errors import OIError
+from splits import deploy_split
 
 PARITY = 1e-4
 
@@ -25,7 +26,7 @@ PARITY = 1e-4
 def exported(tmp_path_factory):
     """{model_type: (checkpoint, onnx, cfg)} for the default model and Siamese_3, on a real synthetic split."""
     root = tmp_path_factory.mktemp("deploy_onnx")
-    return export_models(root, *make_split(root / "split", n_pairs=40))
+    return export_models(root, *deploy_split(root / "split", n_pairs=40))
 
 
 @pytest.mark.parametrize("model_type", ["Compact", "Siamese_3"])

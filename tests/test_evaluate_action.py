@@ -8,15 +8,16 @@ import numpy as np
 import pytest
 import torch
 
-from model_helpers import config_of, make_splits, seeded_checkpoint, train_spec
+from model_helpers import config_of, seeded_checkpoint, train_spec
 from optical_inspection.actions import evaluate
 from optical_inspection.deploy import load_scorer
-from optical_inspection.deploy.scoring import decision_threshold
+from optical_inspection.evaluation.scoring import decision_threshold
 from optical_inspection.errors import DataError, OIError
 from optical_inspection.models.checkpoint import load_checkpoint
 from optical_inspection.models.factory import dataset_geometry
 from optical_inspection.models.metrics import auroc
 from optical_inspection.status import StatusLogger, read_status
+from splits import model_splits
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -25,7 +26,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
     """Splits and an (untrained, seeded) checkpoint with a stored threshold."""
     root = tmp_path_factory.mktemp("eval")
-    splits = make_splits(root, n_train=8, n_val=24)
+    splits = model_splits(root, n_train=8, n_val=24)
     return splits, seeded_checkpoint(root / "model.pth", splits, seed=0, threshold=0.0123, threshold_source="test")
 
 

@@ -10,7 +10,7 @@ import onnx
 import pytest
 import torch
 
-from deploy_helpers import load_split_pairs, make_checkpoint, make_split, small_config
+from deploy_helpers import load_split_pairs, make_checkpoint, small_config
 from helpers import run_cli, write_spec
 from optical_inspection.actions import export
 from optical_inspection.deploy.metadata import META_KEY
@@ -19,12 +19,13 @@ from optical_inspection.errors import OIError, SpecError
 from optical_inspection.models.checkpoint import load_checkpoint
 from optical_inspection.spec import to_dict
 from optical_inspection.status import StatusLogger
+from splits import deploy_split
 
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
     root = tmp_path_factory.mktemp("export")
-    csv_path, images_dir = make_split(root / "split", n_pairs=24)
+    csv_path, images_dir = deploy_split(root / "split", n_pairs=24)
     checkpoints = {}
     for model_type in ("Compact", "Siamese_3", "Siamese"):
         cfg = small_config(model_type, csv_path, images_dir)

@@ -15,12 +15,11 @@ import pytest
 
 from generators import GeneratorError
 from generators.__main__ import main
-from generators.json_schema import object_schema, type_schema
 from generators.outputs import OWNED_PATTERNS, dump_json, find_drift, render_all
 from generators.skill_docs import fill_blocks
 from optical_inspection.config import ACTION_SECTIONS, AutoML, spec_field
-from optical_inspection.config.fields import Float, Int, Str
-from optical_inspection.config.section import section
+from optical_inspection.config.fields import Float, Int, Str, section
+from optical_inspection.config.key_schema import KeySchemaError, object_schema, type_schema
 from optical_inspection.config.walk import iter_keys
 
 REPO = Path(__file__).resolve().parent.parent
@@ -199,9 +198,9 @@ def test_type_mapping_of_an_in_memory_section():
 def test_unsupported_annotation_is_a_clear_error():
     assert type_schema(int | str, "probe.key") == {"type": ["integer", "string"],
                                                    "anyOf": [{"type": "integer"}, {"type": "string"}]}
-    with pytest.raises(GeneratorError, match="probe.key: Optional unions of several types are not supported"):
+    with pytest.raises(KeySchemaError, match="probe.key: Optional unions of several types are not supported"):
         type_schema(int | str | None, "probe.key")
-    with pytest.raises(GeneratorError, match="probe.key: dict keys must be str"):
+    with pytest.raises(KeySchemaError, match="probe.key: dict keys must be str"):
         type_schema(dict[int, int], "probe.key")
 
 

@@ -8,20 +8,21 @@ import pytest
 import torch
 from PIL import Image
 
-from deploy_helpers import make_checkpoint, make_split, small_config
-from model_helpers import config_of, make_splits, run_inference, seeded_checkpoint, train_spec
+from deploy_helpers import make_checkpoint, small_config
+from model_helpers import config_of, run_inference, seeded_checkpoint, train_spec
 from optical_inspection.actions import evaluate, export, inference
 from optical_inspection.data.synth.pairs import generate_pairs
 from optical_inspection.deploy.onnx_backend import OnnxScorer
 from optical_inspection.errors import OIError, SpecError
 from optical_inspection.models.checkpoint import load_checkpoint
 from optical_inspection.status import StatusLogger
+from splits import deploy_split, model_splits
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
     root = tmp_path_factory.mktemp("maps")
-    splits = make_splits(root, n_train=8, n_val=12)
+    splits = model_splits(root, n_train=8, n_val=12)
     return splits, seeded_checkpoint(root / "model.pth", splits, seed=1)
 
 
@@ -80,7 +81,7 @@ def test_evaluate_heatmaps_put_maps_in_worst_pairs(setup, tmp_path: Path) -> Non
 
 
 def test_heatmaps_with_a_model_without_maps_fail_clearly_and_write_nothing(tmp_path: Path) -> None:
-    csv_path, images = make_split(tmp_path / "split", n_pairs=6)
+    csv_path, images = deploy_split(tmp_path / "split", n_pairs=6)
     cfg = small_config("Siamese", csv_path, images)
     checkpoint = make_checkpoint(tmp_path, cfg)
     cfg.inference.checkpoint = str(checkpoint)

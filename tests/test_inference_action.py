@@ -7,17 +7,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model_helpers import config_of, make_splits, run_inference, seeded_checkpoint, train_spec
+from model_helpers import config_of, run_inference, seeded_checkpoint, train_spec
 from optical_inspection.actions import inference
 from optical_inspection.errors import OIError
 from optical_inspection.status import StatusLogger
+from splits import model_splits
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path, Path]:
     """Splits, a checkpoint without a stored threshold, and the val CSV without its label column."""
     root = tmp_path_factory.mktemp("infer")
-    splits = make_splits(root, n_train=8, n_val=21)
+    splits = model_splits(root, n_train=8, n_val=21)
     checkpoint = seeded_checkpoint(root / "model.pth", splits, seed=1)
     rows = list(csv.reader(splits["val"][0].read_text().splitlines()))
     col = rows[0].index("label")

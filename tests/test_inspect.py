@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from deploy_helpers import make_checkpoint, make_split, small_config
+from deploy_helpers import make_checkpoint, small_config
 from model_helpers import config_of
 from optical_inspection.actions import inspect
 from optical_inspection.boards import components
@@ -18,6 +18,7 @@ from optical_inspection.boards.registration import Transform, estimate, warp
 from optical_inspection.data.synth.pairs import generate_pairs
 from optical_inspection.errors import DataError, OIError
 from optical_inspection.status import StatusLogger
+from splits import deploy_split
 
 SIDE = 192
 
@@ -132,7 +133,7 @@ def test_bad_inputs_are_clear_errors_and_write_nothing(boards, tmp_path: Path, c
 
 def test_a_network_without_a_map_is_refused(boards, tmp_path: Path) -> None:
     root, csv_path, _ = boards
-    split = make_split(tmp_path / "split", n_pairs=4)
+    split = deploy_split(tmp_path / "split", n_pairs=4)
     checkpoint = make_checkpoint(tmp_path, small_config("Siamese", *split))
     with pytest.raises(OIError, match="inspect needs a Compact one"):
         _run(_spec(root, csv_path, tmp_path / "r", checkpoint=str(checkpoint)))

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from runner_support import TRAIN_OVERRIDES, make_split
+from runner_support import TRAIN_OVERRIDES
 from runners.api import run_job, wait_job
+from splits import runner_split
 
 pytestmark = pytest.mark.slow
 SECRET = "oi-test-secret-access-key-4b1d"
@@ -37,8 +38,8 @@ def _role(argv: list[str]) -> str:
 
 
 def test_no_launched_process_sees_a_credential(tmp_path, monkeypatch):
-    data = {"train_datasets": make_split(tmp_path / "train", 12, seed=0),
-            "eval_dataset": make_split(tmp_path / "val", 8, seed=1)}
+    data = {"train_datasets": runner_split(tmp_path / "train", 12, seed=0),
+            "eval_dataset": runner_split(tmp_path / "val", 8, seed=1)}
     hook, log = tmp_path / "hook", tmp_path / "envs"
     hook.mkdir()
     log.mkdir()

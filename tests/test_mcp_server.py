@@ -11,7 +11,8 @@ import jsonschema
 import pytest
 
 from helpers import REPO
-from runner_support import TRAIN_OVERRIDES, make_split
+from runner_support import TRAIN_OVERRIDES
+from splits import runner_split
 
 mcp = pytest.importorskip("mcp", reason="the mcp extra is not installed")
 from mcp.client.stdio import StdioServerParameters, stdio_client  # noqa: E402
@@ -38,7 +39,7 @@ def _json(result: Any) -> dict[str, Any]:
 
 
 async def _drive(tmp: Path) -> dict[str, Any]:
-    train, val = make_split(tmp / "train", 8, seed=0), make_split(tmp / "val", 6, seed=1)
+    train, val = runner_split(tmp / "train", 8, seed=0), runner_split(tmp / "val", 6, seed=1)
     seen: dict[str, Any] = {}
     async with _session(tmp / "jobs", tmp) as (read, write), mcp.ClientSession(read, write) as session:
         await session.initialize()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from model_helpers import config_of, make_splits, train_spec
+from model_helpers import config_of, train_spec
 from optical_inspection.actions import evaluate
 from optical_inspection.errors import OIError
 from optical_inspection.models import bundled
@@ -17,11 +17,12 @@ from optical_inspection.models.factory import build_network
 from optical_inspection.status import StatusLogger
 from runners.api import plan_job
 from runners.errors import RequestError
+from splits import model_splits
 
 
 @pytest.fixture(scope="module")
 def splits(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    return make_splits(tmp_path_factory.mktemp("pretrained"), n_train=8, n_val=24)
+    return model_splits(tmp_path_factory.mktemp("pretrained"), n_train=8, n_val=24)
 
 
 def test_bundled_file_is_small_plain_and_recorded():

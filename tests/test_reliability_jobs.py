@@ -17,10 +17,10 @@ import pytest
 import yaml
 
 from helpers import folder_digest, run_cli, write_spec
-from runner_support import (REPO, TRAIN_OVERRIDES, admin_client, archive_split, enforce_auth, make_split,
-                            moto_server, s3_user)
+from runner_support import REPO, TRAIN_OVERRIDES, admin_client, enforce_auth, moto_server, s3_user
 from runners.api import job_status, plan_job, run_job, wait_job
 from runners.errors import RequestError
+from splits import archive_split, runner_split
 
 pytestmark = pytest.mark.slow
 KEY = "oi-sentinel-encryption-key-7f3a9c"
@@ -29,7 +29,7 @@ KEY = "oi-sentinel-encryption-key-7f3a9c"
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("reliability_data")
-    return {"train": make_split(root / "train", 12, seed=0), "val": make_split(root / "val", 8, seed=1)}
+    return {"train": runner_split(root / "train", 12, seed=0), "val": runner_split(root / "val", 8, seed=1)}
 
 
 @pytest.fixture(scope="module")
@@ -256,7 +256,7 @@ def test_no_secret_reaches_a_file_of_a_train_automl_evaluate_export_chain(tmp_pa
         client = admin_client(url, "s3")
         client.create_bucket(Bucket="oi-secret")
         for prefix, seed in (("train", 0), ("val", 1)):
-            split = archive_split(make_split(tmp_path / f"{prefix}_src", 12 if prefix == "train" else 8, seed),
+            split = archive_split(runner_split(tmp_path / f"{prefix}_src", 12 if prefix == "train" else 8, seed),
                                   tmp_path / prefix)
             for name in ("dataset.csv", "images.tar.gz"):
                 client.upload_file(str(split / name), "oi-secret", f"{prefix}/{name}")

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from helpers import wait_until
-from runner_support import TRAIN_OVERRIDES, make_split
+from runner_support import TRAIN_OVERRIDES
 from runners.api import cancel_job, job_status, plan_job, run_job, wait_job
 from runners.errors import NotFoundError, RequestError
 from runners.records import JobStore
+from splits import runner_split
 
 pytestmark = pytest.mark.slow
 
@@ -21,8 +22,8 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("chain_data")
-    return {"train": make_split(root / "train", 16, seed=0), "val": make_split(root / "val", 8, seed=1),
-            "test": make_split(root / "test", 8, seed=2)}
+    return {"train": runner_split(root / "train", 16, seed=0), "val": runner_split(root / "val", 8, seed=1),
+            "test": runner_split(root / "test", 8, seed=2)}
 
 
 @pytest.fixture(scope="module")

@@ -9,15 +9,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from runner_support import REPO, TRAIN_OVERRIDES, make_split
+from runner_support import REPO, TRAIN_OVERRIDES
 from runners.api import plan_job
 from runners.errors import DataSourceError, RequestError
+from splits import runner_split
 
 
 @pytest.fixture(scope="module")
 def splits(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("plan_data")
-    return {"train": make_split(root / "train", 6, seed=0), "val": make_split(root / "val", 4, seed=1)}
+    return {"train": runner_split(root / "train", 6, seed=0), "val": runner_split(root / "val", 4, seed=1)}
 
 
 def _data(splits):

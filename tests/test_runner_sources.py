@@ -10,20 +10,20 @@ from pathlib import Path
 
 import pytest
 
-from runner_support import (REPO, TRAIN_OVERRIDES, admin_client, archive_split, enforce_auth, make_split,
-                            moto_server, s3_user)
+from runner_support import REPO, TRAIN_OVERRIDES, admin_client, enforce_auth, moto_server, s3_user
 from runners.api import plan_job, run_job
 from runners.cache import ContentCache
 from runners.errors import DataSourceError
 from runners.skill_info import load_skill_info
 from runners.sources import resolve_sources
+from splits import archive_split, runner_split
 
 BUCKET = "oi-data"
 
 
 @pytest.fixture(scope="module")
 def base_split(tmp_path_factory) -> Path:
-    return make_split(tmp_path_factory.mktemp("src") / "split", 6, seed=3)
+    return runner_split(tmp_path_factory.mktemp("src") / "split", 6, seed=3)
 
 
 @pytest.mark.parametrize("arcname", ["images", "images/images", "./images"])
@@ -105,11 +105,11 @@ def s3(tmp_path_factory, base_split):
         client.create_bucket(Bucket=BUCKET)
         staging = tmp_path_factory.mktemp("s3staging")
         for prefix, seed, arcname in (("train", 3, "images/images"), ("val", 4, "images")):
-            split = archive_split(make_split(staging / f"{prefix}_src", 6, seed=seed), staging / prefix, arcname)
+            split = archive_split(runner_split(staging / f"{prefix}_src", 6, seed=seed), staging / prefix, arcname)
             for name in ("dataset.csv", "images.tar.gz"):
                 client.upload_file(str(split / name), BUCKET, f"{prefix}/{name}")
         client.put_object(Bucket=BUCKET, Key="csvonly/dataset.csv", Body=b"input_path,golden_path,label,object_name\n")
-        loose = make_split(staging / "loose_src", 6, seed=5)              # dataset.csv + loose objects under images/
+        loose = runner_split(staging / "loose_src", 6, seed=5)              # dataset.csv + loose objects under images/
         for path in sorted(p for p in loose.rglob("*") if p.is_file()):
             client.upload_file(str(path), BUCKET, f"loose/{path.relative_to(loose).as_posix()}")
         client.put_object(Bucket=BUCKET, Key="loose/images/", Body=b"")  # a folder marker, as consoles create

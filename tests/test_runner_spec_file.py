@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from helpers import tao_spec
-from runner_support import REPO, make_split
+from runner_support import REPO
+from splits import runner_split
 
 pytestmark = pytest.mark.slow
 SMALL = {"epochs": 1, "image_size": 32, "workers": 0, "batch_size": 4, "dataset.num_input": 2,
@@ -28,7 +29,7 @@ def _runner(*args: str, cwd: Path) -> tuple[int, dict]:
 def tao_file(tmp_path_factory) -> Path:
     """TAO's experiment.yaml as a user fills it in: data paths, no NGC pretrained file, its own results folder."""
     root = tmp_path_factory.mktemp("tao_spec")
-    train, val = make_split(root / "train", 8, seed=0), make_split(root / "val", 6, seed=1)
+    train, val = runner_split(root / "train", 8, seed=0), runner_split(root / "val", 6, seed=1)
     spec = tao_spec()
     for name, folder in (("train_dataset", train), ("validation_dataset", val), ("test_dataset", val),
                          ("infer_dataset", val)):

@@ -16,7 +16,7 @@ from generators.requirements import ALTERNATIVES, CONDITIONAL, placeholder_keys
 from generators.spec_template import DEPLOY_OVERLAYS
 from optical_inspection.cli import main as trainer_main
 from optical_inspection.config import ACTION_SECTIONS, ACTIONS, SHARED_SECTIONS, ExperimentConfig
-from optical_inspection.config.walk import iter_keys, key_index, unwrap_optional
+from optical_inspection.config.walk import KeyIndex, unwrap_optional
 from optical_inspection.errors import SpecError
 from optical_inspection.spec import get_dotted, set_dotted, validate_dict
 
@@ -87,7 +87,7 @@ def test_every_node_uses_standard_types_and_finite_bounds(action):
 
 def test_automl_extension_keys_only_where_automl_runs():
     train = _schema("train")
-    index = key_index(ExperimentConfig)
+    index = KeyIndex(ExperimentConfig).keys
     searched = sorted(p for p, k in index.items() if k.automl and k.automl["enabled"])
     on_request = sorted(p for p, k in index.items() if k.automl and not k.automl["enabled"])
     assert train["automl_default_parameters"] == searched and searched
@@ -126,7 +126,7 @@ def test_template_holds_runtime_defaults_and_placeholders(template):
     placeholders = {p for p in _leaf_paths(data) if get_dotted(data, p) == "???"}
     if "deploy_" not in template.stem:
         assert placeholders == set(placeholder_keys(action))
-        for key in iter_keys(ExperimentConfig):
+        for key in KeyIndex(ExperimentConfig):
             if key.section is None and key.path.split(".")[0] in data and key.path not in placeholders:
                 assert get_dotted(data, key.path) == key.default(), f"{template.name}: {key.path}"
     assert placeholders, f"{template.name} asks for nothing"
@@ -196,7 +196,7 @@ def test_schema_requirements_agree_with_the_trainer(template):
     """Clearing any optional key of a filled template: the schema rejects it exactly when the trainer does."""
     action = _action_of(template)
     filled = _filled(template)
-    index = key_index(ExperimentConfig)
+    index = KeyIndex(ExperimentConfig).keys
     for path in _leaf_paths(filled):
         spec = index[path]
         if get_dotted(filled, path) is None or not unwrap_optional(spec.annotation)[1]:

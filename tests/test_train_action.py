@@ -8,18 +8,19 @@ from pathlib import Path
 import pytest
 import torch
 
-from model_helpers import config_of, make_splits, train_spec
+from model_helpers import config_of, train_spec
 from optical_inspection.actions import train as train_action
 from optical_inspection.errors import OIError
 from optical_inspection.status import StatusLogger, read_status
 from optical_inspection.strict_json import dumps
+from splits import model_splits
 
 TAO_KPIS = {"train_loss", "train_acc", "train_fpr", "val_loss", "val_acc", "val_fpr", "val_auroc"}
 
 
 @pytest.fixture(scope="module")
 def splits(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    return make_splits(tmp_path_factory.mktemp("data"))
+    return model_splits(tmp_path_factory.mktemp("data"))
 
 
 def _train(splits: dict, results: Path, **dotted) -> dict:

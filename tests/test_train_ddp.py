@@ -15,16 +15,17 @@ import pytest
 import torch
 
 from helpers import REPO, run_cli, write_spec
-from model_helpers import config_of, make_splits, train_spec
+from model_helpers import config_of, train_spec
 from optical_inspection.data.preprocess import Preprocessor
 from optical_inspection.data.table import read_split
 from optical_inspection.models.checkpoint import load_checkpoint
 from optical_inspection.status import read_status
+from splits import model_splits
 
 
 @pytest.mark.slow
 def test_two_process_cpu_ddp_trains_once_and_infers_in_order(tmp_path: Path) -> None:
-    splits = make_splits(tmp_path / "data", n_train=64, n_val=21)
+    splits = model_splits(tmp_path / "data", n_train=64, n_val=21)
     spec = train_spec(splits, tmp_path / "results", train__num_gpus=2, train__accelerator="cpu")
     spec_path = write_spec(tmp_path / "spec.yaml", spec)
     done = run_cli("train", "-e", str(spec_path), timeout=300)
@@ -75,7 +76,7 @@ def test_two_torchrun_nodes_train_once_with_the_metrics_of_one_process(tmp_path:
     """2 nodes x batch 8 against 1 process x batch 16 on the same data: the same samples per step (the distributed
     sampler deals the sampler's order out to the ranks) and averaged gradients; only BatchNorm statistics are per
     process (8 pairs, not 16), hence a small tolerance."""
-    splits = make_splits(tmp_path / "data", n_train=48, n_val=24)
+    splits = model_splits(tmp_path / "data", n_train=48, n_val=24)
     # Augmentation and synthetic defects draw per process: off, so both runs see the very same pairs.
     same = {"train__accelerator": "cpu", "dataset__augmentation_config__augment": False,
             "dataset__synthetic_defects__enable": False}
@@ -107,7 +108,7 @@ def test_two_torchrun_nodes_train_once_with_the_metrics_of_one_process(tmp_path:
 
 def test_num_nodes_that_disagree_with_torchrun_are_refused_naming_the_keys(tmp_path: Path) -> None:
     """The environment torchrun gives each process (2 nodes x 1): a spec for one node fails before training."""
-    splits = make_splits(tmp_path / "data", n_train=16, n_val=8)
+    splits = model_splits(tmp_path / "data", n_train=16, n_val=8)
     spec_path = write_spec(tmp_path / "spec.yaml", train_spec(splits, tmp_path / "results", train__accelerator="cpu"))
     launcher = {"TORCHELASTIC_RUN_ID": "test", "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "1", "RANK": "0",
                 "LOCAL_RANK": "0", "GROUP_RANK": "0", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port())}
@@ -126,7 +127,7 @@ def test_several_nodes_without_a_launcher_are_refused_instead_of_waiting(tmp_pat
 
     for var in ("TORCHELASTIC_RUN_ID", "SLURM_NTASKS", "NODE_RANK"):
         monkeypatch.delenv(var, raising=False)
-    splits = make_splits(tmp_path / "data", n_train=8, n_val=4)
+    splits = model_splits(tmp_path / "data", n_train=8, n_val=4)
     config = config_of(train_spec(splits, tmp_path / "results", train__accelerator="cpu", train__num_nodes=2))
     with pytest.raises(SpecError, match="train.num_nodes=2 but no launcher started this process"):
         device_settings(config.train)

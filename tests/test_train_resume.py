@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from helpers import REPO, write_spec
-from model_helpers import make_splits, train_spec
+from model_helpers import train_spec
+from splits import model_splits
 
 EPOCHS = 2
 
@@ -34,7 +35,7 @@ def _epoch_records(status: Path) -> list[dict]:
 
 @pytest.mark.slow
 def test_sigkill_mid_epoch_then_restart_matches_uninterrupted_run(tmp_path: Path) -> None:
-    splits = make_splits(tmp_path / "data", n_train=240, n_val=16)
+    splits = model_splits(tmp_path / "data", n_train=240, n_val=16)
     spec_a = write_spec(tmp_path / "a.yaml", train_spec(splits, tmp_path / "a", train__num_epochs=EPOCHS))
     spec_b = write_spec(tmp_path / "b.yaml", train_spec(splits, tmp_path / "b", train__num_epochs=EPOCHS))
 

@@ -12,7 +12,7 @@ import onnx
 import pytest
 import torch
 
-from deploy_helpers import export_models, load_split_pairs, make_split
+from deploy_helpers import export_models, load_split_pairs
 from optical_inspection.cli import run_action
 from optical_inspection.deploy.calibration import CalibrationPairs
 from optical_inspection.deploy.metadata import read_sidecar
@@ -24,6 +24,7 @@ from optical_inspection.deploy.trt_backend import check_batch
 from optical_inspection.deploy.trt_compat import import_tensorrt
 from optical_inspection.errors import OIError
 from optical_inspection.status import read_status
+from splits import deploy_split
 
 HAS_TRT = importlib.util.find_spec("tensorrt") is not None
 HAS_GPU = torch.cuda.is_available()
@@ -34,7 +35,7 @@ needs_trt = pytest.mark.skipif(not (HAS_TRT and HAS_GPU),
 @pytest.fixture(scope="module")
 def model_files(tmp_path_factory):
     root = tmp_path_factory.mktemp("trt")
-    models = export_models(root, *make_split(root / "cal", n_pairs=24, seed=3))
+    models = export_models(root, *deploy_split(root / "cal", n_pairs=24, seed=3))
     return root, {model_type: (onnx_path, cfg) for model_type, (_, onnx_path, cfg) in models.items()}
 
 
@@ -43,7 +44,7 @@ def trained_compact(model_files):
     """Compact trained briefly on its own split, exported; calibrated and scored on the held-out 'cal' split."""
     root, _ = model_files
     held_out = root / "cal" / "dataset.csv", root / "cal" / "images"
-    models = export_models(root / "trained", *held_out, ("Compact",), train_on=make_split(root / "train", 48, seed=5),
+    models = export_models(root / "trained", *held_out, ("Compact",), train_on=deploy_split(root / "train", 48, seed=5),
                            steps=60)
     _, onnx_path, cfg = models["Compact"]
     return root, onnx_path, cfg

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from helpers import REPO
-from runner_support import TRAIN_OVERRIDES, make_split
+from runner_support import TRAIN_OVERRIDES
+from splits import runner_split
 
 pytestmark = pytest.mark.slow
 SKIP = shutil.ignore_patterns(".git", ".venv", "__pycache__", "*.egg-info", "build", "out", "oi_jobs", "results")
@@ -53,7 +54,7 @@ def test_the_wheel_plans_and_runs_a_train_evaluate_chain_outside_the_checkout(in
                             "print(optical_inspection.__file__); print(runners.__file__)"], cwd=tmp_path,
                            capture_output=True, text=True, check=True).stdout.split()
     assert all(str(installed.parent.parent) in p for p in where), where   # the wheel's copy, not the checkout's
-    train, val = make_split(tmp_path / "train", 8, seed=0), make_split(tmp_path / "val", 6, seed=1)
+    train, val = runner_split(tmp_path / "train", 8, seed=0), runner_split(tmp_path / "val", 6, seed=1)
     jobs = str(tmp_path / "jobs")
     data = ["--data", f"train_datasets={train}", "--data", f"eval_dataset={val}"]
     overrides = json.dumps({**TRAIN_OVERRIDES, "epochs": 1})

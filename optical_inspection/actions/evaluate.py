@@ -9,8 +9,8 @@ import numpy as np
 
 from ..data.preprocess import Preprocessor
 from ..deploy import load_scorer
-from ..deploy import plots
-from ..deploy.scoring import batch_size, check_geometry, decision_threshold, model_file, score_split, staged_maps
+from ..evaluation import plots
+from ..evaluation.scoring import batch_size, check_geometry, decision_threshold, model_file, score_split, staged_maps
 from ..errors import DataError
 from ..io_utils import write_text_atomic
 from ..models.metrics import all_metrics

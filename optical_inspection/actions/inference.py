@@ -10,7 +10,7 @@ import numpy as np
 
 from ..data.preprocess import Preprocessor
 from ..deploy import load_scorer
-from ..deploy.scoring import batch_size, check_geometry, decision_threshold, model_file, score_split, staged_maps
+from ..evaluation.scoring import batch_size, check_geometry, decision_threshold, model_file, score_split, staged_maps
 from ..io_utils import write_text_atomic
 from ..status import StatusLogger, is_rank_zero
 

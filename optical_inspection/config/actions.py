@@ -16,3 +16,8 @@ ACTION_SECTIONS: dict[str, tuple[str, ...]] = {
     "dataset_convert": ("dataset_convert",),
     "inspect": ("model", "dataset", "inspect"),
 }
+
+
+def uses_automl(action: str) -> bool:
+    """An action is searched by AutoML iff it reads the `automl` section (only train)."""
+    return "automl" in ACTION_SECTIONS[action]

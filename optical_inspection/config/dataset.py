@@ -6,9 +6,8 @@ from typing import Annotated, Any, Literal, Optional, Union
 from annotated_types import Ge
 from pydantic import Strict
 
-from .fields import AutoML, Bool, Float, Int, Str, spec_field
+from .fields import AutoML, Bool, Float, Int, Str, section, spec_field
 from .inspect import InspectSplit
-from .section import section
 
 _AUG = "dataset.augmentation_config.augment"
 _FLIP = "dataset.augmentation_config.random_flip.enable"

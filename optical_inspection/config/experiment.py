@@ -7,10 +7,9 @@ from .automl import AutoMLConfig
 from .dataset import DatasetConfig
 from .dataset_convert import DatasetConvertConfig
 from .deploy import EvaluateConfig, ExportConfig, GenTrtEngineConfig, InferenceConfig
-from .fields import Bool, Str, spec_field
+from .fields import Bool, Str, section, spec_field
 from .inspect import InspectConfig
 from .model import ModelConfig
-from .section import section
 from .train import TrainConfig
 
 

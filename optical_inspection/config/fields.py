@@ -1,15 +1,16 @@
-"""Field helpers: one place that attaches type bounds, docs and AutoML metadata to a spec key.
+"""Field and section helpers: one place that attaches type bounds, docs and AutoML metadata to a spec key.
 
-Every spec key is declared with :func:`spec_field`. The metadata lands in pydantic's ``FieldInfo``
-(``description``, numeric bounds, ``json_schema_extra``) so that validation (pydantic) and the
-generators (JSON Schema, templates, skill tables) read the same declaration.
+Every spec key is declared with :func:`spec_field` inside a :func:`section` class. The metadata lands in
+pydantic's ``FieldInfo`` (``description``, numeric bounds, ``json_schema_extra``) so that validation (pydantic)
+and the generators (JSON Schema, templates, skill tables) read the same declaration.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Callable
 
-from pydantic import AfterValidator, AllowInfNan, Field, Strict
+from pydantic import AfterValidator, AllowInfNan, ConfigDict, Field, Strict
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from ..input_limits import INT64_MAX
 
@@ -102,3 +103,12 @@ def spec_field(
     if factory is not None:
         return Field(default_factory=factory, **kwargs)
     return Field(default, **kwargs)
+
+
+SECTION_CONFIG = ConfigDict(extra="forbid", validate_assignment=True, arbitrary_types_allowed=False)
+
+
+def section(cls: type) -> type:
+    """Turn a class with annotated ``spec_field`` attributes into a validated config section (unknown keys are
+    refused)."""
+    return pydantic_dataclass(config=SECTION_CONFIG)(cls)

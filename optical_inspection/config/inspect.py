@@ -3,8 +3,7 @@ from __future__ import annotations
 
 from typing import Literal, Optional
 
-from .fields import Bool, Float, Int, Str, spec_field
-from .section import section
+from .fields import Bool, Float, Int, Str, section, spec_field
 
 
 @section

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 from typing import Literal, Optional, get_args
 
-from .fields import AutoML, Bool, Float, Int, Str, spec_field
-from .section import section
+from .fields import AutoML, Bool, Float, Int, Str, section, spec_field
 
 ModelType = Literal["Siamese", "Siamese_3", "Compact"]
 MODEL_TYPES: tuple[str, ...] = get_args(ModelType)

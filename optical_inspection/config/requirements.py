@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .experiment import ExperimentConfig
-from .walk import iter_keys, key_index
+from .walk import KeyIndex
 
 # key -> keys that may be given instead of it.
 ALTERNATIVES: dict[str, tuple[str, ...]] = {
@@ -52,10 +52,10 @@ class Requirement:
 def requirements(action: str) -> list[Requirement]:
     """Every requirement of ``action``, in config declaration order."""
     out = [Requirement((key.path, *ALTERNATIVES.get(key.path, ())))
-           for key in iter_keys(ExperimentConfig) if action in key.required_for]
+           for key in KeyIndex(ExperimentConfig) if action in key.required_for]
     if action in CONDITIONAL:
         selector, table = CONDITIONAL[action]
-        default = key_index(ExperimentConfig)[selector].default()
+        default = KeyIndex(ExperimentConfig).keys[selector].default()
         for value, keys in table.items():
             out += [Requirement((k,), (selector, value, value == default)) for k in keys]
     return out

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from optical_inspection.config.walk import action_index
 from optical_inspection.redaction import redact, register
 from optical_inspection.status import read_status
 
@@ -24,7 +25,6 @@ from ..launch import (clear_stale_temps, mark_cancelled, process_alive, process_
                       set_supervisor, spawn)
 from ..records import TERMINAL, JobRecord, JobStore, now_iso
 from ..skill_info import load_skill_info
-from ..specbuild import load_schema
 from .driver import STOP_INTERRUPT, StudyDriver
 from .handoff import STUDY_DB
 from .progress import ProgressWatcher
@@ -52,7 +52,7 @@ def run_automl_job(store: JobStore, job_id: str) -> JobRecord:
         resolved = _resolve_interpolations(spec)
         skill = load_skill_info()
         settings = read_settings(resolved, skill)
-        space = build_search_space(load_schema(skill, "train"), settings.parameters, settings.parameter_ranges,
+        space = build_search_space(action_index("train"), settings.parameters, settings.parameter_ranges,
                                    skill.shorthand_keys)
         out_dir = Path(record.results_dir)
         url = storage_url(settings, out_dir)

@@ -1,9 +1,9 @@
 """The search space: which spec keys a trial samples, over which values, and when.
 
-Built from the train schema's AutoML metadata (``automl_default_parameters`` at the root, ``x-automl`` on each
-key) plus the spec's ``automl.parameters`` / ``automl.parameter_ranges``. Sampling is define-by-run on an
-Optuna trial, so a conditional key is only suggested (and only exists in the trial) when its ``when``
-conditions hold.
+Built from the AutoML metadata of the train keys in the config key index (``x-automl`` in the generated schema;
+the enabled keys are its ``automl_default_parameters``) plus the spec's ``automl.parameters`` /
+``automl.parameter_ranges``. Sampling is define-by-run on an Optuna trial, so a conditional key is only suggested
+(and only exists in the trial) when its ``when`` conditions hold.
 
 How each kind is sampled:
 - float / int: ``suggest_float`` / ``suggest_int`` over [low, high]; log scale where the metadata says
@@ -33,14 +33,57 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from optical_inspection.config.key_schema import property_schema
+from optical_inspection.config.walk import KeyIndex, KeySpec
 from optical_inspection.dotted import get_dotted
 
 from ..errors import RequestError
-from .schema_keys import LeafKey, flatten_schema
 
 CDF_SUFFIX = "#cdf"
 EPOCHS_KEY = "train.num_epochs"
 _SEARCHABLE_TYPES = ("number", "integer", "boolean", "string", "any")
+
+
+@dataclass(frozen=True)
+class LeafKey:
+    """A searchable leaf: its JSON type, allowed options and bounds, and AutoML metadata (from the key index)."""
+
+    path: str
+    type: str                      # "number" | "integer" | "boolean" | "string" | "array" | "object" | "any"
+    enum: tuple[Any, ...] | None
+    minimum: float | None
+    maximum: float | None
+    exclusive_minimum: float | None
+    exclusive_maximum: float | None
+    default: Any
+    automl: dict[str, Any] | None
+
+    @classmethod
+    def of(cls, key: KeySpec) -> LeafKey:
+        schema = property_schema(key, with_extras=False, with_automl=False)
+        enum = schema.get("enum")
+        return cls(key.path, _json_type(schema), tuple(v for v in enum if v is not None) if enum else None,
+                   schema.get("minimum"), schema.get("maximum"), schema.get("exclusiveMinimum"),
+                   schema.get("exclusiveMaximum"), key.default(), key.automl)
+
+    def options(self) -> tuple[Any, ...] | None:
+        """The allowed values of a categorical key (enum or boolean), else None."""
+        if self.enum is not None:
+            return self.enum
+        if self.type == "boolean":
+            return (False, True)
+        return None
+
+
+def _json_type(schema: dict[str, Any]) -> str:
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kinds = [k for k in kind if k != "null"]
+        kind = kinds[0] if len(kinds) == 1 else None
+    if kind is None and isinstance(schema.get("enum"), list):
+        values = [v for v in schema["enum"] if v is not None]
+        kind = "string" if all(isinstance(v, str) for v in values) else "any"
+    return kind if isinstance(kind, str) else "any"
 
 
 @dataclass(frozen=True)
@@ -144,16 +187,17 @@ def condition_holds(current: Any, expected: Any) -> bool:
     return current == expected
 
 
-def build_search_space(schema: dict[str, Any], parameters: list[str] | None = None,
+def build_search_space(index: KeyIndex, parameters: list[str] | None = None,
                        parameter_ranges: dict[str, dict[str, Any]] | None = None,
                        shorthands: dict[str, Any] | None = None) -> SearchSpace:
-    """The search space of a train schema with the spec's ``automl.parameters`` / ``parameter_ranges``.
+    """The search space of the train keys (``action_index("train")``) with the spec's ``automl.parameters`` /
+    ``parameter_ranges``.
 
     Raises RequestError listing every problem (unknown keys, open ranges, bad overrides).
     """
-    leaves = flatten_schema(schema)
+    leaves = {k.path: LeafKey.of(k) for k in index if k.section is None}
     problems: list[str] = []
-    keys = _select_keys(schema, leaves, list(parameters or []), dict(shorthands or {}), problems)
+    keys = _select_keys(leaves, list(parameters or []), dict(shorthands or {}), problems)
     ranges = {_expand(k, shorthands or {}): v or {} for k, v in (parameter_ranges or {}).items()}
     for key in ranges:
         if key not in keys:
@@ -173,7 +217,7 @@ def build_search_space(schema: dict[str, Any], parameters: list[str] | None = No
     return SearchSpace(tuple(ordered), {k: leaves[k].default for k in condition_keys})
 
 
-def space_problems(spec: dict[str, Any], schema: dict[str, Any], shorthands: dict[str, Any]) -> list[str]:
+def space_problems(spec: dict[str, Any], index: KeyIndex, shorthands: dict[str, Any]) -> list[str]:
     """Every problem of the spec's ``automl.parameters`` / ``parameter_ranges`` (the plan's check when AutoML is
     on; types and bounds of the ``automl`` keys themselves are the schema validation's job)."""
     automl: dict[str, Any] = spec["automl"] if isinstance(spec.get("automl"), dict) else {}
@@ -182,7 +226,7 @@ def space_problems(spec: dict[str, Any], schema: dict[str, Any], shorthands: dic
     if not isinstance(parameters, list) or not isinstance(ranges, dict):
         return []
     try:
-        space = build_search_space(schema, [str(p) for p in parameters],
+        space = build_search_space(index, [str(p) for p in parameters],
                                    {str(k): v if isinstance(v, dict) else {} for k, v in ranges.items()}, shorthands)
     except RequestError as exc:
         return list(exc.problems)
@@ -206,15 +250,13 @@ def _expand(key: str, shorthands: dict[str, Any]) -> str:
     return target if isinstance(target, str) else key
 
 
-def _select_keys(schema: dict[str, Any], leaves: dict[str, LeafKey], requested: list[str],
-                 shorthands: dict[str, Any], problems: list[str]) -> list[str]:
+def _select_keys(leaves: dict[str, LeafKey], requested: list[str], shorthands: dict[str, Any],
+                 problems: list[str]) -> list[str]:
     if requested:
         source, raw = "automl.parameters", requested
-    elif isinstance(schema.get("automl_default_parameters"), list):
-        source, raw = "automl_default_parameters (train schema)", list(schema["automl_default_parameters"])
-    else:
-        source = "x-automl.enabled (train schema)"
-        raw = [k for k, leaf in leaves.items() if leaf.automl and leaf.automl.get("enabled")]
+    else:  # the schema's automl_default_parameters: sorted
+        source = "automl_default_parameters (train schema)"
+        raw = sorted(k for k, leaf in leaves.items() if leaf.automl and leaf.automl.get("enabled"))
     keys: list[str] = []
     for item in raw:
         key = _expand(str(item), shorthands)

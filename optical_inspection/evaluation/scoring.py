@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Callable, cast
 import numpy as np
 
 from ..errors import OIError
-from .base import MapScorer, Scorer
+from ..deploy.base import MapScorer, Scorer
 from .heatmaps import MapCollector, MapWriter
 
 if TYPE_CHECKING:
