@@ -66,6 +66,9 @@ class DiskTiles(MemoryTiles):
                             f"{exc.strerror}. Free disk space, point TMPDIR at a larger disk, or raise "
                             f"dataset.cache_memory_mb to keep it in memory") from None
         self.map = mmap.mmap(self.file.fileno(), max(size, 1))
+        # batches gather tiles at random: without this hint each page fault also maps the kernel's read-ahead
+        # window, so far more pages than DROP_BYTES stay mapped between drops (DeepPCB: ~800 MiB of RssFile)
+        self.map.madvise(mmap.MADV_RANDOM)
         self.array = np.frombuffer(self.map, dtype=np.uint8, count=size).reshape(shape)
         self._touched = 0
 
