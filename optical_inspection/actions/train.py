@@ -11,6 +11,7 @@ import pytorch_lightning as pl
 import torch
 
 from ..data.datamodule import OIDataModule
+from ..models.denormals import flush_denormals
 from ..errors import OIError, SpecError
 from ..status import StatusLogger
 
@@ -33,9 +34,6 @@ def run(config: ExperimentConfig, results_dir: Path, status: StatusLogger) -> di
                     "logging); metrics are in status.json, and in TensorBoard with train.tensorboard.enabled=true")
     if train.seed >= 0:
         pl.seed_everything(train.seed, workers=True, verbose=False)
-    # denormal gradients and activations (common once weights are trained, e.g. the bundled ones) made CPU steps
-    # ~2x slower; flushing them to zero changes nothing a float32 network can resolve
-    torch.set_flush_denormal(True)
     torch.backends.cudnn.benchmark = train.cudnn.benchmark
     torch.backends.cudnn.deterministic = train.cudnn.deterministic
 
@@ -64,7 +62,8 @@ def run(config: ExperimentConfig, results_dir: Path, status: StatusLogger) -> di
     )
     if resume is not None:
         log.info("Resuming training from %s", resume)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume) if resume else None)
+    with flush_denormals():
+        trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume) if resume else None)
 
     final = checkpoints.last_saved
     if final is not None and module.val_epoch != module.epoch_in_progress:

@@ -9,6 +9,7 @@ import torch
 
 from ..models.checkpoint import load_checkpoint
 from ..models.compact import Compact
+from ..models.denormals import flush_denormals
 from ..models.factory import natural_threshold
 
 if TYPE_CHECKING:
@@ -24,7 +25,6 @@ class TorchScorer:
     def __init__(self, model_path: str | Path, config: ExperimentConfig | None = None,
                  device: str | torch.device | None = None) -> None:
         self.model, self.meta = load_checkpoint(model_path, config)
-        torch.set_flush_denormal(True)  # denormal activations slow CPU kernels several-fold; they round to 0 here
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model.to(self.device)
         stored = self.meta.get("threshold")
@@ -35,14 +35,16 @@ class TorchScorer:
     def score(self, test: Any, golden: Any) -> np.ndarray:
         t = torch.as_tensor(test, dtype=torch.float32).to(self.device)
         g = torch.as_tensor(golden, dtype=torch.float32).to(self.device)
-        return self.model.score(t, g).float().cpu().numpy()
+        with flush_denormals():
+            return self.model.score(t, g).float().cpu().numpy()
 
     @torch.inference_mode()
     def score_maps(self, test: Any, golden: Any) -> tuple[np.ndarray, np.ndarray]:
         """(float32[B] scores, float32[B, H', W'] defect maps); Compact networks only (``supports_maps``)."""
         t = torch.as_tensor(test, dtype=torch.float32).to(self.device)
         g = torch.as_tensor(golden, dtype=torch.float32).to(self.device)
-        score, maps = cast(Compact, self.model).score_and_map(t, g)
+        with flush_denormals():
+            score, maps = cast(Compact, self.model).score_and_map(t, g)
         return score.float().cpu().numpy(), maps.float().cpu().numpy()
 
 
