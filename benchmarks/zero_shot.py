@@ -46,17 +46,17 @@ def main() -> None:
     import torch
 
     from optical_inspection.models.checkpoint import load_checkpoint
+    from optical_inspection.models.denormals import flush_denormals
     from optical_inspection.models.metrics import auroc, recall_at_false_alarm
     from optical_inspection.models.pretrain import normalise
 
     torch.set_num_threads(args.threads)
-    torch.set_flush_denormal(True)
     crops = load_crops(convert(Path(__file__).resolve().parent / "out" / "train_eval"))
     model, _ = load_checkpoint(args.checkpoint)
     model.eval()
     test, golden = torch.from_numpy(crops["test"])[:, None], torch.from_numpy(crops["golden"])[:, None]
     t0 = time.perf_counter()
-    with torch.inference_mode():
+    with torch.inference_mode(), flush_denormals():
         s = np.concatenate([model.score(normalise(test[i:i + 512]), normalise(golden[i:i + 512])).numpy()
                             for i in range(0, len(test), 512)])
     y = (crops["label"] != "PASS").astype(np.float64)
