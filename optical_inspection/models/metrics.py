@@ -35,11 +35,13 @@ def aoi_metrics(scores: object, labels: object, threshold: float) -> dict[str, f
     s, y = _arrays(scores, labels)
     pred = s > threshold
     pos = y == 1
-    tp = int(np.count_nonzero(pred & pos))
-    fp = int(np.count_nonzero(pred & ~pos))
-    fn = int(np.count_nonzero(~pred & pos))
-    tn = int(np.count_nonzero(~pred & ~pos))
-    n, n_fail, n_pass = max(s.size, 1), tp + fn, fp + tn
+    return aoi_from_counts(int(np.count_nonzero(pred & pos)), int(np.count_nonzero(pred & ~pos)),
+                           int(np.count_nonzero(~pred & pos)), int(np.count_nonzero(~pred & ~pos)))
+
+
+def aoi_from_counts(tp: int, fp: int, fn: int, tn: int) -> dict[str, float]:
+    """:func:`aoi_metrics` from confusion counts (training accumulates counts per step, not scores)."""
+    n, n_fail, n_pass = max(tp + fp + fn + tn, 1), tp + fn, fp + tn
     return {
         "total_accuracy": 100.0 * (tp + tn) / n,
         "defect_accuracy": 100.0 * tp / n_fail if n_fail else 0.0,
