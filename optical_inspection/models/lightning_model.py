@@ -12,7 +12,8 @@ from ..errors import OIError
 from .checkpoint import META_KEY
 from .factory import build_network, model_settings, natural_threshold
 from .losses import pair_losses
-from .metrics import aoi_from_counts, aoi_metrics, auroc, average_precision, recall_at_false_alarm, threshold_at_false_alarm
+from .metrics import (aoi_from_counts, aoi_metrics, auroc, average_precision, recall_at_false_alarm,
+                      threshold_at_false_alarm)
 from .schedule import budget_cosine
 
 if TYPE_CHECKING:
