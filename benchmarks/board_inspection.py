@@ -166,7 +166,7 @@ def peak_in_box_rate(checkpoint: Path) -> dict:
     from optical_inspection.data.images import decode_image
     from optical_inspection.models.checkpoint import load_checkpoint
 
-    folder = OUT / "deeppcb" / "test"
+    folder = convert(OUT)["test"]  # reused when already there (also when --checkpoint skipped training)
     model, meta = load_checkpoint(str(checkpoint))
     mean, std = (torch.tensor(meta["dataset"][k]).view(1, 3, 1, 1) for k in ("rgb_input_mean", "rgb_input_std"))
     rows = [r for r in csv.DictReader((folder / "dataset.csv").open()) if r["label"] != "PASS"]
