@@ -9,8 +9,8 @@
    timing registration + network + boxes on ``--threads`` torch threads, images decoded beforehand.
 3. Scores the boxes (optical_inspection.boards.box_metrics): DeepPCB protocol (IoU > 0.33, greedy per image by
    confidence) class-free AP over every box, and the F-score of the boxes above a score cut chosen for the best
-   F-score on the validation group's boards (50600); the class-aware mAP needs a defect-type head (we predict
-   one type, so it is reported as not available); COCO-style AP@0.5.
+   F-score on the validation group's boards (50600); the class-aware DeepPCB mAP (boxes typed by the network's
+   defect-type head: it learns DeepPCB's six kinds from the crop labels) and its F-score; COCO-style mAP@0.5.
 4. The same boards with each test image shifted by up to 8 px and rotated by up to 1 degree (its boxes moved
    alike): registration robustness.
 5. ``inspect.boxes: difference``: boxes from the registered pixel difference, kept and scored by the network's
@@ -80,19 +80,21 @@ def truth_table(truth: list, class_free: bool):
 
 
 def run_detector(detect, boards: list) -> tuple[object, float]:
-    """(detection Boxes, boards/s) of ``detect(test, golden) -> (boxes [K, 4], scores [K])`` over ``boards``."""
+    """(detection Boxes, boards/s) of ``detect(test, golden) -> (boxes [K, 4], scores [K], types [K])`` over
+    ``boards``."""
     from optical_inspection.boards.box_metrics import Boxes
 
     detect(*boards[0])  # warm-up
-    images, xyxy, scores = [], [], []
+    images, xyxy, scores, kinds = [], [], [], []
     start = time.perf_counter()
     for i, (test, golden) in enumerate(boards):
-        boxes, score = detect(test, golden)
+        boxes, score, types = detect(test, golden)
         images.append(np.full(len(boxes), i))
         xyxy.append(np.asarray(boxes, dtype=float).reshape(-1, 4))
         scores.append(np.asarray(score, dtype=float))
+        kinds += list(types)
     rate = len(boards) / (time.perf_counter() - start)
-    return Boxes.make(np.concatenate(images), np.concatenate(xyxy), np.full(sum(map(len, images)), "defect"),
+    return Boxes.make(np.concatenate(images), np.concatenate(xyxy), np.array(kinds, dtype=object).astype(str),
                       np.concatenate(scores)), rate
 
 
@@ -101,6 +103,7 @@ def best_min_score(dets, truth: list) -> float:
     from optical_inspection.boards.box_metrics import detection_report
 
     table = truth_table(truth, class_free=True)
+    dets = _untyped(dets)
     candidates = np.unique(np.round(dets.score, 3))
     f = [detection_report(dets.where(dets.score >= c), table)["f_score"] for c in candidates]
     return float(candidates[int(np.argmax(f))]) if len(candidates) else 0.0
@@ -110,15 +113,25 @@ def report(dets, truth: list, min_score: float = 0.0) -> dict:
     """AP over every box; F-score, precision and recall of the boxes scoring at least ``min_score``."""
     from optical_inspection.boards.box_metrics import detection_report
 
-    table = truth_table(truth, class_free=True)
-    free = detection_report(dets, table)
+    typed = bool(len(dets)) and not (dets.cls == "defect").all()
+    free = detection_report(_untyped(dets), truth_table(truth, class_free=True))
+    table = truth_table(truth, class_free=not typed)
+    full = detection_report(dets, table)
     kept = detection_report(dets.where(dets.score >= min_score), table)
-    free.update({k: kept[k] for k in ("f_score", "precision", "recall", "num_detections")})
-    return {"min_score": min_score, "class_free_ap": free["class_free_ap"], "f_score": free["f_score"],
-            "precision": free["precision"],
-            "recall": free["recall"], "coco_ap50": free["coco_map50"], "detections": free["num_detections"],
-            "truth_boxes": free["num_truth"],
-            "deeppcb_map": "n/a (no defect-type head: every box is typed 'defect')"}
+    kept_free = detection_report(_untyped(dets.where(dets.score >= min_score)), truth_table(truth, class_free=True))
+    return {"min_score": min_score, "class_free_ap": free["class_free_ap"],
+            "deeppcb_map": full["map"] if typed else "n/a (no defect-type head: every box is typed 'defect')",
+            "ap_per_class": full["ap_per_class"] if typed else None,
+            "f_score": kept["f_score"], "class_free_f_score": kept_free["f_score"], "precision": kept["precision"],
+            "recall": kept["recall"], "coco_map50": full["coco_map50"], "detections": kept["num_detections"],
+            "truth_boxes": full["num_truth"]}
+
+
+def _untyped(dets):
+    """The same detections, every one typed 'defect' (class-free scoring)."""
+    from optical_inspection.boards.box_metrics import Boxes
+
+    return Boxes(dets.image, dets.xyxy, np.full(len(dets), "defect"), dets.score)
 
 
 def perturbed(boards: list, truth: list, seed: int = 0) -> tuple[list, list]:
@@ -151,7 +164,7 @@ def classical(register: bool = True, max_rotation: float = 1.5):
         transform = estimate(test, golden, max_rotation) if register else Transform()
         golden = golden if is_negligible(transform) else warp(golden, transform)
         boxes, score = difference_boxes(test, golden)
-        return boxes.numpy(), score.numpy()
+        return boxes.numpy(), score.numpy(), ["defect"] * len(boxes)
 
     return detect
 
@@ -226,7 +239,7 @@ def main() -> None:
 
     def network(test, golden):
         result = inspector.inspect(test, golden)
-        return result.boxes, result.scores
+        return result.boxes, result.scores, result.types
 
     figures = {"boards": len(boards), "threads": args.threads, "load_avg_1min_at_start": load,
                "checkpoint": str(checkpoint)}

@@ -33,7 +33,8 @@ def test_batches_are_dicts(synthetic_split, make_config):
     dm = OIDataModule(make_config(*synthetic_split))
     dm.setup("fit")
     batch = next(iter(dm.val_dataloader()))
-    assert set(batch) == {"test", "golden", "label", "index"}
+    assert set(batch) == {"test", "golden", "label", "kind", "index"}
+    assert batch["kind"].tolist() == [-1] * 4  # no defect types set: no row has a kind to learn
     assert batch["test"].shape == batch["golden"].shape == (4, 3, 128, 32)
     assert batch["test"].dtype == torch.float32 and batch["label"].dtype == torch.float32
     assert batch["index"].dtype == torch.int64 and batch["index"].tolist() == [0, 1, 2, 3]

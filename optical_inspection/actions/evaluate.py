@@ -10,7 +10,10 @@ import numpy as np
 from ..data.preprocess import Preprocessor
 from ..deploy import load_scorer
 from ..evaluation import plots
-from ..evaluation.scoring import batch_size, check_geometry, decision_threshold, model_file, score_split, staged_maps
+from ..data.defect_types import kind_indices
+from ..deploy.base import defect_types_of
+from ..evaluation.scoring import (batch_size, check_geometry, collect_types, decision_threshold, model_file,
+                                  score_split, staged_maps)
 from ..errors import DataError
 from ..io_utils import write_text_atomic
 from ..models.metrics import all_metrics
@@ -32,8 +35,11 @@ def run(config: ExperimentConfig, results_dir: Path, status: StatusLogger) -> di
     pre = Preprocessor(config.dataset)
     check_geometry(scorer, pre, path)
     threshold, source = decision_threshold(config, action_cfg, scorer)
+    kinds = defect_types_of(scorer)
+    on_types, collected = collect_types(kinds)
     with staged_maps(action_cfg.heatmaps, scorer, path, "evaluate", results_dir, threshold) as collector:
-        scores, table = score_split(scorer, config, "test", batch_size(action_cfg, config, scorer), collector)
+        scores, table = score_split(scorer, config, "test", batch_size(action_cfg, config, scorer), collector,
+                                    on_types)
         labels = table.labels
         if not (labels >= 0).all():
             raise DataError(f"{table.csv_path}: evaluate needs a label for every row; use inference for unlabelled "
@@ -41,10 +47,16 @@ def run(config: ExperimentConfig, results_dir: Path, status: StatusLogger) -> di
     artifacts: dict[str, str] = dict(collector.artifacts) if collector is not None else {}
     metrics: dict[str, Any] = dict(all_metrics(scores, labels, threshold))
     metrics.update({"threshold_source": source, "model_file": str(path)})
+    probs = collected(len(scores))
+    if probs is not None:
+        metrics.update(type_metrics(probs, kind_indices(table.raw_labels, kinds), kinds))
     print(tao_line(metrics, threshold))
     print(f"AUROC {_fmt(metrics['auroc'])} AP {_fmt(metrics['average_precision'])} Recall@1%FA "
           f"{_fmt(metrics['recall_at_fa_1pct'])} Recall@0.1%FA {_fmt(metrics['recall_at_fa_0_1pct'])} "
           f"(threshold {threshold:.6g} from {source})")
+    if "defect_type_accuracy" in metrics:
+        print(f"Defect type accuracy {_fmt(metrics['defect_type_accuracy'])} % on {metrics['defect_type_rows']} "
+              f"defects of known kind ({', '.join(kinds)})")
 
     artifacts["metrics"] = str(write_text_atomic(results_dir / "metrics.json", dumps(metrics, indent=2) + "\n"))
     artifacts["roc"] = str(plots.plot_roc(scores, labels, metrics, results_dir / "roc.png"))
@@ -66,6 +78,18 @@ def run(config: ExperimentConfig, results_dir: Path, status: StatusLogger) -> di
     kpi = {k: v for k, v in kpi.items() if math.isfinite(v)}
     status.write("RUNNING", "Test metrics generated.", kpi=kpi)
     return {"artifacts": artifacts, "kpi": kpi}
+
+
+def type_metrics(probs: np.ndarray, truth: np.ndarray, kinds: list[str]) -> dict[str, Any]:
+    """Defect-kind accuracy (%) over the rows whose label is one of ``kinds``, and the recall of each kind."""
+    known = truth >= 0
+    right = probs.argmax(1) == truth
+    out: dict[str, Any] = {"defect_types": kinds, "defect_type_rows": int(known.sum())}
+    if known.any():
+        out["defect_type_accuracy"] = 100.0 * float(right[known].mean())
+        out["defect_type_recall"] = {k: 100.0 * float(right[truth == i].mean()) for i, k in enumerate(kinds)
+                                     if (truth == i).any()}
+    return out
 
 
 def tao_line(metrics: dict[str, Any], threshold: float) -> str:

@@ -30,7 +30,6 @@ if TYPE_CHECKING:
 
 DETECTION_COLUMNS = ("input_path", "x1", "y1", "x2", "y2", "score", "type")
 BOARD_COLUMNS = ("input_path", "dx", "dy", "angle", "num_detections")
-DEFECT_TYPE = "defect"  # the network has no type head yet
 
 
 def run(config: ExperimentConfig, results_dir: Path, status: StatusLogger) -> dict[str, Any]:
@@ -79,7 +78,8 @@ def load_inspector(config: ExperimentConfig) -> BoardInspector:
                           int(dataset.get("image_height", dataset["strip_shape"][1])), threshold=threshold,
                           register=cfg.register, max_rotation=cfg.max_rotation, tile=cfg.tile_size,
                           min_area=cfg.min_area, device=device, boxes=cfg.boxes,
-                          difference_threshold=cfg.difference_threshold, box_margin=cfg.box_margin)
+                          difference_threshold=cfg.difference_threshold, box_margin=cfg.box_margin,
+                          types=list(meta["model"].get("defect_types") or []))
 
 
 def load_pair(board: Any) -> tuple[torch.Tensor, torch.Tensor]:
@@ -101,8 +101,8 @@ def _inspect_all(inspector: BoardInspector, boards: list, stage: Path, overlays:
     for k, board in enumerate(boards):
         test, golden = load_pair(board)
         result = inspector.inspect(test, golden)
-        detections += [[board.input_path, *(str(int(round(v))) for v in box), f"{score:.6g}", DEFECT_TYPE]
-                       for box, score in zip(result.boxes.tolist(), result.scores.tolist())]
+        detections += [[board.input_path, *(str(int(round(v))) for v in box), f"{score:.6g}", kind]
+                       for box, score, kind in zip(result.boxes.tolist(), result.scores.tolist(), result.types)]
         t = result.transform
         per_board.append([board.input_path, f"{t.dx:.3f}", f"{t.dy:.3f}", f"{t.angle:.3f}", str(len(result.boxes))])
         if overlays:

@@ -11,6 +11,7 @@ import pytorch_lightning as pl
 import torch
 
 from ..data.datamodule import OIDataModule
+from ..data.defect_types import defect_types
 from ..models.denormals import flush_denormals
 from ..errors import OIError, SpecError
 from ..status import StatusLogger
@@ -38,7 +39,10 @@ def run(config: ExperimentConfig, results_dir: Path, status: StatusLogger) -> di
     torch.backends.cudnn.deterministic = train.cudnn.deterministic
 
     datamodule = TrainingData(config)
-    module = OIModule(config, dataset_geometry(config.dataset))
+    module = OIModule(config, dataset_geometry(config.dataset), defect_types(datamodule.table("train").raw_labels))
+    datamodule.types = tuple(module.types)
+    if module.types:
+        log.info("Defect-type head: %d kinds from the training labels (%s)", len(module.types), ", ".join(module.types))
     resume = resume_path(train, results_dir, LATEST_NAME)
     if train.pretrained_model_path and resume is None:
         initialise(module, train.pretrained_model_path, config)
@@ -86,7 +90,7 @@ def initialise(module: Any, path: str, config: ExperimentConfig) -> None:
     """Load weights only from ``path``; ``pretrained``: the bundled weights when they fit the model (else a
     warning and random initialisation, so the template default works for every model type)."""
     from ..models import bundled
-    from ..models.checkpoint import adapt_normalisation, load_state, model_state, read_checkpoint
+    from ..models.checkpoint import TYPE_HEAD_KEYS, adapt_normalisation, load_state, model_state, read_checkpoint
     from ..models.factory import dataset_geometry
 
     if bundled.is_keyword(path) and not bundled.fits(module.settings):
@@ -97,7 +101,7 @@ def initialise(module: Any, path: str, config: ExperimentConfig) -> None:
     state = model_state(data)
     if bundled.is_keyword(path):
         state = adapt_normalisation(state, data["oi_meta"]["dataset"], dataset_geometry(config.dataset))
-    load_state(module.model, state, path)
+    load_state(module.model, state, path, optional=TYPE_HEAD_KEYS)  # a new type head starts from random weights
     log.info("Initialised weights from %s", bundled.resolve(path) if bundled.is_keyword(path) else path)
 
 

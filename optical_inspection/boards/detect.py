@@ -1,7 +1,7 @@
 """One board pair → registered golden → dense defect map → boxes (the core of the inspect action)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -19,6 +19,10 @@ class BoardResult:
     scores: np.ndarray  # float [K] probability (sigmoid of the map's peak in the box)
     transform: Transform
     defect_map: torch.Tensor  # float [H, W] logit units
+    types: list[str] = field(default_factory=list)  # [K] defect kind of each box (the type head's), or "defect"
+
+
+DEFECT = "defect"  # the type of every box when the network has no type head
 
 
 class BoardInspector:
@@ -26,11 +30,14 @@ class BoardInspector:
 
     def __init__(self, model: Compact, mean: list[float], std: list[float], crop: int, *, threshold: float,
                  register: bool, max_rotation: float, tile: int, min_area: int, device: torch.device,
-                 boxes: str = "map", difference_threshold: float = 60.0, box_margin: int = 8) -> None:
+                 boxes: str = "map", difference_threshold: float = 60.0, box_margin: int = 8,
+                 types: list[str] | None = None) -> None:
         self.model, self.device = model.to(device).eval(), device
         self.scale = (1.0 / (255.0 * torch.tensor(std, dtype=torch.float32))).view(3, 1, 1)
         self.offset = (-torch.tensor(mean, dtype=torch.float32) / torch.tensor(std, dtype=torch.float32)).view(3, 1, 1)
         self.window = max(1, crop // STRIDE)
+        self.crop = crop
+        self.types = list(types or [])
         self.threshold, self.register, self.max_rotation = threshold, register, max_rotation
         self.tile, self.min_area = tile, min_area
         self.boxes, self.difference_threshold, self.box_margin = boxes, difference_threshold, box_margin
@@ -45,14 +52,15 @@ class BoardInspector:
         if not is_negligible(transform):
             golden = warp(golden, transform)
         _, h, w = test.shape
-        cells = board_cells(self.model, self._normalise(test), self._normalise(golden), self.window, self.tile,
-                            self.device)
+        test_n, golden_n = self._normalise(test), self._normalise(golden)
+        cells = board_cells(self.model, test_n, golden_n, self.window, self.tile, self.device)
         full = board_map(cells, h, w)
         if self.boxes == "difference":  # boxes from the pixel difference, scored by the network's map
             boxes, _ = difference_boxes(test, golden, self.difference_threshold, self.box_margin, self.min_area)
             peaks = box_max(full, boxes)
             keep = peaks > self.threshold
-            return BoardResult(boxes[keep].numpy(), torch.sigmoid(peaks[keep]).numpy(), transform, full)
+            return self._typed(BoardResult(boxes[keep].numpy(), torch.sigmoid(peaks[keep]).numpy(), transform, full),
+                               test_n, golden_n)
         labels, count = components.label(cells > self.threshold)
         if count == 0:
             return BoardResult(np.zeros((0, 4)), np.zeros(0), transform, full)
@@ -63,4 +71,21 @@ class BoardInspector:
         boxes, peaks = components.boxes_of(pixel_labels, count, full)
         area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
         keep = torch.isfinite(peaks) & (area >= self.min_area)
-        return BoardResult(boxes[keep].numpy(), torch.sigmoid(peaks[keep]).numpy(), transform, full)
+        return self._typed(BoardResult(boxes[keep].numpy(), torch.sigmoid(peaks[keep]).numpy(), transform, full),
+                           test_n, golden_n)
+
+    def _typed(self, result: BoardResult, test: torch.Tensor, golden: torch.Tensor) -> BoardResult:
+        """Name each box's kind: the type head on a training-size crop centred on the box ("defect" without one)."""
+        if not self.types or not len(result.boxes):
+            result.types = [DEFECT] * len(result.boxes)
+            return result
+        _, h, w = test.shape
+        side_y, side_x = min(self.crop, h), min(self.crop, w)
+        centres = (result.boxes[:, :2] + result.boxes[:, 2:]) / 2
+        x0 = np.clip(np.round(centres[:, 0] - side_x / 2), 0, w - side_x).astype(int)
+        y0 = np.clip(np.round(centres[:, 1] - side_y / 2), 0, h - side_y).astype(int)
+        crops = [(test[:, y:y + side_y, x:x + side_x], golden[:, y:y + side_y, x:x + side_x]) for x, y in zip(x0, y0)]
+        t, g = (torch.stack(side).to(self.device) for side in zip(*crops))  # a handful of boxes per board
+        _, type_logits = self.model.score_and_types(t, g)
+        result.types = [self.types[i] for i in type_logits.argmax(1).cpu().tolist()]
+        return result

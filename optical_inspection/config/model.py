@@ -49,6 +49,11 @@ class ModelConfig:
         "(1 cell = 4 input pixels); 0 compares aligned cells only.", ge=0, le=4,
         automl=AutoML(enabled=True, low=0, high=2, when={"model.model_type": "Compact"}),
     )
+    type_head: Bool = spec_field(
+        True, description="Compact model: also learn the defect kind when the training labels name two or more "
+        "(label values other than PASS, e.g. DeepPCB's open, short, mousebite, spur, copper, pin-hole); "
+        "inference.csv then gets defect_type and defect_type_probability. False: PASS/FAIL only.",
+    )
     threshold: Optional[Float] = spec_field(
         None,
         description="Fixed decision threshold on the score (defect iff score > threshold), used in validation "

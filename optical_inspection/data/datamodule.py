@@ -48,6 +48,7 @@ class OIDataModule(pl.LightningDataModule):
         self._budget = int(self.dataset_cfg.cache_memory_mb) * 2**20
         self._cached_bytes = 0
         self._device_transform: BatchTransform | None = None
+        self.types: tuple[str, ...] = ()  # defect kinds the network learns (set by the train action)
 
     # -- splits -----------------------------------------------------------------------------------------------
     def table(self, split: str) -> PairTable:
@@ -62,7 +63,7 @@ class OIDataModule(pl.LightningDataModule):
             table = self.table(split)
             same = [s for s, t in self._tables.items() if s in self._datasets and _same_source(t, table)]
             if same:
-                self._datasets[split] = PairDataset(table, self.pre, self._datasets[same[0]].decoded)
+                self._datasets[split] = PairDataset(table, self.pre, self._datasets[same[0]].decoded, self.types)
                 return self._datasets[split]
             decoded = None
             if self._budget > 0:
@@ -74,7 +75,7 @@ class OIDataModule(pl.LightningDataModule):
             else:
                 log.info("%s split: dataset.cache_memory_mb is 0; streaming from the image files with %d worker(s)",
                          split, self.workers(len(table)))
-            self._datasets[split] = PairDataset(table, self.pre, decoded)
+            self._datasets[split] = PairDataset(table, self.pre, decoded, self.types)
         return self._datasets[split]
 
     def setup(self, stage: str | None = None) -> None:

@@ -8,6 +8,7 @@ from torch.utils.data import Dataset
 
 from .augment import PairAugmenter
 from .cache import DecodedSplit
+from .defect_types import kind_indices
 from .preprocess import Preprocessor
 from .table import PairTable
 
@@ -16,11 +17,13 @@ class PairDataset(Dataset):
     """Rows of a split. ``__getitems__`` returns a whole batch (uint8 tiles), gathered from a DecodedSplit when
     one is given (no decoding), else decoded from disk (run it in DataLoader workers)."""
 
-    def __init__(self, table: PairTable, pre: Preprocessor, decoded: DecodedSplit | None = None) -> None:
+    def __init__(self, table: PairTable, pre: Preprocessor, decoded: DecodedSplit | None = None,
+                 types: Sequence[str] = ()) -> None:
         self.table = table
         self.pre = pre
         self.decoded = decoded
         self.labels = torch.as_tensor(table.labels, dtype=torch.float32)
+        self.kinds = torch.as_tensor(kind_indices(table.raw_labels, types))  # -1: PASS or no known kind
 
     def __len__(self) -> int:
         return len(self.table)
@@ -31,7 +34,7 @@ class PairDataset(Dataset):
             test, golden = self.decoded.pairs(rows)
         else:
             test, golden = self.pre.stack_pairs([self.pre.load_pair_tiles(self.table, int(i)) for i in rows])
-        return {"test": test, "golden": golden, "label": self.labels[rows], "index": rows}
+        return {"test": test, "golden": golden, "label": self.labels[rows], "kind": self.kinds[rows], "index": rows}
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         """A batch of one row (DataLoaders call ``__getitems__`` with whole batches)."""
@@ -40,7 +43,8 @@ class PairDataset(Dataset):
 
 class BatchTransform:
     """DataLoader ``collate_fn`` of a PairDataset batch: (augment) -> join tiles -> normalise. Output batch:
-    ``{"test", "golden": float32 [B, 3, H', W'], "label": float32 [B], "index": int64 [B]}``."""
+    ``{"test", "golden": float32 [B, 3, H', W'], "label": float32 [B], "kind", "index": int64 [B]}`` (kind: the
+    row's index in the defect types, -1 for none)."""
 
     def __init__(self, pre: Preprocessor, augmenter: PairAugmenter | None = None) -> None:
         self.pre = pre
@@ -52,7 +56,7 @@ class BatchTransform:
             test, golden = self.augmenter(test, golden)
         return {"test": self.pre.normalize(self.pre.concat(test)),
                 "golden": self.pre.normalize(self.pre.concat(golden)),
-                "label": batch["label"], "index": batch["index"]}
+                "label": batch["label"], "kind": batch["kind"], "index": batch["index"]}
 
 
 

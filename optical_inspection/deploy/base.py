@@ -35,3 +35,19 @@ class MapScorer(Scorer, Protocol):
     def score_maps(self, test: Any, golden: Any) -> tuple[np.ndarray, np.ndarray]:
         """(float32[B] scores, float32[B, H', W'] defect maps) of ``test`` vs ``golden``."""
         ...
+
+
+@runtime_checkable
+class TypeScorer(Scorer, Protocol):
+    """A scorer that also names the defect kind (PyTorch checkpoints trained with kinds: ``defect_types``)."""
+
+    defect_types: list[str]
+
+    def score_types(self, test: Any, golden: Any) -> tuple[np.ndarray, np.ndarray]:
+        """(float32[B] scores, float32[B, K] probabilities of the kinds in ``defect_types``)."""
+        ...
+
+
+def defect_types_of(scorer: Scorer) -> list[str]:
+    """The kinds ``scorer`` can name ([] for backends and models without a type head)."""
+    return list(getattr(scorer, "defect_types", None) or [])

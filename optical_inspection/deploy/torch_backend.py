@@ -30,6 +30,7 @@ class TorchScorer:
         stored = self.meta.get("threshold")
         self.threshold: float | None = float(stored) if stored is not None else natural_threshold(self.meta["model"])
         self.supports_maps = hasattr(self.model, "score_and_map")
+        self.defect_types: list[str] = list(self.meta["model"].get("defect_types") or [])
 
     @torch.inference_mode()
     def score(self, test: Any, golden: Any) -> np.ndarray:
@@ -46,6 +47,16 @@ class TorchScorer:
         with flush_denormals():
             score, maps = cast(Compact, self.model).score_and_map(t, g)
         return score.float().cpu().numpy(), maps.float().cpu().numpy()
+
+
+    @torch.inference_mode()
+    def score_types(self, test: Any, golden: Any) -> tuple[np.ndarray, np.ndarray]:
+        """(float32[B] scores, float32[B, K] defect-kind probabilities); networks with ``defect_types`` only."""
+        t = torch.as_tensor(test, dtype=torch.float32).to(self.device)
+        g = torch.as_tensor(golden, dtype=torch.float32).to(self.device)
+        with flush_denormals():
+            score, type_logits = cast(Compact, self.model).score_and_types(t, g)
+        return score.float().cpu().numpy(), type_logits.float().softmax(1).cpu().numpy()
 
 
 def load(model_path: str | Path, config: ExperimentConfig | None = None) -> TorchScorer:

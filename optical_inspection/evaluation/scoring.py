@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Callable, cast
 import numpy as np
 
 from ..errors import OIError
-from ..deploy.base import MapScorer, Scorer
+from ..deploy.base import MapScorer, Scorer, TypeScorer
 from .heatmaps import MapCollector, MapWriter
 
 if TYPE_CHECKING:
@@ -69,6 +69,23 @@ def batch_size(action_cfg: EvaluateConfig | InferenceConfig, config: ExperimentC
 
 
 MapSink = Callable[[np.ndarray, np.ndarray, Any, Any], None]
+TypeSink = Callable[[np.ndarray, np.ndarray], None]
+
+
+def collect_types(kinds: list[str]) -> tuple[TypeSink | None, Callable[[int], np.ndarray | None]]:
+    """(an ``on_types`` sink for :func:`score_split`, or None without kinds; a function giving the float32
+    [N, K] probabilities it collected, rows in CSV order)."""
+    if not kinds:
+        return None, lambda n: None
+    parts: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def assemble(n: int) -> np.ndarray:
+        probs = np.zeros((n, len(kinds)), dtype=np.float32)
+        for rows, values in parts:  # one entry per batch
+            probs[rows] = values
+        return probs
+
+    return lambda rows, values: parts.append((rows, values)), assemble
 
 
 @contextmanager
@@ -97,11 +114,13 @@ def check_maps(scorer: Scorer, model_path: str, action: str) -> None:
 
 
 def score_split(scorer: Scorer, config: ExperimentConfig, split: str, batch: int,
-                on_maps: MapSink | None = None) -> tuple[np.ndarray, Any]:
+                on_maps: MapSink | None = None, on_types: TypeSink | None = None) -> tuple[np.ndarray, Any]:
     """Scores of every row of ``split`` ("test" or "predict") in CSV order, and the split's PairTable.
 
     ``on_maps(rows, maps, test, golden)``: called per batch with the defect maps (float32 [B, H', W']) and the
-    uint8 strips ([B, C, H', W']) when given (the scorer must support maps).
+    uint8 strips ([B, C, H', W']) when given (the scorer must support maps). ``on_types(rows, probabilities)``:
+    called per batch with the defect-kind probabilities (float32 [B, K]; a TypeScorer, kinds = its
+    ``defect_types``).
 
     Each distinct image is decoded once, by threads running ahead in row order while the main thread scores
     the rows already decoded (decoding and the model overlap); a decode error or a size mismatch fails the
@@ -123,12 +142,16 @@ def score_split(scorer: Scorer, config: ExperimentConfig, split: str, batch: int
         for start in range(0, len(table), batch):
             rows = np.arange(start, min(start + batch, len(table)))
             test, golden = (pre.concat(side) for side in decoded.pairs(rows))
-            if on_maps is None:
-                scores[rows] = np.asarray(scorer.score(pre.normalize(test), pre.normalize(golden)), dtype=np.float32)
-            else:
+            if on_maps is not None:
                 values, maps = cast(MapScorer, scorer).score_maps(pre.normalize(test), pre.normalize(golden))
                 scores[rows] = np.asarray(values, dtype=np.float32)
                 on_maps(rows, np.asarray(maps, dtype=np.float32), test, golden)
+            if on_types is not None:  # with maps too: a second pass of this batch (both asked for)
+                values, probs = cast(TypeScorer, scorer).score_types(pre.normalize(test), pre.normalize(golden))
+                scores[rows] = np.asarray(values, dtype=np.float32)
+                on_types(rows, np.asarray(probs, dtype=np.float32))
+            elif on_maps is None:
+                scores[rows] = np.asarray(scorer.score(pre.normalize(test), pre.normalize(golden)), dtype=np.float32)
         decoded.finish()
     except BaseException:
         decoded.cancel()

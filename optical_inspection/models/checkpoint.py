@@ -188,9 +188,17 @@ def model_state(data: Mapping[str, Any]) -> dict[str, torch.Tensor]:
     return {k[len(PREFIX):]: v for k, v in data["state_dict"].items() if k.startswith(PREFIX)}
 
 
-def load_state(model: nn.Module, state: Mapping[str, torch.Tensor], path: str | Path) -> None:
-    """Strict load with one clear message listing missing, unexpected and mis-shaped tensors."""
+TYPE_HEAD_KEYS = ("type_classifier.",)  # a Compact's defect-kind layer: its kinds belong to one training set
+
+
+def load_state(model: nn.Module, state: Mapping[str, torch.Tensor], path: str | Path,
+               optional: tuple[str, ...] = ()) -> None:
+    """Strict load with one clear message listing missing, unexpected and mis-shaped tensors. Tensors whose names
+    start with one of ``optional`` may be missing, extra or of another shape: the model keeps its own there."""
     own = model.state_dict()
+    if optional:
+        state = {k: v for k, v in state.items() if not k.startswith(optional)}
+        state.update({k: v for k, v in own.items() if k.startswith(optional)})
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     shapes = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"

@@ -14,6 +14,9 @@ Design (why, in short):
 * A small head (1×1 conv, strided 3×3 conv) and global max + mean pooling give one logit per pair: defects are
   local, so the max pool lets one bad spot decide. The score is that logit (larger = more defective,
   0 = probability 0.5), trained with binary cross-entropy.
+* With ``num_types`` (the training labels name two or more defect kinds) a second linear layer on the same pooled
+  features gives one logit per kind (cross-entropy on the defective pairs whose kind is known): the defect's type
+  comes almost free, and the score path is unchanged.
 """
 from __future__ import annotations
 
@@ -35,7 +38,8 @@ def _conv_bn_relu(c_in: int, c_out: int, *, kernel: int = 3, stride: int = 1) ->
 class Compact(nn.Module):
     """Shared encoder → shift-tolerant feature comparison → small head → one logit (the score)."""
 
-    def __init__(self, strip_shape: tuple[int, int, int], base_channels: int = 16, shift_tolerance: int = 1) -> None:
+    def __init__(self, strip_shape: tuple[int, int, int], base_channels: int = 16, shift_tolerance: int = 1,
+                 num_types: int = 0) -> None:
         super().__init__()
         self.strip_shape = strip_shape
         self.shift_tolerance = shift_tolerance
@@ -50,6 +54,7 @@ class Compact(nn.Module):
             _conv_bn_relu(2 * c, 2 * c, stride=2),
         )
         self.classifier = nn.Linear(4 * c, 1)
+        self.type_classifier = nn.Linear(4 * c, num_types) if num_types else None
 
     def compare(self, feat_test: torch.Tensor, feat_golden: torch.Tensor) -> torch.Tensor:
         """Per-cell differences that ignore shifts up to ``shift_tolerance`` cells."""
@@ -75,8 +80,14 @@ class Compact(nn.Module):
         return self._pooled_logit(self.mixed(input_1, input_2))
 
     def _pooled_logit(self, mixed: torch.Tensor) -> torch.Tensor:
-        pooled = torch.cat([mixed.amax(dim=(2, 3)), mixed.mean(dim=(2, 3))], dim=1)
-        return self.classifier(pooled).squeeze(1)
+        return self.classifier(_pooled(mixed)).squeeze(1)
+
+    def score_and_types(self, input_1: torch.Tensor, input_2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logit [B], defect-kind logits [B, num_types]); the network must have a type head."""
+        if self.type_classifier is None:
+            raise ValueError("this Compact network has no defect-type head (trained without defect kinds)")
+        pooled = _pooled(self.mixed(input_1, input_2))
+        return self.classifier(pooled).squeeze(1), self.type_classifier(pooled)
 
     def cell_map(self, mixed: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
         """Defect map in logit units at 1/8 resolution: the pair's logit if each cell held the max of every
@@ -95,6 +106,11 @@ class Compact(nn.Module):
     def score(self, input_1: torch.Tensor, input_2: torch.Tensor) -> torch.Tensor:
         """The logit: larger = more defective."""
         return self(input_1, input_2)
+
+
+def _pooled(mixed: torch.Tensor) -> torch.Tensor:
+    """[B, 4c]: global max and mean of the head's map (one bad spot decides through the max)."""
+    return torch.cat([mixed.amax(dim=(2, 3)), mixed.mean(dim=(2, 3))], dim=1)
 
 
 def upsample_cells(cells: torch.Tensor, height: int, width: int, stride: int = 8) -> torch.Tensor:

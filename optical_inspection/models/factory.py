@@ -54,7 +54,8 @@ def build_network(model: Mapping[str, Any], strip_shape: tuple[int, int, int] | 
                       "rebuild the model file from a spec whose dataset section describes the lights")
     if model_type == "Compact":
         return Compact(shape, base_channels=int(model.get("base_channels", 16)),
-                       shift_tolerance=int(model.get("shift_tolerance", 1)))
+                       shift_tolerance=int(model.get("shift_tolerance", 1)),
+                       num_types=len(model.get("defect_types") or ()))
     if model_type in ("Siamese", "Siamese_3"):
         if model.get("model_backbone", "custom") != "custom":
             raise OIError(f"model.model_backbone '{model['model_backbone']}' does not exist; use 'custom'")

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence, cast
 
 import numpy as np
 import pytorch_lightning as pl
@@ -11,7 +11,8 @@ import torch
 from ..errors import OIError
 from .checkpoint import META_KEY
 from .factory import build_network, model_settings, natural_threshold
-from .losses import pair_losses
+from .compact import Compact
+from .losses import TYPE_LOSS_WEIGHT, pair_losses, type_loss
 from .metrics import (aoi_from_counts, aoi_metrics, auroc, average_precision, recall_at_false_alarm,
                       threshold_at_false_alarm)
 from .schedule import budget_cosine
@@ -25,10 +26,13 @@ FORMAT_VERSION = 1
 class OIModule(pl.LightningModule):
     """Trains ``self.model`` (so state-dict keys read ``model.<layer>``, as in TAO's checkpoints)."""
 
-    def __init__(self, config: ExperimentConfig, geometry: dict[str, Any]) -> None:
+    def __init__(self, config: ExperimentConfig, geometry: dict[str, Any], defect_types: Sequence[str] = ()) -> None:
         super().__init__()
         self.config = config
         self.settings = model_settings(config.model)
+        self.types = list(defect_types) if self.settings["model_type"] == "Compact" and config.model.type_head else []
+        if self.types:
+            self.settings["defect_types"] = self.types
         self.geometry = geometry
         self.model = build_network(self.settings, geometry["strip_shape"])
         self.model_type = self.settings["model_type"]
@@ -77,10 +81,18 @@ class OIModule(pl.LightningModule):
         self._train = torch.zeros(5, dtype=torch.float64, device=self.device)
         self._summary = None
 
+    def _forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(scores [B], defect-kind logits [B, K] or None without a type head)."""
+        if self.types:
+            return cast(Compact, self.model).score_and_types(batch["test"], batch["golden"])
+        return self.model.score(batch["test"], batch["golden"]), None
+
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        score = self.model.score(batch["test"], batch["golden"])
+        score, type_logits = self._forward(batch)
         losses = pair_losses(self.model_type, score, batch["label"], self.margin)
         loss = losses.mean()
+        if type_logits is not None:
+            loss = loss + TYPE_LOSS_WEIGHT * type_loss(type_logits, batch["kind"])
         with torch.no_grad():
             pred, pos = score > self.eval_threshold, batch["label"] == 1
             self._train += torch.stack([losses.sum(), (pred & pos).sum(), (pred & ~pos).sum(), (~pred & pos).sum(),
@@ -95,19 +107,22 @@ class OIModule(pl.LightningModule):
         self._val.clear()
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        score = self.model.score(batch["test"], batch["golden"])
+        score, type_logits = self._forward(batch)
         losses = pair_losses(self.model_type, score, batch["label"], self.margin)
-        self._val.append((score, batch["label"], losses, batch["index"]))
+        # the predicted kind is right (1), wrong (0) or not applicable (-1: no kind known for the row)
+        right = (torch.full_like(batch["kind"], -1) if type_logits is None else
+                 torch.where(batch["kind"] >= 0, (type_logits.argmax(1) == batch["kind"]).long(), -1))
+        self._val.append((score, batch["label"], losses, batch["index"], right))
 
     def on_validation_epoch_end(self) -> None:
         if self.trainer.sanity_checking:
             self._val.clear()
             return
-        score, label, loss, index = (self._gather(torch.cat(parts)) for parts in zip(*self._val))
+        score, label, loss, index, right = (self._gather(torch.cat(parts)) for parts in zip(*self._val))
         self._val.clear()
         # DDP pads the last rank with repeated rows: keep each CSV row once.
         _, first = np.unique(index.numpy(), return_index=True)
-        s, y, lo = score.numpy()[first], label.numpy()[first], loss.numpy()[first]
+        s, y, lo, ok = score.numpy()[first], label.numpy()[first], loss.numpy()[first], right.numpy()[first]
         if not np.isfinite(s).all():
             self.check_finite()
             bad = int((~np.isfinite(s)).sum())
@@ -115,6 +130,8 @@ class OIModule(pl.LightningModule):
                           f"the weights are finite, so check the validation images and "
                           "dataset.augmentation_config.rgb_input_std")
         self.val_metrics = epoch_metrics("val", s, y, lo, self.eval_threshold)
+        if (ok >= 0).any():
+            self.val_metrics["val_type_acc"] = 100.0 * float((ok[ok >= 0] == 1).mean())
         passes = s[y == 0]
         if passes.size:
             self.calibrated_threshold = threshold_at_false_alarm(passes, self.target_false_alarm)

@@ -1,4 +1,5 @@
-"""Training losses: TAO's contrastive loss for the Siamese types, BCE on the logit for Compact."""
+"""Training losses: TAO's contrastive loss for the Siamese types, BCE on the logit for Compact (plus the
+defect-kind cross-entropy of its type head)."""
 from __future__ import annotations
 
 import torch
@@ -21,3 +22,13 @@ def pair_losses(model_type: str, score: torch.Tensor, label: torch.Tensor, margi
     if model_type == "Compact":
         return logit_losses(score, label)
     return contrastive_losses(score, label, margin)
+
+
+TYPE_LOSS_WEIGHT = 0.5  # the kind is secondary: PASS/FAIL stays the objective that decides
+
+
+def type_loss(type_logits: torch.Tensor, kind: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of the defect-kind logits [B, K] over the rows whose kind is known (``kind`` ≥ 0); 0 (with a
+    gradient, so every DDP rank uses the head) when none is."""
+    total = F.cross_entropy(type_logits, kind, ignore_index=-1, reduction="sum")
+    return total / (kind >= 0).sum().clamp(min=1)

@@ -1,0 +1,126 @@
+"""Defect kinds: learnt from the training labels by Compact's type head, reported by evaluate, inference and
+inspect; off with model.type_head false or with a single defect label."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from model_helpers import config_of, train_spec
+from optical_inspection.cli import run_action
+from optical_inspection.data.defect_types import defect_types, kind_indices
+from optical_inspection.models.checkpoint import load_checkpoint
+from optical_inspection.models.compact import Compact
+from optical_inspection.models.losses import type_loss
+from splits import model_splits
+
+
+def test_kinds_come_from_the_non_pass_labels() -> None:
+    assert defect_types(["PASS", " open", "short", "pass", "open", ""]) == ["open", "short"]
+    assert defect_types(["PASS", "FAIL", "FAIL"]) == []  # one kind: nothing to tell apart
+    got = kind_indices(["short", "PASS", " open", "scratch", ""], ["open", "short"])
+    assert got.tolist() == [1, -1, 0, -1, -1] and got.dtype == np.int64
+
+
+def test_the_type_loss_uses_only_rows_of_known_kind() -> None:
+    logits = torch.zeros(4, 3, requires_grad=True)
+    kinds = torch.tensor([-1, 2, -1, 0])
+    loss = type_loss(logits, kinds)
+    assert loss.item() == pytest.approx(np.log(3.0))  # mean over the two known rows of a uniform guess
+    loss.backward()
+    assert logits.grad is not None and logits.grad[[0, 2]].abs().sum() == 0 and logits.grad[[1, 3]].abs().sum() > 0
+    none = type_loss(torch.zeros(2, 3, requires_grad=True), torch.tensor([-1, -1]))
+    assert none.item() == 0.0 and none.requires_grad
+
+
+def _csv_rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
+    """A Compact trained (from the bundled weights) on synthetic pairs whose labels name their defect kinds."""
+    root = tmp_path_factory.mktemp("types")
+    splits = model_splits(root / "data", n_train=48, n_val=24)
+    spec = train_spec(splits, root / "results", train__num_epochs=2)
+    assert run_action("train", config_of(spec, "train")) == 0
+    return spec, root / "results" / "train" / "oi_model_latest.pth"
+
+
+def test_training_on_named_kinds_stores_them_and_inference_names_them(trained: tuple[dict, Path]) -> None:
+    spec, checkpoint = trained
+    kinds = defect_types([r["label"] for r in _csv_rows(Path(spec["dataset"]["train_dataset"]["csv_path"]))])
+    model, meta = load_checkpoint(checkpoint)
+    assert meta["model"]["defect_types"] == kinds and len(kinds) >= 2
+    assert isinstance(model, Compact) and model.type_classifier is not None
+    assert model.type_classifier.out_features == len(kinds)
+
+    spec["inference"] = {"checkpoint": str(checkpoint), "threshold": -1e9}  # every row FAIL: every row typed
+    assert run_action("inference", config_of(spec, "inference")) == 0
+    rows = _csv_rows(Path(spec["results_dir"]) / "inference" / "inference.csv")
+    assert rows and all(r["prediction"] == "FAIL" and r["defect_type"] in kinds for r in rows)
+    assert all(0.0 < float(r["defect_type_probability"]) <= 1.0 for r in rows)
+
+    spec["inference"].update({"threshold": 1e9, "results_dir": str(Path(spec["results_dir"]) / "all_pass")})
+    assert run_action("inference", config_of(spec, "inference")) == 0  # every row PASS: no type given
+    rows = _csv_rows(Path(spec["results_dir"]) / "all_pass" / "inference.csv")
+    assert all(r["prediction"] == "PASS" and r["defect_type"] == "" and r["defect_type_probability"] == ""
+               for r in rows)
+
+
+def test_evaluate_reports_the_type_accuracy(trained: tuple[dict, Path]) -> None:
+    spec, checkpoint = trained
+    spec["evaluate"] = {"checkpoint": str(checkpoint)}
+    assert run_action("evaluate", config_of(spec, "evaluate")) == 0
+    metrics = json.loads((Path(spec["results_dir"]) / "evaluate" / "metrics.json").read_text())
+    truth = [r["label"] for r in _csv_rows(Path(spec["dataset"]["test_dataset"]["csv_path"]))]
+    known = int((kind_indices(truth, metrics["defect_types"]) >= 0).sum())
+    assert metrics["defect_type_rows"] == known > 0
+    assert 0.0 <= metrics["defect_type_accuracy"] <= 100.0
+    assert set(metrics["defect_type_recall"]) <= set(metrics["defect_types"])
+
+
+@pytest.mark.parametrize("case", ["type_head_off", "one_kind"])
+def test_no_type_head_without_kinds_or_when_switched_off(case: str, tmp_path: Path) -> None:
+    splits = model_splits(tmp_path / "data", n_train=24, n_val=12)
+    if case == "one_kind":  # TAO's PASS/FAIL labels
+        for csv_path, _ in splits.values():
+            rows = _csv_rows(csv_path)
+            for r in rows:
+                r["label"] = "PASS" if r["label"] == "PASS" else "FAIL"
+            with open(csv_path, "w", newline="") as fh:
+                writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+                writer.writeheader()
+                writer.writerows(rows)
+    extra = {"model__type_head": False} if case == "type_head_off" else {}
+    spec = train_spec(splits, tmp_path / "results", train__num_epochs=1, **extra)
+    assert run_action("train", config_of(spec, "train")) == 0
+    checkpoint = tmp_path / "results" / "train" / "oi_model_latest.pth"
+    model, meta = load_checkpoint(checkpoint)
+    assert "defect_types" not in meta["model"] and isinstance(model, Compact) and model.type_classifier is None
+    spec["inference"] = {"checkpoint": str(checkpoint)}
+    assert run_action("inference", config_of(spec, "inference")) == 0
+    header = next(csv.reader(open(tmp_path / "results" / "inference" / "inference.csv")))
+    assert "defect_type" not in header
+
+
+def test_board_boxes_are_typed_by_the_head() -> None:
+    from optical_inspection.boards.detect import BoardInspector
+
+    torch.manual_seed(0)
+    model = Compact((3, 64, 64), base_channels=8, num_types=3)
+    inspector = BoardInspector(model, [0.5] * 3, [0.25] * 3, 64, threshold=-1e9, register=False, max_rotation=0.0,
+                               tile=1024, min_area=0, device=torch.device("cpu"), types=["a", "b", "c"])
+    golden = torch.randint(0, 255, (1, 96, 160), dtype=torch.uint8)
+    test = golden.clone()
+    test[:, 40:50, 100:110] = 255 - test[:, 40:50, 100:110]
+    result = inspector.inspect(test, golden)
+    assert len(result.boxes) >= 1 and len(result.types) == len(result.boxes)
+    assert set(result.types) <= {"a", "b", "c"}
+    inspector.types = []
+    assert set(inspector.inspect(test, golden).types) == {"defect"}
