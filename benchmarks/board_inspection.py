@@ -9,7 +9,8 @@
    timing registration + network + boxes on ``--threads`` torch threads, images decoded beforehand.
 3. Scores the boxes (optical_inspection.boards.box_metrics): DeepPCB protocol (IoU > 0.33, greedy per image by
    confidence) class-free AP over every box, and the F-score of the boxes above a score cut chosen for the best
-   F-score on the validation group's boards (50600); the class-aware DeepPCB mAP (boxes typed by the network's
+   F-score on the validation group's boards (50600), as is ``inspect.min_box_side`` (best class-free AP
+   there); the class-aware DeepPCB mAP (boxes typed by the network's
    defect-type head: it learns DeepPCB's six kinds from the crop labels) and its F-score; COCO-style mAP@0.5.
 4. The same boards with each test image shifted by up to 8 px and rotated by up to 1 degree (its boxes moved
    alike): registration robustness.
@@ -37,6 +38,7 @@ from train_eval import DEEPPCB, GROUPS, convert, model_spec  # noqa: E402
 
 OUT = REPO / "benchmarks" / "out" / "board_inspection"
 SHIFT, ROTATION = 8.0, 1.0
+SIDES = (0, 32, 40, 48)  # inspect.min_box_side candidates (DeepPCB frames defects in boxes of ~30-55 px)
 
 
 def train_checkpoint(minutes: float, epochs: int) -> Path:
@@ -104,7 +106,7 @@ def best_min_score(dets, truth: list) -> float:
 
     table = truth_table(truth, class_free=True)
     dets = _untyped(dets)
-    candidates = np.unique(np.round(dets.score, 3))
+    candidates = np.unique(np.quantile(dets.score, np.linspace(0, 1, 201))) if len(dets) else np.zeros(0)
     f = [detection_report(dets.where(dets.score >= c), table)["f_score"] for c in candidates]
     return float(candidates[int(np.argmax(f))]) if len(candidates) else 0.0
 
@@ -251,8 +253,19 @@ def main() -> None:
             inspector.boxes = "map"
 
     val_boards, val_truth = test_boards(args.max_boards, "val")
-    cut = {name: best_min_score(run_detector(detect, val_boards)[0], val_truth)
-           for name, detect in (("network", network), ("hybrid", hybrid), ("classical", classical()))}
+    side = {}
+    for name, detect in (("network", network), ("hybrid", hybrid)):  # inspect.min_box_side, chosen on 50600
+        ap = {}
+        for inspector.min_box_side in SIDES:
+            ap[inspector.min_box_side] = report(run_detector(detect, val_boards)[0], val_truth)["class_free_ap"]
+        side[name] = max(ap, key=ap.get)
+        print(f"{name}: validation class-free AP by inspect.min_box_side {ap}; chosen {side[name]}", flush=True)
+    cut = {}
+    for name, detect in (("network", network), ("hybrid", hybrid), ("classical", classical())):
+        inspector.min_box_side = side.get(name, 0)
+        cut[name] = best_min_score(run_detector(detect, val_boards)[0], val_truth)
+    figures["min_box_side"] = side
+    inspector.min_box_side = side["network"]
     dets, rate = run_detector(network, boards)
     print("RESULT " + json.dumps({"method": "compact_map", **figures, "boards_per_s": rate,
                                   **report(dets, truth, cut["network"])}), flush=True)
@@ -265,6 +278,7 @@ def main() -> None:
     print("RESULT " + json.dumps({"method": "compact_map_shift8_rot1_unregistered", **figures, "boards_per_s": rate,
                                   **report(dets, moved_truth, cut["network"])}), flush=True)
     inspector.register = True
+    inspector.min_box_side = side["hybrid"]
     dets, rate = run_detector(hybrid, boards)
     print("RESULT " + json.dumps({"method": "compact_difference_boxes", **figures, "boards_per_s": rate,
                                   **report(dets, truth, cut["hybrid"])}), flush=True)

@@ -124,3 +124,14 @@ def test_board_boxes_are_typed_by_the_head() -> None:
     assert set(result.types) <= {"a", "b", "c"}
     inspector.types = []
     assert set(inspector.inspect(test, golden).types) == {"defect"}
+
+
+def test_boxes_grow_to_the_minimum_side_inside_the_board() -> None:
+    from optical_inspection.boards.detect import grow_boxes
+
+    boxes = torch.tensor([[10.0, 10.0, 20.0, 14.0], [0.0, 0.0, 60.0, 50.0], [95.0, 2.0, 99.0, 6.0]])
+    grown = grow_boxes(boxes, 40, width=100, height=80)
+    assert grown[0].tolist() == [0.0, 0.0, 35.0, 32.0]  # centred on (15, 12), clipped at the top-left
+    assert grown[1].tolist() == [0.0, 0.0, 60.0, 50.0]  # already larger: unchanged
+    assert grown[2].tolist() == [77.0, 0.0, 100.0, 24.0]  # clipped at the right border
+    assert torch.equal(grow_boxes(boxes, 0, 100, 80), boxes)

@@ -79,7 +79,7 @@ def load_inspector(config: ExperimentConfig) -> BoardInspector:
                           register=cfg.register, max_rotation=cfg.max_rotation, tile=cfg.tile_size,
                           min_area=cfg.min_area, device=device, boxes=cfg.boxes,
                           difference_threshold=cfg.difference_threshold, box_margin=cfg.box_margin,
-                          types=list(meta["model"].get("defect_types") or []))
+                          types=list(meta["model"].get("defect_types") or []), min_box_side=cfg.min_box_side)
 
 
 def load_pair(board: Any) -> tuple[torch.Tensor, torch.Tensor]:
@@ -101,7 +101,7 @@ def _inspect_all(inspector: BoardInspector, boards: list, stage: Path, overlays:
     for k, board in enumerate(boards):
         test, golden = load_pair(board)
         result = inspector.inspect(test, golden)
-        detections += [[board.input_path, *(str(int(round(v))) for v in box), f"{score:.6g}", kind]
+        detections += [[board.input_path, *(str(int(round(v))) for v in box), f"{score:.12g}", kind]
                        for box, score, kind in zip(result.boxes.tolist(), result.scores.tolist(), result.types)]
         t = result.transform
         per_board.append([board.input_path, f"{t.dx:.3f}", f"{t.dy:.3f}", f"{t.angle:.3f}", str(len(result.boxes))])

@@ -31,13 +31,14 @@ class BoardInspector:
     def __init__(self, model: Compact, mean: list[float], std: list[float], crop: int, *, threshold: float,
                  register: bool, max_rotation: float, tile: int, min_area: int, device: torch.device,
                  boxes: str = "map", difference_threshold: float = 60.0, box_margin: int = 8,
-                 types: list[str] | None = None) -> None:
+                 types: list[str] | None = None, min_box_side: int = 0) -> None:
         self.model, self.device = model.to(device).eval(), device
         self.scale = (1.0 / (255.0 * torch.tensor(std, dtype=torch.float32))).view(3, 1, 1)
         self.offset = (-torch.tensor(mean, dtype=torch.float32) / torch.tensor(std, dtype=torch.float32)).view(3, 1, 1)
         self.window = max(1, crop // STRIDE)
         self.crop = crop
         self.types = list(types or [])
+        self.min_box_side = min_box_side
         self.threshold, self.register, self.max_rotation = threshold, register, max_rotation
         self.tile, self.min_area = tile, min_area
         self.boxes, self.difference_threshold, self.box_margin = boxes, difference_threshold, box_margin
@@ -59,8 +60,7 @@ class BoardInspector:
             boxes, _ = difference_boxes(test, golden, self.difference_threshold, self.box_margin, self.min_area)
             peaks = box_max(full, boxes)
             keep = peaks > self.threshold
-            return self._typed(BoardResult(boxes[keep].numpy(), torch.sigmoid(peaks[keep]).numpy(), transform, full),
-                               test_n, golden_n)
+            return self._finish(boxes[keep], peaks[keep], transform, full, test_n, golden_n)
         labels, count = components.label(cells > self.threshold)
         if count == 0:
             return BoardResult(np.zeros((0, 4)), np.zeros(0), transform, full)
@@ -71,8 +71,16 @@ class BoardInspector:
         boxes, peaks = components.boxes_of(pixel_labels, count, full)
         area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
         keep = torch.isfinite(peaks) & (area >= self.min_area)
-        return self._typed(BoardResult(boxes[keep].numpy(), torch.sigmoid(peaks[keep]).numpy(), transform, full),
-                           test_n, golden_n)
+        return self._finish(boxes[keep], peaks[keep], transform, full, test_n, golden_n)
+
+    def _finish(self, boxes: torch.Tensor, peaks: torch.Tensor, transform: Transform, full: torch.Tensor,
+                test: torch.Tensor, golden: torch.Tensor) -> BoardResult:
+        """Boxes grown to ``min_box_side`` (about their centre, inside the board), scored by the probability of
+        their map peak (float64: strong defects stay ranked instead of all rounding to 1), typed."""
+        _, h, w = test.shape
+        boxes = grow_boxes(boxes, self.min_box_side, w, h)
+        scores = torch.sigmoid(peaks.double()).numpy()
+        return self._typed(BoardResult(boxes.numpy(), scores, transform, full), test, golden)
 
     def _typed(self, result: BoardResult, test: torch.Tensor, golden: torch.Tensor) -> BoardResult:
         """Name each box's kind: the type head on a training-size crop centred on the box ("defect" without one)."""
@@ -89,3 +97,15 @@ class BoardInspector:
         _, type_logits = self.model.score_and_types(t, g)
         result.types = [self.types[i] for i in type_logits.argmax(1).cpu().tolist()]
         return result
+
+
+def grow_boxes(boxes: torch.Tensor, side: int, width: int, height: int) -> torch.Tensor:
+    """x1 y1 x2 y2 boxes [K, 4] widened/heightened to at least ``side`` px about their centre, clipped to the
+    board (0: unchanged)."""
+    if side <= 0 or not len(boxes):
+        return boxes
+    centre = (boxes[:, :2] + boxes[:, 2:]) / 2
+    half = torch.clamp(boxes[:, 2:] - boxes[:, :2], min=float(side)) / 2
+    limit = torch.tensor([width, height], dtype=boxes.dtype)
+    return torch.cat([torch.maximum(centre - half, torch.zeros(2, dtype=boxes.dtype)),
+                      torch.minimum(centre + half, limit)], dim=1)

@@ -47,6 +47,11 @@ class InspectConfig:
                                              ge=1.0, le=255.0)
     box_margin: Int = spec_field(8, description="Pixels added on each side of a box for boxes: difference.", ge=0)
     min_area: Int = spec_field(16, description="Drop boxes smaller than this many pixels.", ge=0)
+    min_box_side: Int = spec_field(
+        0, description="Grow every box to at least this many pixels per side about its centre (inside the board): "
+        "for annotations that frame a defect with context, e.g. DeepPCB's (its benchmark picks 40 on a validation "
+        "group); 0 keeps the tight boxes.", ge=0,
+    )
     max_board_pixels: Int = spec_field(
         64_000_000, description="Refuse boards over this many pixels (their map and image would not fit in memory).",
         ge=1,
