@@ -32,18 +32,21 @@ class TorchScorer:
         self.supports_maps = hasattr(self.model, "score_and_map")
         self.defect_types: list[str] = list(self.meta["model"].get("defect_types") or [])
 
+    def _inputs(self, test: Any, golden: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """float32 tensors on the scorer's device."""
+        return (torch.as_tensor(test, dtype=torch.float32).to(self.device),
+                torch.as_tensor(golden, dtype=torch.float32).to(self.device))
+
     @torch.inference_mode()
     def score(self, test: Any, golden: Any) -> np.ndarray:
-        t = torch.as_tensor(test, dtype=torch.float32).to(self.device)
-        g = torch.as_tensor(golden, dtype=torch.float32).to(self.device)
+        t, g = self._inputs(test, golden)
         with flush_denormals():
             return self.model.score(t, g).float().cpu().numpy()
 
     @torch.inference_mode()
     def score_maps(self, test: Any, golden: Any) -> tuple[np.ndarray, np.ndarray]:
         """(float32[B] scores, float32[B, H', W'] defect maps); Compact networks only (``supports_maps``)."""
-        t = torch.as_tensor(test, dtype=torch.float32).to(self.device)
-        g = torch.as_tensor(golden, dtype=torch.float32).to(self.device)
+        t, g = self._inputs(test, golden)
         with flush_denormals():
             score, maps = cast(Compact, self.model).score_and_map(t, g)
         return score.float().cpu().numpy(), maps.float().cpu().numpy()
@@ -52,8 +55,7 @@ class TorchScorer:
     @torch.inference_mode()
     def score_types(self, test: Any, golden: Any) -> tuple[np.ndarray, np.ndarray]:
         """(float32[B] scores, float32[B, K] defect-kind probabilities); networks with ``defect_types`` only."""
-        t = torch.as_tensor(test, dtype=torch.float32).to(self.device)
-        g = torch.as_tensor(golden, dtype=torch.float32).to(self.device)
+        t, g = self._inputs(test, golden)
         with flush_denormals():
             score, type_logits = cast(Compact, self.model).score_and_types(t, g)
         return score.float().cpu().numpy(), type_logits.float().softmax(1).cpu().numpy()
