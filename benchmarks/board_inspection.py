@@ -9,8 +9,8 @@
    timing registration + network + boxes on ``--threads`` torch threads, images decoded beforehand.
 3. Scores the boxes (optical_inspection.boards.box_metrics): DeepPCB protocol (IoU > 0.33, greedy per image by
    confidence) class-free AP over every box, and the F-score of the boxes above a score cut chosen for the best
-   F-score on the validation group's boards (50600), as is ``inspect.min_box_side`` (best class-free AP
-   there); the class-aware DeepPCB mAP (boxes typed by the network's
+   F-score on the validation group's boards (50600), as are ``inspect.min_box_side`` and ``inspect.nms_iou``
+   (best class-free AP there); the class-aware DeepPCB mAP (boxes typed by the network's
    defect-type head: it learns DeepPCB's six kinds from the crop labels) and its F-score; COCO-style mAP@0.5.
 4. The same boards with each test image shifted by up to 8 px and rotated by up to 1 degree (its boxes moved
    alike): registration robustness.
@@ -39,6 +39,7 @@ from train_eval import DEEPPCB, GROUPS, convert, model_spec  # noqa: E402
 OUT = REPO / "benchmarks" / "out" / "board_inspection"
 SHIFT, ROTATION = 8.0, 1.0
 SIDES = (0, 32, 40, 48)  # inspect.min_box_side candidates (DeepPCB frames defects in boxes of ~30-55 px)
+NMS_IOUS = (1.0, 0.5, 0.33, 0.2, 0.1)  # inspect.nms_iou candidates
 
 
 def train_checkpoint(minutes: float, epochs: int) -> Path:
@@ -68,6 +69,17 @@ def test_boards(max_boards: int | None, split: str = "test") -> tuple[list, list
         boards.append(tuple(pair))
         truth.append(read_boxes(e.boxes))
     return boards, truth
+
+
+def _best_on_val(inspector, key: str, values: tuple, detect, boards: list, truth: list, name: str):
+    """The value of ``inspector.<key>`` with the best class-free AP on the validation boards."""
+    ap = {}
+    for value in values:
+        setattr(inspector, key, value)
+        ap[value] = round(report(run_detector(detect, boards)[0], truth)["class_free_ap"], 4)
+    best = max(ap, key=lambda v: ap[v])
+    print(f"{name}: validation class-free AP by inspect.{key} {ap}; chosen {best}", flush=True)
+    return best
 
 
 def truth_table(truth: list, class_free: bool):
@@ -253,19 +265,18 @@ def main() -> None:
             inspector.boxes = "map"
 
     val_boards, val_truth = test_boards(args.max_boards, "val")
-    side = {}
-    for name, detect in (("network", network), ("hybrid", hybrid)):  # inspect.min_box_side, chosen on 50600
-        ap = {}
-        for inspector.min_box_side in SIDES:
-            ap[inspector.min_box_side] = report(run_detector(detect, val_boards)[0], val_truth)["class_free_ap"]
-        side[name] = max(ap, key=ap.get)
-        print(f"{name}: validation class-free AP by inspect.min_box_side {ap}; chosen {side[name]}", flush=True)
+    side, nms = {}, {}
+    for name, detect in (("network", network), ("hybrid", hybrid)):  # inspect.min_box_side, nms_iou: on 50600
+        inspector.nms_iou = 1.0
+        side[name] = _best_on_val(inspector, "min_box_side", SIDES, detect, val_boards, val_truth, name)
+        inspector.min_box_side = side[name]
+        nms[name] = _best_on_val(inspector, "nms_iou", NMS_IOUS, detect, val_boards, val_truth, name)
     cut = {}
     for name, detect in (("network", network), ("hybrid", hybrid), ("classical", classical())):
-        inspector.min_box_side = side.get(name, 0)
+        inspector.min_box_side, inspector.nms_iou = side.get(name, 0), nms.get(name, 1.0)
         cut[name] = best_min_score(run_detector(detect, val_boards)[0], val_truth)
-    figures["min_box_side"] = side
-    inspector.min_box_side = side["network"]
+    figures.update({"min_box_side": side, "nms_iou": nms})
+    inspector.min_box_side, inspector.nms_iou = side["network"], nms["network"]
     dets, rate = run_detector(network, boards)
     print("RESULT " + json.dumps({"method": "compact_map", **figures, "boards_per_s": rate,
                                   **report(dets, truth, cut["network"])}), flush=True)
@@ -278,7 +289,7 @@ def main() -> None:
     print("RESULT " + json.dumps({"method": "compact_map_shift8_rot1_unregistered", **figures, "boards_per_s": rate,
                                   **report(dets, moved_truth, cut["network"])}), flush=True)
     inspector.register = True
-    inspector.min_box_side = side["hybrid"]
+    inspector.min_box_side, inspector.nms_iou = side["hybrid"], nms["hybrid"]
     dets, rate = run_detector(hybrid, boards)
     print("RESULT " + json.dumps({"method": "compact_difference_boxes", **figures, "boards_per_s": rate,
                                   **report(dets, truth, cut["hybrid"])}), flush=True)

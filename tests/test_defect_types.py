@@ -135,3 +135,14 @@ def test_boxes_grow_to_the_minimum_side_inside_the_board() -> None:
     assert grown[1].tolist() == [0.0, 0.0, 60.0, 50.0]  # already larger: unchanged
     assert grown[2].tolist() == [77.0, 0.0, 100.0, 24.0]  # clipped at the right border
     assert torch.equal(grow_boxes(boxes, 0, 100, 80), boxes)
+
+
+def test_overlapping_boxes_keep_the_highest_scoring_one() -> None:
+    from optical_inspection.boards.detect import suppress_overlaps
+
+    boxes = torch.tensor([[0.0, 0.0, 10.0, 10.0], [1.0, 1.0, 11.0, 11.0], [20.0, 20.0, 30.0, 30.0],
+                          [0.0, 0.0, 10.0, 5.0]])
+    scores = torch.tensor([1.0, 3.0, 2.0, 0.5])
+    assert suppress_overlaps(boxes, scores, 0.5).tolist() == [1, 2, 3]  # box 0 overlaps box 1 by IoU 0.68
+    assert suppress_overlaps(boxes, scores, 0.3).tolist() == [1, 2]  # box 3 overlaps box 1 by IoU 0.35 too
+    assert suppress_overlaps(boxes, scores, 1.0).tolist() == [1, 2, 0, 3]  # 1: every box, by score

@@ -79,7 +79,8 @@ def load_inspector(config: ExperimentConfig) -> BoardInspector:
                           register=cfg.register, max_rotation=cfg.max_rotation, tile=cfg.tile_size,
                           min_area=cfg.min_area, device=device, boxes=cfg.boxes,
                           difference_threshold=cfg.difference_threshold, box_margin=cfg.box_margin,
-                          types=list(meta["model"].get("defect_types") or []), min_box_side=cfg.min_box_side)
+                          types=list(meta["model"].get("defect_types") or []), min_box_side=cfg.min_box_side,
+                          nms_iou=cfg.nms_iou)
 
 
 def load_pair(board: Any) -> tuple[torch.Tensor, torch.Tensor]:

@@ -31,7 +31,7 @@ class BoardInspector:
     def __init__(self, model: Compact, mean: list[float], std: list[float], crop: int, *, threshold: float,
                  register: bool, max_rotation: float, tile: int, min_area: int, device: torch.device,
                  boxes: str = "map", difference_threshold: float = 60.0, box_margin: int = 8,
-                 types: list[str] | None = None, min_box_side: int = 0) -> None:
+                 types: list[str] | None = None, min_box_side: int = 0, nms_iou: float = 0.5) -> None:
         self.model, self.device = model.to(device).eval(), device
         self.scale = (1.0 / (255.0 * torch.tensor(std, dtype=torch.float32))).view(3, 1, 1)
         self.offset = (-torch.tensor(mean, dtype=torch.float32) / torch.tensor(std, dtype=torch.float32)).view(3, 1, 1)
@@ -39,6 +39,7 @@ class BoardInspector:
         self.crop = crop
         self.types = list(types or [])
         self.min_box_side = min_box_side
+        self.nms_iou = nms_iou
         self.threshold, self.register, self.max_rotation = threshold, register, max_rotation
         self.tile, self.min_area = tile, min_area
         self.boxes, self.difference_threshold, self.box_margin = boxes, difference_threshold, box_margin
@@ -75,12 +76,14 @@ class BoardInspector:
 
     def _finish(self, boxes: torch.Tensor, peaks: torch.Tensor, transform: Transform, full: torch.Tensor,
                 test: torch.Tensor, golden: torch.Tensor) -> BoardResult:
-        """Boxes grown to ``min_box_side`` (about their centre, inside the board), scored by the probability of
-        their map peak (float64: strong defects stay ranked instead of all rounding to 1), typed."""
+        """Boxes grown to ``min_box_side`` (about their centre, inside the board), overlaps above ``nms_iou``
+        suppressed, scored by the probability of their map peak (float64: strong defects stay ranked instead of all
+        rounding to 1), typed."""
         _, h, w = test.shape
         boxes = grow_boxes(boxes, self.min_box_side, w, h)
-        scores = torch.sigmoid(peaks.double()).numpy()
-        return self._typed(BoardResult(boxes.numpy(), scores, transform, full), test, golden)
+        keep = suppress_overlaps(boxes, peaks, self.nms_iou)
+        scores = torch.sigmoid(peaks[keep].double()).numpy()
+        return self._typed(BoardResult(boxes[keep].numpy(), scores, transform, full), test, golden)
 
     def _typed(self, result: BoardResult, test: torch.Tensor, golden: torch.Tensor) -> BoardResult:
         """Name each box's kind: the type head on a training-size crop centred on the box ("defect" without one)."""
@@ -109,3 +112,22 @@ def grow_boxes(boxes: torch.Tensor, side: int, width: int, height: int) -> torch
     limit = torch.tensor([width, height], dtype=boxes.dtype)
     return torch.cat([torch.maximum(centre - half, torch.zeros(2, dtype=boxes.dtype)),
                       torch.minimum(centre + half, limit)], dim=1)
+
+
+def suppress_overlaps(boxes: torch.Tensor, scores: torch.Tensor, iou: float) -> torch.Tensor:
+    """Indices of the boxes kept by greedy non-maximum suppression (highest score first; a box overlapping a kept
+    one by IoU > ``iou`` is dropped; ``iou`` >= 1 keeps all). Ours: torchvision's nms does not load beside our
+    torch build; a board holds a handful of boxes, so the loop runs over boxes, not pixels."""
+    order = torch.argsort(scores, descending=True)
+    if iou >= 1.0 or len(boxes) < 2:
+        return order
+    b = boxes[order].double()
+    area = (b[:, 2] - b[:, 0]).clamp(min=0) * (b[:, 3] - b[:, 1]).clamp(min=0)
+    wh = (torch.minimum(b[:, None, 2:], b[None, :, 2:]) - torch.maximum(b[:, None, :2], b[None, :, :2])).clamp(min=0)
+    inter = wh[..., 0] * wh[..., 1]
+    overlap = inter / (area[:, None] + area[None, :] - inter).clamp(min=1e-9)
+    alive = torch.ones(len(b), dtype=torch.bool)
+    for i in range(len(b)):
+        if alive[i]:
+            alive[i + 1:] &= overlap[i, i + 1:] <= iou
+    return order[alive]

@@ -52,6 +52,10 @@ class InspectConfig:
         "for annotations that frame a defect with context, e.g. DeepPCB's (its benchmark picks 40 on a validation "
         "group); 0 keeps the tight boxes.", ge=0,
     )
+    nms_iou: Float = spec_field(
+        0.5, description="Drop a box that overlaps a higher-scoring one by more than this IoU (after min_box_side); "
+        "1 keeps every box.", ge=0.0, le=1.0,
+    )
     max_board_pixels: Int = spec_field(
         64_000_000, description="Refuse boards over this many pixels (their map and image would not fit in memory).",
         ge=1,
