@@ -146,3 +146,23 @@ def test_overlapping_boxes_keep_the_highest_scoring_one() -> None:
     assert suppress_overlaps(boxes, scores, 0.5).tolist() == [1, 2, 3]  # box 0 overlaps box 1 by IoU 0.68
     assert suppress_overlaps(boxes, scores, 0.3).tolist() == [1, 2]  # box 3 overlaps box 1 by IoU 0.35 too
     assert suppress_overlaps(boxes, scores, 1.0).tolist() == [1, 2, 0, 3]  # 1: every box, by score
+
+
+def test_fine_tuning_keeps_the_type_head_only_for_the_same_kinds(trained: tuple[dict, Path]) -> None:
+    from optical_inspection.actions.train import initialise
+    from optical_inspection.models.checkpoint import model_state, read_checkpoint
+    from optical_inspection.models.factory import dataset_geometry
+    from optical_inspection.models.lightning_model import OIModule
+
+    spec, checkpoint = trained
+    config = config_of(spec, "train")
+    _, meta = load_checkpoint(checkpoint)
+    stored = model_state(read_checkpoint(checkpoint))["type_classifier.weight"]
+    same = OIModule(config, dataset_geometry(config.dataset), meta["model"]["defect_types"])
+    initialise(same, str(checkpoint), config)
+    assert torch.equal(same.model.type_classifier.weight, stored)
+    other = OIModule(config, dataset_geometry(config.dataset), ["open", "short"])
+    before = other.model.type_classifier.weight.detach().clone()
+    initialise(other, str(checkpoint), config)  # other kinds: the head keeps its own initialisation
+    assert torch.equal(other.model.type_classifier.weight, before)
+    assert torch.equal(other.model.classifier.weight, same.model.classifier.weight)  # the rest is loaded

@@ -101,7 +101,9 @@ def initialise(module: Any, path: str, config: ExperimentConfig) -> None:
     state = model_state(data)
     if bundled.is_keyword(path):
         state = adapt_normalisation(state, data["oi_meta"]["dataset"], dataset_geometry(config.dataset))
-    load_state(module.model, state, path, optional=TYPE_HEAD_KEYS)  # a new type head starts from random weights
+    same_kinds = list((data.get("oi_meta") or {}).get("model", {}).get("defect_types") or []) == module.types
+    # the type head carries over only for the same kinds; otherwise it starts from random weights
+    load_state(module.model, state, path, optional=() if same_kinds else TYPE_HEAD_KEYS)
     log.info("Initialised weights from %s", bundled.resolve(path) if bundled.is_keyword(path) else path)
 
 
