@@ -166,3 +166,26 @@ def test_fine_tuning_keeps_the_type_head_only_for_the_same_kinds(trained: tuple[
     initialise(other, str(checkpoint), config)  # other kinds: the head keeps its own initialisation
     assert torch.equal(other.model.type_classifier.weight, before)
     assert torch.equal(other.model.classifier.weight, same.model.classifier.weight)  # the rest is loaded
+
+
+@pytest.mark.parametrize("heatmaps", [False, True])
+def test_the_onnx_export_names_the_same_kinds(trained: tuple[dict, Path], heatmaps: bool, tmp_path: Path) -> None:
+    from optical_inspection.deploy.onnx_backend import OnnxScorer
+
+    spec, checkpoint = trained
+    spec = json.loads(json.dumps(spec))
+    onnx_file = tmp_path / "model.onnx"
+    spec["export"] = {"checkpoint": str(checkpoint), "onnx_file": str(onnx_file), "heatmaps": heatmaps}
+    assert run_action("export", config_of(spec, "export")) == 0  # export.verify compares every output with torch
+    _, meta = load_checkpoint(checkpoint)
+    scorer = OnnxScorer(onnx_file, provider="cpu")
+    assert scorer.defect_types == meta["model"]["defect_types"] and scorer.supports_maps == heatmaps
+
+    rows = {}
+    for name, key, path in (("torch", "checkpoint", checkpoint), ("onnx", "onnx_file", onnx_file)):
+        spec["inference"] = {key: str(path), "threshold": -1e9, "results_dir": str(tmp_path / name)}
+        assert run_action("inference", config_of(spec, "inference")) == 0
+        rows[name] = _csv_rows(tmp_path / name / "inference.csv")
+    assert [r["defect_type"] for r in rows["onnx"]] == [r["defect_type"] for r in rows["torch"]]
+    np.testing.assert_allclose([float(r["defect_type_probability"]) for r in rows["onnx"]],
+                               [float(r["defect_type_probability"]) for r in rows["torch"]], atol=1e-4)

@@ -46,12 +46,15 @@ def run(config: ExperimentConfig, results_dir: Path, status: StatusLogger) -> di
     if cfg.heatmaps and not (output_type == "score" and hasattr(model, "score_and_map")):
         raise SpecError([f"export.heatmaps needs a Compact checkpoint exported with output_type score; this one is "
                          f"{model_type} ({output_type}): set export.heatmaps: false"])
+    # a type head travels with the score: the kinds are in the metadata's model.defect_types
+    types = output_type == "score" and getattr(model, "type_classifier", None) is not None
     meta = build_meta(ckpt_meta, output_type=output_type, input_shape=strip_shape, batch_size=cfg.batch_size,
-                      source=str(cfg.checkpoint), defect_map=cfg.heatmaps)
+                      source=str(cfg.checkpoint), defect_map=cfg.heatmaps, defect_types=types)
     status.write("RUNNING", f"Exporting {model_type} ({output_type}) to {target}.")
     facts = export_onnx(model, target, output_type=output_type, strip_shape=strip_shape, batch_size=cfg.batch_size,
                         opset=cfg.opset_version, optimize=cfg.do_constant_folding,
-                        meta_json=dumps(meta, sort_keys=True), verify=cfg.verify, defect_map=cfg.heatmaps)
+                        meta_json=dumps(meta, sort_keys=True), verify=cfg.verify, defect_map=cfg.heatmaps,
+                        defect_types=types)
     if facts["opset"] != cfg.opset_version:
         print(f"Note: export.opset_version {cfg.opset_version} was requested; the exporter wrote opset "
               f"{facts['opset']} (the torch.export-based exporter's lowest). ONNX Runtime and TensorRT 10/11 "

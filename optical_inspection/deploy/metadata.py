@@ -22,20 +22,20 @@ OUTPUT_TYPES = ("embeddings", "score")
 EMBEDDING_OUTPUTS = ("output_1", "output_2")
 SCORE_OUTPUT = "score"
 DEFECT_MAP_OUTPUT = "defect_map"
+DEFECT_TYPES_OUTPUT = "defect_type_probabilities"  # Compact with a type head: [B, K], kinds in model.defect_types
 INPUT_NAMES = ("input_1", "input_2")
 
 
 def build_meta(checkpoint_meta: dict[str, Any], *, output_type: str, input_shape: tuple[int, int, int],
-               batch_size: int, source: str, defect_map: bool = False) -> dict[str, Any]:
+               batch_size: int, source: str, defect_map: bool = False, defect_types: bool = False) -> dict[str, Any]:
     """The metadata document of an export, from the checkpoint's plain metadata (``defect_map``: the export
-    also outputs the defect map)."""
+    also outputs the defect map; ``defect_types``: the defect-kind probabilities)."""
     if output_type not in OUTPUT_TYPES:
         raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
     return {
         "format_version": FORMAT_VERSION,
         "output_type": output_type,
-        "outputs": list(EMBEDDING_OUTPUTS) if output_type == "embeddings" else [SCORE_OUTPUT] + (
-            [DEFECT_MAP_OUTPUT] if defect_map else []),
+        "outputs": list(EMBEDDING_OUTPUTS) if output_type == "embeddings" else score_outputs(defect_map, defect_types),
         "score": "euclidean distance of output_1 and output_2" if output_type == "embeddings" else "score output",
         "input_shape": list(input_shape),
         "batch_size": batch_size,
@@ -47,6 +47,12 @@ def build_meta(checkpoint_meta: dict[str, Any], *, output_type: str, input_shape
         "step": checkpoint_meta.get("step"),
         "source": source,
     }
+
+
+def score_outputs(defect_map: bool, defect_types: bool) -> list[str]:
+    """The output names of a ``score`` export, in graph order."""
+    extra = [(DEFECT_MAP_OUTPUT, defect_map), (DEFECT_TYPES_OUTPUT, defect_types)]
+    return [SCORE_OUTPUT] + [name for name, wanted in extra if wanted]
 
 
 def attach_to_onnx(model_proto: Any, meta: dict[str, Any]) -> None:

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import OIError
-from .metadata import (DEFECT_MAP_OUTPUT, INPUT_NAMES, from_props, output_type_from_names, run_options,
-                       stored_threshold)
+from .metadata import (DEFECT_MAP_OUTPUT, DEFECT_TYPES_OUTPUT, INPUT_NAMES, from_props, output_type_from_names,
+                       run_options, stored_threshold)
 from .outputs import scores_from_outputs
 
 if TYPE_CHECKING:
@@ -70,7 +70,10 @@ class OnnxScorer:
             raise OIError(f"'{self.path}' has inputs {sorted(inputs)}; an OI model takes {list(INPUT_NAMES)}")
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.supports_maps = DEFECT_MAP_OUTPUT in self.output_names
-        self.score_names = [n for n in self.output_names if n != DEFECT_MAP_OUTPUT]  # plain scoring skips the map
+        extra = (DEFECT_MAP_OUTPUT, DEFECT_TYPES_OUTPUT)
+        self.score_names = [n for n in self.output_names if n not in extra]  # plain scoring skips map and kinds
+        kinds = (self.meta.get("model") or {}).get("defect_types") or []
+        self.defect_types: list[str] = list(kinds) if DEFECT_TYPES_OUTPUT in self.output_names else []
         self.output_type = self.meta.get("output_type") or output_type_from_names(self.output_names, str(self.path))
         shape = inputs[INPUT_NAMES[0]]
         self.input_shape = tuple(d if isinstance(d, int) else None for d in shape[1:])
@@ -96,21 +99,34 @@ class OnnxScorer:
         """(float32[B] scores, float32[B, H', W'] defect maps) from a file exported with export.heatmaps."""
         if not self.supports_maps:
             raise OIError(f"'{self.path}' has no '{DEFECT_MAP_OUTPUT}' output; re-export with export.heatmaps: true")
+        values = self.run_outputs(self.score_names + [DEFECT_MAP_OUTPUT], test, golden)
+        return scores_from_outputs(values, self.output_type), values[DEFECT_MAP_OUTPUT]
+
+    def score_types(self, test: Any, golden: Any) -> tuple[np.ndarray, np.ndarray]:
+        """(float32[B] scores, float32[B, K] defect-kind probabilities) from a file exported from a Compact
+        checkpoint with a type head (kinds in ``defect_types``)."""
+        if not self.defect_types:
+            raise OIError(f"'{self.path}' has no '{DEFECT_TYPES_OUTPUT}' output; export a checkpoint trained with "
+                          f"defect kinds")
+        values = self.run_outputs(self.score_names + [DEFECT_TYPES_OUTPUT], test, golden)
+        return scores_from_outputs(values, self.output_type), values[DEFECT_TYPES_OUTPUT]
+
+    def run_outputs(self, names: list[str], test: Any, golden: Any) -> dict[str, np.ndarray]:
+        """The outputs ``names`` (float32, rows in order) of the whole batch, run in steps the file accepts
+        (static-batch files: zero-padded)."""
         test_np, golden_np = _as_array(test), _as_array(golden)
         self._check(test_np, golden_np)
         step = self.max_batch or self.micro_batch or max(1, len(test_np))
-        scores, maps = [], []
+        parts: dict[str, list[np.ndarray]] = {name: [] for name in names}
         for i in range(0, len(test_np), step):
             t, g = test_np[i:i + step], golden_np[i:i + step]
             n = len(t)
             if self.max_batch is not None and n < self.max_batch:
                 pad = [(0, self.max_batch - n)] + [(0, 0)] * 3
                 t, g = np.pad(t, pad), np.pad(g, pad)
-            values = dict(zip(self.output_names, self.session.run(self.output_names, {INPUT_NAMES[0]: t,
-                                                                                      INPUT_NAMES[1]: g})))
-            scores.append(scores_from_outputs(values, self.output_type)[:n])
-            maps.append(np.asarray(values[DEFECT_MAP_OUTPUT], dtype=np.float32)[:n])
-        return np.concatenate(scores), np.concatenate(maps)
+            for name, value in zip(names, self.session.run(names, {INPUT_NAMES[0]: t, INPUT_NAMES[1]: g})):
+                parts[name].append(np.asarray(value, dtype=np.float32)[:n])
+        return {name: np.concatenate(chunks) for name, chunks in parts.items()}
 
     def _check(self, test: np.ndarray, golden: np.ndarray) -> None:
         if test.shape != golden.shape or test.ndim != 4:

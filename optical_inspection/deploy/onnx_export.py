@@ -20,7 +20,7 @@ from torch import nn
 
 from ..errors import OIError
 from ..io_utils import make_temp_dir
-from .metadata import DEFECT_MAP_OUTPUT, EMBEDDING_OUTPUTS, INPUT_NAMES, META_KEY, SCORE_OUTPUT
+from .metadata import EMBEDDING_OUTPUTS, INPUT_NAMES, META_KEY, score_outputs
 
 if TYPE_CHECKING:
     from ..models.compact import Compact
@@ -43,15 +43,27 @@ class ScoreGraph(nn.Module):
         return self.model.score(input_1, input_2)
 
 
-class ScoreMapGraph(nn.Module):
-    """Exports ``model.score_and_map``: the score and the defect map (Compact)."""
+class CompactGraph(nn.Module):
+    """Exports a Compact network's score plus, as asked, its defect map and defect-kind probabilities."""
 
-    def __init__(self, model: Compact) -> None:
+    def __init__(self, model: Compact, defect_map: bool, defect_types: bool) -> None:
         super().__init__()
-        self.model = model
+        self.model, self.defect_map, self.defect_types = model, defect_map, defect_types
 
-    def forward(self, input_1: torch.Tensor, input_2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.model.score_and_map(input_1, input_2)
+    def forward(self, input_1: torch.Tensor, input_2: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return compact_outputs(self.model, input_1, input_2, self.defect_map, self.defect_types)
+
+
+def compact_outputs(model: Compact, input_1: torch.Tensor, input_2: torch.Tensor, defect_map: bool,
+                    defect_types: bool) -> tuple[torch.Tensor, ...]:
+    """(score, [defect map], [defect-kind probabilities]) from one pass of the network."""
+    mixed = model.mixed(input_1, input_2)
+    outputs = [model.score_from_mixed(mixed)]
+    if defect_map:
+        outputs.append(model.map_from_mixed(mixed, input_1.shape[2], input_1.shape[3]))
+    if defect_types:
+        outputs.append(model.types_from_mixed(mixed).softmax(1))
+    return tuple(outputs)
 
 
 class EmbeddingGraph(nn.Module):
@@ -67,7 +79,7 @@ class EmbeddingGraph(nn.Module):
 
 def export_onnx(model: Network, target: Path, *, output_type: str, strip_shape: tuple[int, int, int],
                 batch_size: int, opset: int, optimize: bool, meta_json: str, verify: bool,
-                defect_map: bool = False) -> dict[str, Any]:
+                defect_map: bool = False, defect_types: bool = False) -> dict[str, Any]:
     """Write ``target`` (and ``target.data`` for models over 2 GiB) only once it passes the full ONNX check
     and, with ``verify``, reproduces the torch scores under ONNX Runtime (see :func:`verify_scores`).
 
@@ -76,14 +88,14 @@ def export_onnx(model: Network, target: Path, *, output_type: str, strip_shape: 
     if output_type == "embeddings":
         graph: nn.Module = EmbeddingGraph(model)
     else:
-        graph = ScoreMapGraph(cast("Compact", model)) if defect_map else ScoreGraph(model)
+        extra = defect_map or defect_types
+        graph = CompactGraph(cast("Compact", model), defect_map, defect_types) if extra else ScoreGraph(model)
     graph.eval()
     dynamic = batch_size == -1
     batch = DUMMY_DYNAMIC_BATCH if dynamic else batch_size
     generator = torch.Generator().manual_seed(0)
     dummy = tuple(torch.randn(batch, *strip_shape, generator=generator) for _ in INPUT_NAMES)
-    outputs = list(EMBEDDING_OUTPUTS) if output_type == "embeddings" else [SCORE_OUTPUT] + (
-        [DEFECT_MAP_OUTPUT] if defect_map else [])
+    outputs = list(EMBEDDING_OUTPUTS) if output_type == "embeddings" else score_outputs(defect_map, defect_types)
     dynamic_shapes = None
     if dynamic:
         dim = torch.export.Dim("batch", min=1, max=2 ** 20)
@@ -107,7 +119,7 @@ def export_onnx(model: Network, target: Path, *, output_type: str, strip_shape: 
         onnx.checker.check_model(str(staged), full_check=True)
         facts["opset"] = _check_io(staged, outputs, dynamic)
         if verify:
-            facts["max_abs_score_diff"] = verify_scores(model, staged, strip_shape, batch, defect_map)
+            facts["max_abs_score_diff"] = verify_scores(model, staged, strip_shape, batch, defect_map, defect_types)
     facts["onnx_bytes"] = target.stat().st_size
     return facts
 
@@ -148,20 +160,22 @@ def staged_files(target: Path) -> Iterator[Path]:
 
 
 def verify_scores(model: Network, onnx_path: Path, strip_shape: tuple[int, int, int], batch: int,
-                  defect_map: bool = False) -> float:
-    """Max |torch score − ONNX Runtime score| on random pairs (and of the defect maps with ``defect_map``);
-    OIError above ``VERIFY_TOLERANCE`` (relative to the score scale when scores exceed 1)."""
+                  defect_map: bool = False, defect_types: bool = False) -> float:
+    """Max |torch − ONNX Runtime| of the score (and of the defect map, the defect-kind probabilities when
+    exported) on random pairs; OIError above ``VERIFY_TOLERANCE`` (relative to the score scale when scores
+    exceed 1)."""
     from .onnx_backend import OnnxScorer
 
     generator = torch.Generator().manual_seed(1)
     test, golden = (torch.randn(batch, *strip_shape, generator=generator) for _ in range(2))
     scorer = OnnxScorer(onnx_path, provider="cpu")
     with torch.no_grad():
-        if defect_map:
+        if defect_map or defect_types:
             compact = cast("Compact", model).eval()
-            expected, expected_map = (v.float().numpy() for v in compact.score_and_map(test, golden))
-            got, got_map = scorer.score_maps(test.numpy(), golden.numpy())
-            expected, got = np.r_[expected, expected_map.ravel()], np.r_[got, got_map.ravel()]
+            expected = np.concatenate([v.float().numpy().ravel() for v in
+                                       compact_outputs(compact, test, golden, defect_map, defect_types)])
+            outputs = scorer.run_outputs(scorer.output_names, test.numpy(), golden.numpy())
+            got = np.concatenate([outputs[name].ravel() for name in scorer.output_names])
         else:
             expected = model.eval().score(test, golden).float().numpy()
             got = scorer.score(test.numpy(), golden.numpy())

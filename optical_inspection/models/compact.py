@@ -77,17 +77,27 @@ class Compact(nn.Module):
 
     def forward(self, input_1: torch.Tensor, input_2: torch.Tensor) -> torch.Tensor:
         """Logit per pair (input_1 = test, input_2 = golden)."""
-        return self._pooled_logit(self.mixed(input_1, input_2))
+        return self.score_from_mixed(self.mixed(input_1, input_2))
 
-    def _pooled_logit(self, mixed: torch.Tensor) -> torch.Tensor:
+    def score_from_mixed(self, mixed: torch.Tensor) -> torch.Tensor:
+        """The logit [B] from the head's map."""
         return self.classifier(_pooled(mixed)).squeeze(1)
+
+    def types_from_mixed(self, mixed: torch.Tensor) -> torch.Tensor:
+        """Defect-kind logits [B, num_types] from the head's map; the network must have a type head."""
+        if self.type_classifier is None:
+            raise ValueError("this Compact network has no defect-type head (trained without defect kinds)")
+        return self.type_classifier(_pooled(mixed))
+
+    def map_from_mixed(self, mixed: torch.Tensor, height: int, width: int) -> torch.Tensor:
+        """The defect map [B, height, width] in logit units from the head's map (see :meth:`cell_map`)."""
+        cells = self.cell_map(mixed, mixed.mean(dim=(2, 3), keepdim=True))
+        return upsample_cells(cells, height, width)
 
     def score_and_types(self, input_1: torch.Tensor, input_2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(logit [B], defect-kind logits [B, num_types]); the network must have a type head."""
-        if self.type_classifier is None:
-            raise ValueError("this Compact network has no defect-type head (trained without defect kinds)")
-        pooled = _pooled(self.mixed(input_1, input_2))
-        return self.classifier(pooled).squeeze(1), self.type_classifier(pooled)
+        mixed = self.mixed(input_1, input_2)
+        return self.score_from_mixed(mixed), self.types_from_mixed(mixed)
 
     def cell_map(self, mixed: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
         """Defect map in logit units at 1/8 resolution: the pair's logit if each cell held the max of every
@@ -100,8 +110,7 @@ class Compact(nn.Module):
     def score_and_map(self, input_1: torch.Tensor, input_2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(logit [B], defect map [B, H', W'] in logit units, bilinearly upsampled to the strip size)."""
         mixed = self.mixed(input_1, input_2)
-        cells = self.cell_map(mixed, mixed.mean(dim=(2, 3), keepdim=True))
-        return self._pooled_logit(mixed), upsample_cells(cells, input_1.shape[2], input_1.shape[3])
+        return self.score_from_mixed(mixed), self.map_from_mixed(mixed, input_1.shape[2], input_1.shape[3])
 
     def score(self, input_1: torch.Tensor, input_2: torch.Tensor) -> torch.Tensor:
         """The logit: larger = more defective."""
