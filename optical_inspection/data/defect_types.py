@@ -21,8 +21,7 @@ def kind_indices(raw_labels: Sequence[str], types: Sequence[str]) -> np.ndarray:
     """int64 [N]: each row's index in ``types``, -1 for PASS, blank and kinds not in ``types``."""
     if not len(raw_labels):
         return np.zeros(0, dtype=np.int64)
-    values, inverse = np.unique(np.array([v.strip() for v in raw_labels], dtype=object).astype(str),
-                                return_inverse=True)
+    values, inverse = np.unique(np.array([v.strip() for v in raw_labels], dtype=str), return_inverse=True)
     position = {t: i for i, t in enumerate(types)}
     lookup = np.array([position.get(str(v), -1) for v in values], dtype=np.int64)  # one entry per distinct label
     return lookup[inverse.reshape(-1)]

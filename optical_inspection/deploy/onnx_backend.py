@@ -84,16 +84,10 @@ class OnnxScorer:
     def score(self, test: Any, golden: Any) -> np.ndarray:
         """float32[B] scores of float32 strips ``[B, 3, H', W']`` (numpy arrays or torch tensors)."""
         test_np, golden_np = _as_array(test), _as_array(golden)
-        self._check(test_np, golden_np)
-        if self.max_batch is None:
-            step = self.micro_batch or len(test_np)
-            if len(test_np) <= step:
-                return self._run(test_np, golden_np)
-            chunks = [self._run(test_np[i:i + step], golden_np[i:i + step]) for i in range(0, len(test_np), step)]
-        else:
-            chunks = [self._run_padded(test_np[i:i + self.max_batch], golden_np[i:i + self.max_batch])
-                      for i in range(0, len(test_np), self.max_batch)]
-        return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
+        if not len(test_np):
+            self._check(test_np, golden_np)
+            return np.zeros(0, dtype=np.float32)
+        return scores_from_outputs(self.run_outputs(self.score_names, test_np, golden_np), self.output_type)
 
     def score_maps(self, test: Any, golden: Any) -> tuple[np.ndarray, np.ndarray]:
         """(float32[B] scores, float32[B, H', W'] defect maps) from a file exported with export.heatmaps."""
@@ -135,19 +129,6 @@ class OnnxScorer:
         if test.shape[1:] != expected:
             raise OIError(f"'{self.path}' takes strips {expected} (C, H', W') but the data gives {test.shape[1:]}; "
                           f"the dataset geometry (lights, image_height/width, concat_type) must match training")
-
-    def _run(self, test: np.ndarray, golden: np.ndarray) -> np.ndarray:
-        values = self.session.run(self.score_names, {INPUT_NAMES[0]: test, INPUT_NAMES[1]: golden})
-        return scores_from_outputs(dict(zip(self.score_names, values)), self.output_type)
-
-    def _run_padded(self, test: np.ndarray, golden: np.ndarray) -> np.ndarray:
-        """A static-batch model takes exactly ``max_batch`` rows: pad with zeros, drop the padded scores."""
-        n = len(test)
-        assert self.max_batch is not None  # only static-batch models are padded
-        if n == self.max_batch:
-            return self._run(test, golden)
-        pad = [(0, self.max_batch - n)] + [(0, 0)] * 3
-        return self._run(np.pad(test, pad), np.pad(golden, pad))[:n]
 
 
 def session_options(ort: Any, threads: int | None = None) -> Any:

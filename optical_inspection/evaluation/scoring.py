@@ -142,16 +142,17 @@ def score_split(scorer: Scorer, config: ExperimentConfig, split: str, batch: int
         for start in range(0, len(table), batch):
             rows = np.arange(start, min(start + batch, len(table)))
             test, golden = (pre.concat(side) for side in decoded.pairs(rows))
+            inputs = pre.normalize(test), pre.normalize(golden)
             if on_maps is not None:
-                values, maps = cast(MapScorer, scorer).score_maps(pre.normalize(test), pre.normalize(golden))
+                values, maps = cast(MapScorer, scorer).score_maps(*inputs)
                 scores[rows] = np.asarray(values, dtype=np.float32)
                 on_maps(rows, np.asarray(maps, dtype=np.float32), test, golden)
             if on_types is not None:  # with maps too: a second pass of this batch (both asked for)
-                values, probs = cast(TypeScorer, scorer).score_types(pre.normalize(test), pre.normalize(golden))
+                values, probs = cast(TypeScorer, scorer).score_types(*inputs)
                 scores[rows] = np.asarray(values, dtype=np.float32)
                 on_types(rows, np.asarray(probs, dtype=np.float32))
             elif on_maps is None:
-                scores[rows] = np.asarray(scorer.score(pre.normalize(test), pre.normalize(golden)), dtype=np.float32)
+                scores[rows] = np.asarray(scorer.score(*inputs), dtype=np.float32)
         decoded.finish()
     except BaseException:
         decoded.cancel()
