@@ -189,3 +189,16 @@ def test_the_onnx_export_names_the_same_kinds(trained: tuple[dict, Path], heatma
     assert [r["defect_type"] for r in rows["onnx"]] == [r["defect_type"] for r in rows["torch"]]
     np.testing.assert_allclose([float(r["defect_type_probability"]) for r in rows["onnx"]],
                                [float(r["defect_type_probability"]) for r in rows["torch"]], atol=1e-4)
+
+
+@pytest.mark.parametrize("key, value", [("inspect.nms_iou", 1.5), ("inspect.nms_iou", -0.1),
+                                        ("inspect.min_box_side", -4), ("model.type_head", "sometimes")])
+def test_bad_values_of_the_new_keys_are_refused_by_name(key: str, value: object) -> None:
+    from optical_inspection.errors import SpecError
+    from optical_inspection.spec import set_dotted, validate_dict
+
+    spec: dict = {"inspect": {"checkpoint": "pretrained"}}
+    set_dotted(spec, key, value)
+    with pytest.raises(SpecError) as err:
+        validate_dict(spec, "inspect")
+    assert key in str(err.value)
