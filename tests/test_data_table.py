@@ -122,3 +122,16 @@ def test_wrong_images_dir(split, make_config):
     assert _read(csv_path, images.parent, make_config).images_dir == images  # the images/ wrapper is found
     with pytest.raises(DataError, match="does not exist"):
         _read(csv_path.with_name("none.csv"), images, make_config)
+
+
+@pytest.mark.parametrize("images_dir", ["/abs/images", "images", ".", "/"])
+@pytest.mark.parametrize("folder", ["boards/b1", ".", "a/./b", "x\\y", "/abs/f", "b/", "a//b"])
+@pytest.mark.parametrize("name", ["C1@1", "n.a.me", "a/b", "."])
+def test_image_paths_are_the_normalised_join(images_dir: str, folder: str, name: str) -> None:
+    """The per-folder shortcut of image_paths gives exactly os.path.normpath of the joined path."""
+    import os
+
+    from optical_inspection.data.paths import image_paths
+
+    expected = os.path.normpath(os.path.join(images_dir, folder.replace("\\", "/"), name))
+    assert image_paths(images_dir, folder, name, ["A", "B"], ".png") == [expected + "_A.png", expected + "_B.png"]

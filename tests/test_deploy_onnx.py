@@ -146,6 +146,35 @@ def test_onnx_inference_csv_reproduces_torch_inference_csv_at_batch_1_and_32(exp
     assert {r["prediction"] for r in reference} == {"PASS", "FAIL"}
 
 
+def test_onnx_inference_cli_runs_without_torch(exported, tmp_path):
+    """A fresh `optical_inspection inference` process scoring from ONNX never imports torch (its import alone
+    took ~1.7 s of a 12,560-pair run) and writes what the in-process run writes."""
+    import subprocess
+    import sys
+
+    from optical_inspection.spec import to_yaml
+
+    _, onnx_path, cfg = exported["Compact"]
+    rows = {}
+    for name in ("subprocess", "in_process"):
+        spec = copy.deepcopy(cfg)
+        spec.inference.results_dir = str(tmp_path / name)
+        spec.inference.onnx_file = str(onnx_path)
+        if name == "in_process":
+            assert run_action("inference", spec) == 0
+        else:
+            (tmp_path / "spec.yaml").write_text(to_yaml(spec))
+            probe = ("import runpy, sys\nsys.argv = ['optical_inspection', 'inference', '-e', sys.argv[1]]\n"
+                     "try:\n    runpy.run_module('optical_inspection', run_name='__main__')\n"
+                     "except SystemExit as exc:\n    code = exc.code\n"
+                     "print('exit', code, 'torch' in sys.modules)\n")
+            proc = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "spec.yaml")], capture_output=True,
+                                  text=True, timeout=300)
+            assert proc.stdout.strip().splitlines()[-1] == "exit 0 False", proc.stdout + proc.stderr
+        rows[name] = _read_csv(tmp_path / name / "inference.csv")
+    assert rows["subprocess"] == rows["in_process"] and len(rows["subprocess"]) == 40
+
+
 def test_onnx_evaluate_writes_the_same_metrics_as_torch(exported, tmp_path):
     checkpoint, onnx_path, cfg = exported["Compact"]
     metrics = {}

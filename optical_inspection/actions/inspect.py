@@ -55,7 +55,7 @@ def run(config: ExperimentConfig, results_dir: Path, status: StatusLogger) -> di
 def load_inspector(config: ExperimentConfig) -> BoardInspector:
     """The BoardInspector of ``inspect.checkpoint`` with the spec's threshold and registration settings."""
     from ..models.checkpoint import load_checkpoint
-    from ..models.factory import natural_threshold
+    from ..models.threshold import natural_threshold
     from ..models.compact import Compact
 
     cfg = config.inspect

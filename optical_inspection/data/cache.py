@@ -8,13 +8,17 @@ import tempfile
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 
 from ..errors import DataError
 from .cpus import usable_cpus
 from .preprocess import Preprocessor, size_mismatch_message
 from .table import PairTable
+
+if TYPE_CHECKING:
+    import torch
 
 DROP_BYTES = 64 << 20  # a disk-backed store hands its touched pages back to the OS page cache this often
 CHUNK = 64  # images decoded per thread-pool task (keeps the pool's own overhead small)
@@ -136,11 +140,11 @@ class DecodedSplit:
             if self._stop.is_set():
                 return
             where = f"{self.table.csv_path} line {self.table.lines[self._first_row[u]]}: "
-            tiles, self._sizes[u] = self.pre.load_tiles(self.keys[u], where, grey_ok=True)
+            tiles, self._sizes[u] = self.pre.decode_tiles(self.keys[u], where, grey_ok=True)
             with self._lock:
                 if tiles.shape[1] == 3 and self.store.array.shape[2] == 1:
                     self._grow_to_rgb()
-                self.store.write(u, tiles.numpy())
+                self.store.write(u, tiles)
 
     def _grow_to_rgb(self) -> None:
         """Colour appeared: copy the grey tiles decoded so far into a 3-channel store (on disk past the budget)."""
@@ -177,13 +181,19 @@ class DecodedSplit:
         return self
 
     def pairs(self, rows: torch.Tensor | np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        """uint8 (test, golden) tiles ``[B, N, C, H, W]`` of ``rows`` (one gather each, no decoding)."""
+        """uint8 (test, golden) tiles ``[B, N, C, H, W]`` of ``rows`` as torch tensors (see :meth:`arrays`)."""
+        import torch
+
+        test, golden = self.arrays(rows)
+        return torch.from_numpy(test), torch.from_numpy(golden)
+
+    def arrays(self, rows: torch.Tensor | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """uint8 (test, golden) tiles ``[B, N, C, H, W]`` of ``rows`` (one gather each, no decoding; numpy)."""
         rows = np.asarray(rows, dtype=np.int64)
         if self._done < len(self._chunks) and len(rows):
             self._wait(-(-int(self._need[rows.max()]) // CHUNK))
         with self._lock:
-            return (torch.from_numpy(self.store.gather(self.test_index[rows])),
-                    torch.from_numpy(self.store.gather(self.golden_index[rows])))
+            return self.store.gather(self.test_index[rows]), self.store.gather(self.golden_index[rows])
 
 
 def _first_rows(n: int, test_index: np.ndarray, golden_index: np.ndarray) -> np.ndarray:

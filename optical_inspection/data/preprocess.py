@@ -5,6 +5,9 @@ tiles ``[N, C, H, W]`` (C = 3, or 1 for grey images, which stay compact until no
 RGB); tiles are joined into a strip ``[C, H', W']`` (``linear``: stacked vertically in ``input_map`` order,
 ``grid``: ``grid_map.y`` rows of ``grid_map.x`` tiles, row-major) and normalised with ``rgb_input_mean/std``
 after scaling to [0, 1]. Typical use: ``normalize(concat(tiles))``, or ``load_pairs(table, rows)``.
+
+Tiles, strips and normalisation take numpy arrays or torch tensors alike and return the same kind: scoring from
+an ONNX file or a TensorRT engine goes through numpy only and never imports torch (about 1.7 s of start-up).
 """
 from __future__ import annotations
 
@@ -12,14 +15,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
-import torch
 
 from ..errors import DataError, SpecError
 from .images import decode_image, to_rgb
 from .paths import light_names
 
 if TYPE_CHECKING:
+    import torch
+
     from ..config.dataset import DatasetConfig
+
+Array = Any  # a numpy array or a torch tensor (the methods below return the kind they are given)
 
 
 class Preprocessor:
@@ -33,8 +39,8 @@ class Preprocessor:
         self.grid = (int(dataset_cfg.grid_map.x), int(dataset_cfg.grid_map.y))
         aug = dataset_cfg.augmentation_config
         self._check(dataset_cfg)
-        self.mean = torch.tensor(aug.rgb_input_mean, dtype=torch.float32).view(3, 1, 1)
-        self.std = torch.tensor(aug.rgb_input_std, dtype=torch.float32).view(3, 1, 1)
+        self.mean = np.asarray(aug.rgb_input_mean, dtype=np.float32).reshape(3, 1, 1)
+        self.std = np.asarray(aug.rgb_input_std, dtype=np.float32).reshape(3, 1, 1)
 
     def _check(self, dataset_cfg: DatasetConfig) -> None:
         problems = []
@@ -66,9 +72,9 @@ class Preprocessor:
             return 3, self.grid[1] * h, self.grid[0] * w
         return 3, self.num_tiles * h, w
 
-    def load_tiles(self, paths: Sequence[str | Path], where: str = "", grey_ok: bool = False
-                   ) -> tuple[torch.Tensor, np.ndarray]:
-        """Decode and resize each light: uint8 ``[N, C, H, W]`` and the files' own sizes ``[N, 2]`` (H, W).
+    def decode_tiles(self, paths: Sequence[str | Path], where: str = "", grey_ok: bool = False
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """Decode and resize each light: uint8 ``[N, C, H, W]`` (numpy) and the files' own sizes ``[N, 2]`` (H, W).
 
         C is 3, or 1 when ``grey_ok`` and every light file is grey (expand with :meth:`as_rgb`; saves memory)."""
         if len(paths) != self.num_tiles:
@@ -76,15 +82,25 @@ class Preprocessor:
         arrays, sizes = zip(*(decode_image(str(p), self.tile_size, where) for p in paths))
         if not (grey_ok and all(a.shape[-1] == 1 for a in arrays)):
             arrays = [to_rgb(a) for a in arrays]
-        tiles = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
-        return tiles, np.asarray(sizes, dtype=np.int32)
+        return np.ascontiguousarray(np.stack(arrays).transpose(0, 3, 1, 2)), np.asarray(sizes, dtype=np.int32)
+
+    def load_tiles(self, paths: Sequence[str | Path], where: str = "", grey_ok: bool = False
+                   ) -> tuple[torch.Tensor, np.ndarray]:
+        """:meth:`decode_tiles` as a torch tensor."""
+        import torch
+
+        tiles, sizes = self.decode_tiles(paths, where, grey_ok)
+        return torch.from_numpy(tiles), sizes
 
     @staticmethod
-    def as_rgb(tiles: torch.Tensor) -> torch.Tensor:
+    def as_rgb(tiles: Array) -> Array:
         """Tiles ``[..., C, H, W]`` with C 1 or 3 as 3 channels (a view for grey)."""
-        return tiles.expand(*tiles.shape[:-3], 3, *tiles.shape[-2:]) if tiles.shape[-3] == 1 else tiles
+        if tiles.shape[-3] != 1:
+            return tiles
+        shape = (*tiles.shape[:-3], 3, *tiles.shape[-2:])
+        return np.broadcast_to(tiles, shape) if isinstance(tiles, np.ndarray) else tiles.expand(*shape)
 
-    def concat(self, tiles: torch.Tensor) -> torch.Tensor:
+    def concat(self, tiles: Array) -> Array:
         """Join tiles ``[..., N, 3, H, W]`` into strips ``[..., 3, H', W']`` (any dtype)."""
         *lead, n, c, h, w = tiles.shape
         if self.concat_type == "grid":
@@ -93,22 +109,39 @@ class Preprocessor:
             nd = len(lead)
             # [..., gy, gx, c, h, w] -> [..., c, gy, h, gx, w]
             perm = list(range(nd)) + [nd + 2, nd, nd + 3, nd + 1, nd + 4]
-            return grid.permute(*perm).reshape(*lead, c, gy * h, gx * w)
+            return _permute(grid, perm).reshape(*lead, c, gy * h, gx * w)
         nd = len(lead)
         perm = list(range(nd)) + [nd + 1, nd, nd + 2, nd + 3]
-        return tiles.permute(*perm).reshape(*lead, c, n * h, w)
+        return _permute(tiles, perm).reshape(*lead, c, n * h, w)
 
     def load_strip(self, paths: Sequence[str | Path]) -> torch.Tensor:
         """uint8 strip ``[3, H', W']`` of one side of a pair (the light files in input_map order)."""
         return self.concat(self.load_tiles(paths)[0])
 
-    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+    def normalize(self, images: Array) -> Array:
         """float32 ``(x/255 - mean) / std`` of uint8 ``[..., C, H', W']`` (float input is taken as already /255).
 
-        C is 3, or 1 for grey images, which broadcast to 3 channels here (one fused pass, no RGB copy first)."""
+        C is 3, or 1 for grey images, which broadcast to 3 channels here (no RGB copy first)."""
+        if isinstance(images, np.ndarray):
+            return self._normalize_array(images)
+        import torch
+
         x = images.float()
-        scale = (1.0 / (255.0 * self.std) if images.dtype == torch.uint8 else 1.0 / self.std).to(x.device)
-        return torch.addcmul((-self.mean / self.std).to(x.device), x, scale)
+        std, mean = torch.from_numpy(self.std).to(x.device), torch.from_numpy(self.mean).to(x.device)
+        scale = 1.0 / (255.0 * std) if images.dtype == torch.uint8 else 1.0 / std
+        return torch.addcmul(-mean / std, x, scale)
+
+    def _normalize_array(self, images: np.ndarray) -> np.ndarray:
+        """numpy :meth:`normalize`: one multiply and one add per output channel, written in place."""
+        scale = 1.0 / ((255.0 if images.dtype == np.uint8 else 1.0) * self.std[:, 0, 0])
+        bias = -self.mean[:, 0, 0] / self.std[:, 0, 0]
+        out = np.empty((*images.shape[:-3], 3, *images.shape[-2:]), dtype=np.float32)
+        for c in range(3):
+            channel = out[..., c, :, :]
+            np.multiply(images[..., 0 if images.shape[-3] == 1 else c, :, :], np.float32(scale[c]), out=channel,
+                        casting="unsafe")
+            channel += np.float32(bias[c])
+        return out
 
     def load_pair_tiles(self, table: Any, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         """uint8 tiles (test, golden) ``[N, C, H, W]`` of row ``i`` (C = 1 when both are grey, else 3);
@@ -131,6 +164,8 @@ class Preprocessor:
         """Batch per-row (test, golden) tiles: ``[B, N, C, H, W]`` each (C = 3 unless every row is grey)."""
         grey = all(t.shape[-3] == 1 for t, _ in pairs)
         fix = (lambda x: x) if grey else self.as_rgb
+        import torch
+
         return torch.stack([fix(t) for t, _ in pairs]), torch.stack([fix(g) for _, g in pairs])
 
     def geometry(self) -> dict[str, Any]:
@@ -152,3 +187,7 @@ def size_mismatch_message(table: Any, rows: Sequence[int], test_sizes: np.ndarra
     more = f"\n  ... and {len(rows) - 10} more" if len(rows) > 10 else ""
     return (f"{table.csv_path}: {len(rows)} pair(s) whose test and golden images differ in size (H x W per light); "
             f"a pair must be two registered images of the same size:\n" + "\n".join(lines) + more)
+
+
+def _permute(x: Array, perm: list[int]) -> Array:
+    return x.transpose(perm) if isinstance(x, np.ndarray) else x.permute(*perm)

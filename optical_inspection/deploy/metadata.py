@@ -101,7 +101,7 @@ def output_type_from_names(output_names: list[str], where: str) -> str:
 
 def stored_threshold(meta: dict[str, Any], config: ExperimentConfig | None = None) -> float | None:
     """The threshold a model file carries, else the model's natural one (margin / logit 0), else None."""
-    from ..models.factory import natural_threshold
+    from ..models.threshold import natural_threshold
 
     if meta.get("threshold") is not None:
         return float(meta["threshold"])

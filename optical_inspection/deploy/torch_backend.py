@@ -10,7 +10,7 @@ import torch
 from ..models.checkpoint import load_checkpoint
 from ..models.compact import Compact
 from ..models.denormals import flush_denormals
-from ..models.factory import natural_threshold
+from ..models.threshold import natural_threshold
 
 if TYPE_CHECKING:
     from ..config.experiment import ExperimentConfig

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, cast
@@ -54,7 +56,7 @@ def check_geometry(scorer: Scorer, pre: Any, model_path: str) -> None:
     if problems:
         raise OIError(f"model '{model_path}' does not match the spec: " + "; ".join(problems))
     for key, ours in (("rgb_input_mean", pre.mean), ("rgb_input_std", pre.std)):
-        if key in stored and not np.allclose(np.asarray(stored[key]), ours.flatten().numpy(), atol=1e-6):
+        if key in stored and not np.allclose(np.asarray(stored[key]), ours.flatten(), atol=1e-6):
             log.warning("dataset.augmentation_config.%s %s differs from the model's %s; scores may be off",
                         key, ours.flatten().tolist(), stored[key])
 
@@ -122,11 +124,9 @@ def score_split(scorer: Scorer, config: ExperimentConfig, split: str, batch: int
     called per batch with the defect-kind probabilities (float32 [B, K]; a TypeScorer, kinds = its
     ``defect_types``).
 
-    Each distinct image is decoded once, by threads running ahead in row order while the main thread scores
-    the rows already decoded (decoding and the model overlap); a decode error or a size mismatch fails the
-    whole split before any score is returned."""
-    import torch
-
+    Each distinct image is decoded once, by threads running ahead in row order; one more thread gathers and
+    normalises the next batch while the main thread scores this one (decoding, input preparation and the model
+    overlap); a decode error or a size mismatch fails the whole split before any score is returned."""
     from ..data.cache import DecodedSplit
     from ..data.preprocess import Preprocessor
     from ..data.table import split_table
@@ -135,14 +135,24 @@ def score_split(scorer: Scorer, config: ExperimentConfig, split: str, batch: int
     table = split_table(config.dataset, "test" if split == "test" else "predict")
     decoded = DecodedSplit(table, pre, max_bytes=int(config.dataset.cache_memory_mb) << 20, background=True)
     scores = np.full(len(table), np.nan, dtype=np.float32)
-    threads = torch.get_num_threads()
-    if not getattr(scorer, "uses_torch_threads", False):
-        torch.set_num_threads(1)  # torch only normalises here: idle pool threads would spin on the cores in use
+    starts = range(0, len(table), batch)
+
+    def prepare(start: int) -> tuple[np.ndarray, Any, Any, Any, Any]:
+        """Rows, uint8 strips (test, golden) and their normalised inputs for the batch at ``start``."""
+        rows = np.arange(start, min(start + batch, len(table)))
+        test, golden = (pre.concat(side) for side in decoded.arrays(rows))
+        return rows, test, golden, pre.normalize(test), pre.normalize(golden)
+
+    torch = sys.modules.get("torch")  # loaded by a torch scorer only: ONNX and TensorRT scoring run without it
+    threads = torch.get_num_threads() if torch is not None else 0
+    if torch is not None and not getattr(scorer, "uses_torch_threads", False):
+        torch.set_num_threads(1)  # idle pool threads would spin on the cores in use
+    ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix="oi-batch")
     try:
-        for start in range(0, len(table), batch):
-            rows = np.arange(start, min(start + batch, len(table)))
-            test, golden = (pre.concat(side) for side in decoded.pairs(rows))
-            inputs = pre.normalize(test), pre.normalize(golden)
+        upcoming = ahead.submit(prepare, starts[0]) if len(starts) else None
+        for k in range(len(starts)):
+            rows, test, golden, *inputs = cast(Any, upcoming).result()
+            upcoming = ahead.submit(prepare, starts[k + 1]) if k + 1 < len(starts) else None
             if on_maps is not None:
                 values, maps = cast(MapScorer, scorer).score_maps(*inputs)
                 scores[rows] = np.asarray(values, dtype=np.float32)
@@ -158,7 +168,9 @@ def score_split(scorer: Scorer, config: ExperimentConfig, split: str, batch: int
         decoded.cancel()
         raise
     finally:
-        torch.set_num_threads(threads)
+        ahead.shutdown(wait=True, cancel_futures=True)
+        if torch is not None:
+            torch.set_num_threads(threads)
     missing = np.flatnonzero(np.isnan(scores))
     if missing.size:
         raise OIError(f"{missing.size} row(s) of {table.csv_path} got no score (first: row {int(missing[0])}); "

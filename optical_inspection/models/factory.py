@@ -69,10 +69,5 @@ def build_model(config: ExperimentConfig) -> Network:
     return build_network(model_settings(config.model), dataset_geometry(config.dataset)["strip_shape"])
 
 
-def natural_threshold(model: Mapping[str, Any]) -> float:
-    """Threshold before any calibration: TAO's margin for the Siamese types, logit 0 (p = 0.5) for Compact."""
-    return 0.0 if model.get("model_type") == "Compact" else float(model.get("margin", 2.0))
-
-
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())

@@ -10,7 +10,8 @@ import torch
 
 from ..errors import OIError
 from .checkpoint import META_KEY
-from .factory import build_network, model_settings, natural_threshold
+from .factory import build_network, model_settings
+from .threshold import natural_threshold
 from .compact import Compact
 from .losses import TYPE_LOSS_WEIGHT, pair_losses, type_loss
 from .metrics import (aoi_from_counts, aoi_metrics, auroc, average_precision, recall_at_false_alarm,
