@@ -136,9 +136,12 @@ def _outside_neighbourhood(x: torch.Tensor, ref: torch.Tensor, radius: int, pool
     """How far each value of ``x`` lies outside the [min, max] of ``ref`` over a (2r+1)² window. ``pooled``: the
     same values through max_pool2d, for training: the backward of the element-wise reductions (tie masks, where,
     divisions) took about half of a training step on CPU, max_pool2d's backward is an index scatter (2x faster
-    forward + backward), while its stride-1 forward is slower, so inference and export keep the reductions."""
+    forward + backward), while its stride-1 forward is slower, so inference and export keep the reductions.
+    It pools channels-last: PyTorch's CPU kernel for that layout is ~5x faster forward (the same indices, so the
+    same gradients up to summation order), which took a fifth off a training step."""
     if pooled:
         window = 2 * radius + 1
+        ref = ref.contiguous(memory_format=torch.channels_last)
         ref_max = F.max_pool2d(ref, window, stride=1, padding=radius)
         ref_min = -F.max_pool2d(-ref, window, stride=1, padding=radius)
     else:
