@@ -4,8 +4,8 @@
         [--out optical_inspection/models/pretrained]
 
 Deterministic for a given thread count (fixed seeds, fixed step count, no wall-clock budget; same bytes). The
-defaults (3 x 3000 pairs, 3000 steps of 64) took 29 minutes on 2 CPU cores shared with a test suite, and 12.6
-minutes on lightly loaded cores before training went through max_pool2d (about 1 minute generating the pairs).
+defaults (3 x 3000 pairs, 3000 steps of 64) take 3.5 minutes on 2 idle CPU cores (209 s, 32 s of it generating
+the pairs).
 The pairs come from :mod:`optical_inspection.data.synth`, in three groups that take turns batch by batch:
 binarised bare boards (DeepPCB-like, one light), grey AOI tiles under two lights and colour AOI tiles under two
 lights, each tile ``--size`` px. Training pairs are flipped/rotated (both images), shifted against each other
