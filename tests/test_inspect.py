@@ -107,6 +107,43 @@ def test_components_and_boxes_of_a_hand_made_mask() -> None:
     assert got == [([1.0, 1.0, 4.0, 3.0], 23.0), ([6.0, 4.0, 8.0, 8.0], 77.0)]
 
 
+def _flood_labels(mask: np.ndarray) -> np.ndarray:
+    """Reference 8-connected labelling by breadth-first flood fill, labels in order of first pixel."""
+    from collections import deque
+
+    out = np.zeros(mask.shape, dtype=np.int64)
+    h, w = mask.shape
+    count = 0
+    for y in range(h):
+        for x in range(w):
+            if mask[y, x] and not out[y, x]:
+                count += 1
+                out[y, x] = count
+                todo = deque([(y, x)])
+                while todo:
+                    cy, cx = todo.popleft()
+                    for ny in range(max(0, cy - 1), min(h, cy + 2)):
+                        for nx in range(max(0, cx - 1), min(w, cx + 2)):
+                            if mask[ny, nx] and not out[ny, nx]:
+                                out[ny, nx] = count
+                                todo.append((ny, nx))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_components_match_a_flood_fill_on_random_masks_and_a_long_snake(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    mask = rng.random((int(rng.integers(1, 60)), int(rng.integers(1, 60)))) < rng.uniform(0.2, 0.7)
+    if seed == 0:  # one component whose path winds across the whole grid
+        mask = np.zeros((64, 64), dtype=bool)
+        mask[::4] = True
+        mask[1::8, -1] = mask[2::8, -1] = mask[3::8, -1] = True
+        mask[5::8, 0] = mask[6::8, 0] = mask[7::8, 0] = True
+    labels, count = components.label(torch.from_numpy(mask))
+    expected = _flood_labels(mask)
+    assert count == expected.max() and np.array_equal(labels.numpy(), expected)
+
+
 def _write_csv(path: Path, rows: list[str]) -> Path:
     path.write_text("\n".join(["input_path,golden_path", *rows]) + "\n")
     return path

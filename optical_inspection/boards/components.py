@@ -1,27 +1,34 @@
-"""Connected components and their boxes, in torch (no scipy in the lock): labels spread by 3x3 max pooling
-until they settle, so a component takes as many rounds as its longest path (a few on a map's cell grid)."""
+"""Connected components and their boxes, in torch (no scipy in the lock): each pixel takes the smallest label in
+its 3x3 neighbourhood, then follows labels to their own labels (pointer jumping), until nothing changes; a
+component settles in a few rounds whatever its length (about log2 of its longest path)."""
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
+
+from ..models.compact import window_reduce
 
 
-def label(mask: torch.Tensor, max_rounds: int = 10_000) -> tuple[torch.Tensor, int]:
-    """(int64 labels [H, W], 0 = background, 1..K, count K) of 8-connected components of a bool mask."""
+def label(mask: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """(int64 labels [H, W], 0 = background, 1..K in order of first pixel, count K) of the 8-connected
+    components of a bool mask."""
     h, w = mask.shape
-    ids = torch.arange(1, h * w + 1, dtype=torch.float32, device=mask.device).reshape(1, 1, h, w)
-    keep = mask.reshape(1, 1, h, w).float()
-    labels = ids * keep
-    for _ in range(max_rounds):
-        spread = F.max_pool2d(labels, 3, stride=1, padding=1) * keep
-        if torch.equal(spread, labels):
+    n = h * w  # the background's label, above every pixel index
+    labels = torch.where(mask, torch.arange(n, device=mask.device).reshape(h, w), n)
+    table = torch.full((n + 1,), n, dtype=torch.int64, device=mask.device)  # table[p]: pixel p's label
+    while True:
+        hooked = torch.where(mask, window_reduce(labels, 1, torch.minimum, n), n)
+        while True:  # a label is a pixel of the same component whose own label is no larger: follow it
+            table[:n] = hooked.reshape(-1)
+            jumped = table[hooked]
+            if torch.equal(jumped, hooked):
+                break
+            hooked = jumped
+        if torch.equal(hooked, labels):
             break
-        labels = spread
-    flat = labels.reshape(-1).long()
-    values, dense = torch.unique(flat, return_inverse=True)
-    if len(values) and values[0] == 0:
-        return dense.reshape(h, w), len(values) - 1
-    return (dense + 1).reshape(h, w), len(values)
+        labels = hooked
+    values, dense = torch.unique(labels.reshape(-1), return_inverse=True)
+    count = len(values) - int(bool(len(values)) and int(values[-1]) == n)
+    return torch.where(mask, dense.reshape(h, w) + 1, 0), count
 
 
 def boxes_of(labels: torch.Tensor, count: int, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

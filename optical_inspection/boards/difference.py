@@ -6,13 +6,16 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..models.compact import window_reduce
 from . import components
 
 
 def _open_close(mask: torch.Tensor, opening: int, closing: int) -> torch.Tensor:
-    o, c = opening, closing
-    mask = F.max_pool2d(-F.max_pool2d(-mask, o, 1, o // 2), o, 1, o // 2)
-    return -F.max_pool2d(-F.max_pool2d(mask, c, 1, c // 2), c, 1, c // 2)
+    """Opening, then closing, of a 0/1 float mask by odd square windows (separable shifted min/max: several
+    times faster than max_pool2d on one channel)."""
+    o, c = opening // 2, closing // 2
+    mask = window_reduce(window_reduce(mask, o, torch.minimum, 1.0), o, torch.maximum, 0.0)
+    return window_reduce(window_reduce(mask, c, torch.maximum, 0.0), c, torch.minimum, 1.0)
 
 
 def difference_boxes(test: torch.Tensor, golden: torch.Tensor, threshold: float = 60.0, margin: int = 8,

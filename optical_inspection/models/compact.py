@@ -61,7 +61,7 @@ class Compact(nn.Module):
         diff = (feat_test - feat_golden).abs()
         if self.shift_tolerance == 0:
             return torch.cat([diff, diff, diff], dim=1)
-        pooled = self.training  # training: max_pool2d, whose backward is a cheap index scatter (see _window_reduce)
+        pooled = self.training  # training: max_pool2d, whose backward is a cheap index scatter (see window_reduce)
         return torch.cat([
             _outside_neighbourhood(feat_test, feat_golden, self.shift_tolerance, pooled),
             _outside_neighbourhood(feat_golden, feat_test, self.shift_tolerance, pooled),
@@ -145,12 +145,13 @@ def _outside_neighbourhood(x: torch.Tensor, ref: torch.Tensor, radius: int, pool
         ref_max = F.max_pool2d(ref, window, stride=1, padding=radius)
         ref_min = -F.max_pool2d(-ref, window, stride=1, padding=radius)
     else:
-        ref_max = _window_reduce(ref, radius, torch.maximum, float("-inf"))
-        ref_min = _window_reduce(ref, radius, torch.minimum, float("inf"))
+        ref_max = window_reduce(ref, radius, torch.maximum, float("-inf"))
+        ref_min = window_reduce(ref, radius, torch.minimum, float("inf"))
     return F.relu(x - ref_max) + F.relu(ref_min - x)
 
 
-def _window_reduce(x: torch.Tensor, radius: int, reduce: Callable[..., torch.Tensor], fill: float) -> torch.Tensor:
+def window_reduce(x: torch.Tensor, radius: int, reduce: Callable[..., torch.Tensor], fill: float | int
+                  ) -> torch.Tensor:
     """Max (or min) over a (2r+1)² window, stride 1, as separable element-wise reductions of shifted views:
     several times faster on CPU than max_pool2d with stride 1, and exported to ONNX as plain Max/Min ops."""
     height, width = x.shape[-2:]
