@@ -15,8 +15,9 @@
 4. The same boards with each test image shifted by up to 8 px and rotated by up to 1 degree (its boxes moved
    alike): registration robustness.
 5. ``inspect.boxes: difference``: boxes from the registered pixel difference, kept and scored by the network's
-   map (also on the moved boards); and the classical baseline alone: the same boxes scored by the mean
-   difference.
+   map (also on the moved boards); the same boxes submitted per kind as multi-class detectors do (scored
+   P(defect) x P(kind), the likeliest kind or the two likeliest); and the classical baseline alone: the same
+   boxes scored by the mean difference.
 6. On the held-out FAIL crops: how often the heat map's peak lies inside a defect box of the crop.
 Everything is written under ``benchmarks/out/board_inspection`` (git-ignored); one JSON line per figure set.
 """
@@ -168,6 +169,19 @@ def perturbed(boards: list, truth: list, seed: int = 0) -> tuple[list, list]:
     return out_boards, out_truth
 
 
+def kind_ranked(inspector, top: int):
+    """Difference boxes as the DeepPCB protocol takes typed detections: ``inspect.kinds_per_box`` rows per box
+    (its ``top`` likeliest kinds), ranked by P(defect) x P(kind), as multi-class detectors submit them."""
+    from optical_inspection.boards.detect import typed_rows
+
+    def detect(test, golden):
+        inspector.boxes = "difference"
+        boxes, scores, kinds, probs = typed_rows(inspector.inspect(test, golden), inspector.types, top)
+        return boxes, scores * np.nan_to_num(probs, nan=1.0), kinds
+
+    return detect
+
+
 def classical(register: bool = True, max_rotation: float = 1.5):
     """The classical baseline: registered grey difference → opening, closing → connected components → boxes
     (optical_inspection.boards.difference, as inspect's boxes: difference), scored by the mean difference."""
@@ -296,6 +310,13 @@ def main() -> None:
     dets, rate = run_detector(hybrid, moved)
     print("RESULT " + json.dumps({"method": "compact_difference_boxes_shift8_rot1", **figures,
                                   "boards_per_s": rate, **report(dets, moved_truth, cut["hybrid"])}), flush=True)
+    for top in (1, 2):  # typed boxes ranked by P(defect) x P(kind): one kind per box, or the two likeliest
+        ranked = kind_ranked(inspector, top)
+        cut_ranked = best_min_score(run_detector(ranked, val_boards)[0], val_truth)
+        dets, rate = run_detector(ranked, boards)
+        print("RESULT " + json.dumps({"method": f"compact_difference_boxes_kind_ranked_top{top}", **figures,
+                                      "boards_per_s": rate, **report(dets, truth, cut_ranked)}), flush=True)
+    inspector.boxes = "map"
     dets, rate = run_detector(classical(), boards)
     print("RESULT " + json.dumps({"method": "classical_difference", **figures, "boards_per_s": rate,
                                   **report(dets, truth, cut["classical"])}), flush=True)

@@ -110,7 +110,7 @@ def test_no_type_head_without_kinds_or_when_switched_off(case: str, tmp_path: Pa
 
 
 def test_board_boxes_are_typed_by_the_head() -> None:
-    from optical_inspection.boards.detect import BoardInspector
+    from optical_inspection.boards.detect import BoardInspector, typed_rows
 
     torch.manual_seed(0)
     model = Compact((3, 64, 64), base_channels=8, num_types=3)
@@ -122,8 +122,17 @@ def test_board_boxes_are_typed_by_the_head() -> None:
     result = inspector.inspect(test, golden)
     assert len(result.boxes) >= 1 and len(result.types) == len(result.boxes)
     assert set(result.types) <= {"a", "b", "c"}
+    probs = result.type_probabilities
+    assert probs.shape == (len(result.boxes), 3) and np.allclose(probs.sum(1), 1.0, atol=1e-5)
+    assert result.types == [["a", "b", "c"][i] for i in probs.argmax(1)]
+    boxes, scores, kinds, kind_probs = typed_rows(result, inspector.types, 2)  # two rows per box, likeliest first
+    assert len(boxes) == 2 * len(result.boxes) and np.array_equal(boxes[::2], result.boxes)
+    assert kinds[::2] == result.types and np.array_equal(scores[::2], result.scores)
+    assert (kind_probs[::2] >= kind_probs[1::2]).all() and np.allclose(kind_probs[::2], probs.max(1))
     inspector.types = []
-    assert set(inspector.inspect(test, golden).types) == {"defect"}
+    untyped = inspector.inspect(test, golden)
+    assert set(untyped.types) == {"defect"}
+    assert np.isnan(typed_rows(untyped, [], 2)[3]).all() and len(typed_rows(untyped, [], 2)[0]) == len(untyped.boxes)
 
 
 def test_boxes_grow_to_the_minimum_side_inside_the_board() -> None:
@@ -192,7 +201,8 @@ def test_the_onnx_export_names_the_same_kinds(trained: tuple[dict, Path], heatma
 
 
 @pytest.mark.parametrize("key, value", [("inspect.nms_iou", 1.5), ("inspect.nms_iou", -0.1),
-                                        ("inspect.min_box_side", -4), ("model.type_head", "sometimes")])
+                                        ("inspect.min_box_side", -4), ("model.type_head", "sometimes"),
+                                        ("inspect.kinds_per_box", 0)])
 def test_bad_values_of_the_new_keys_are_refused_by_name(key: str, value: object) -> None:
     from optical_inspection.errors import SpecError
     from optical_inspection.spec import set_dotted, validate_dict

@@ -59,6 +59,7 @@ def test_detections_csv_boards_csv_and_overlays(boards, tmp_path: Path) -> None:
     for r in rows:
         x1, y1, x2, y2 = (int(r[k]) for k in ("x1", "y1", "x2", "y2"))
         assert 0 <= x1 < x2 <= SIDE and 0 <= y1 < y2 <= SIDE and 0 < float(r["score"]) <= 1
+        assert r["type"] == "defect" and r["type_probability"] == ""  # the bundled network has no type head
     assert len(list(csv.DictReader((results / "boards.csv").open()))) == 3
     assert sorted(p.name for p in (results / "overlays").iterdir()) == [f"0000{i + 1}_test_{i}.png" for i in range(3)]
     assert out["kpi"]["num_boards"] == 3

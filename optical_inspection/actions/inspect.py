@@ -1,10 +1,11 @@
 """inspect: whole boards (any size) → registered golden → dense defect map → boxes.
 
-Writes ``detections.csv`` (input_path, x1, y1, x2, y2, score, type; pixel corners of the test image, score =
-probability), ``boards.csv`` (per board: the registration found and the number of boxes) and, with
-``inspect.overlays``, ``overlays/<row>_<name>.png``. Every board row is checked (files present, readable, golden
-the test's size, under ``inspect.max_board_pixels``) before any is inspected, and the outputs are moved into the
-results folder only when every board is done: a failure leaves nothing half-written.
+Writes ``detections.csv`` (input_path, x1, y1, x2, y2, score, type, type_probability; pixel corners of the test
+image, score = defect probability, type_probability = the kind's probability given a defect, blank without a type
+head; ``inspect.kinds_per_box`` rows per box), ``boards.csv`` (per board: the registration found and the number
+of boxes) and, with ``inspect.overlays``, ``overlays/<row>_<name>.png``. Every board row is checked (files
+present, readable, golden the test's size, under ``inspect.max_board_pixels``) before any is inspected, and the
+outputs are moved into the results folder only when every board is done: a failure leaves nothing half-written.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ..boards.board_io import read_boards
-from ..boards.detect import BoardInspector
+from ..boards.detect import BoardInspector, typed_rows
 from ..data.images import decode_image, to_rgb
 from ..errors import OIError
 from ..io_utils import make_temp_dir
@@ -28,7 +29,7 @@ from ..status import StatusLogger, is_rank_zero
 if TYPE_CHECKING:
     from ..config.experiment import ExperimentConfig
 
-DETECTION_COLUMNS = ("input_path", "x1", "y1", "x2", "y2", "score", "type")
+DETECTION_COLUMNS = ("input_path", "x1", "y1", "x2", "y2", "score", "type", "type_probability")
 BOARD_COLUMNS = ("input_path", "dx", "dy", "angle", "num_detections")
 
 
@@ -42,7 +43,7 @@ def run(config: ExperimentConfig, results_dir: Path, status: StatusLogger) -> di
     inspector = load_inspector(config)
     stage = make_temp_dir(results_dir / "detections.csv")
     try:
-        outputs = _inspect_all(inspector, boards, stage, cfg.overlays, status)
+        outputs = _inspect_all(inspector, boards, stage, cfg.overlays, status, cfg.kinds_per_box)
         artifacts = _commit(stage, results_dir, cfg.overlays)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
@@ -94,7 +95,7 @@ def load_pair(board: Any) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _inspect_all(inspector: BoardInspector, boards: list, stage: Path, overlays: bool,
-                 status: StatusLogger) -> dict[str, Any]:
+                 status: StatusLogger, kinds_per_box: int = 1) -> dict[str, Any]:
     detections, per_board = [], []
     if overlays:
         (stage / "overlays").mkdir()
@@ -102,8 +103,10 @@ def _inspect_all(inspector: BoardInspector, boards: list, stage: Path, overlays:
     for k, board in enumerate(boards):
         test, golden = load_pair(board)
         result = inspector.inspect(test, golden)
-        detections += [[board.input_path, *(str(int(round(v))) for v in box), f"{score:.12g}", kind]
-                       for box, score, kind in zip(result.boxes.tolist(), result.scores.tolist(), result.types)]
+        boxes, scores, kinds, kind_probs = typed_rows(result, inspector.types, kinds_per_box)
+        detections += [[board.input_path, *(str(int(round(v))) for v in box), f"{score:.12g}", kind,
+                        "" if p != p else f"{p:.6g}"]  # NaN (no type head): blank
+                       for box, score, kind, p in zip(boxes.tolist(), scores.tolist(), kinds, kind_probs.tolist())]
         t = result.transform
         per_board.append([board.input_path, f"{t.dx:.3f}", f"{t.dy:.3f}", f"{t.angle:.3f}", str(len(result.boxes))])
         if overlays:

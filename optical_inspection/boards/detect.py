@@ -20,6 +20,7 @@ class BoardResult:
     transform: Transform
     defect_map: torch.Tensor  # float [H, W] logit units
     types: list[str] = field(default_factory=list)  # [K] defect kind of each box (the type head's), or "defect"
+    type_probabilities: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # [K, kinds] (type head only)
 
 
 DEFECT = "defect"  # the type of every box when the network has no type head
@@ -98,8 +99,22 @@ class BoardInspector:
         crops = [(test[:, y:y + side_y, x:x + side_x], golden[:, y:y + side_y, x:x + side_x]) for x, y in zip(x0, y0)]
         t, g = (torch.stack(side).to(self.device) for side in zip(*crops))  # a handful of boxes per board
         _, type_logits = self.model.score_and_types(t, g)
-        result.types = [self.types[i] for i in type_logits.argmax(1).cpu().tolist()]
+        result.type_probabilities = torch.softmax(type_logits, 1).cpu().numpy()
+        result.types = [self.types[i] for i in result.type_probabilities.argmax(1).tolist()]
         return result
+
+
+def typed_rows(result: BoardResult, kinds: list[str], per_box: int
+               ) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:
+    """(boxes [R, 4], scores [R], types [R], type probabilities [R]; NaN without a type head) with each box once
+    per kind among its ``per_box`` likeliest (most likely first); one row per box without a type head."""
+    probs = result.type_probabilities
+    if not probs.size or not len(result.boxes):
+        return result.boxes, result.scores, list(result.types), np.full(len(result.boxes), np.nan)
+    order = np.argsort(-probs, axis=1, kind="stable")[:, :per_box]
+    k = order.shape[1]
+    return (np.repeat(result.boxes, k, axis=0), np.repeat(result.scores, k),
+            [kinds[i] for i in order.reshape(-1)], np.take_along_axis(probs, order, axis=1).reshape(-1))
 
 
 def grow_boxes(boxes: torch.Tensor, side: int, width: int, height: int) -> torch.Tensor:

@@ -56,6 +56,12 @@ class InspectConfig:
         0.5, description="Drop a box that overlaps a higher-scoring one by more than this IoU (after min_box_side); "
         "1 keeps every box.", ge=0.0, le=1.0,
     )
+    kinds_per_box: Int = spec_field(
+        1, description="Rows per box in detections.csv for a network with a defect-type head: its likeliest kinds, "
+        "most likely first, each with its type_probability (the form detection benchmarks such as DeepPCB's take, "
+        "ranked by score x type_probability: a box whose likeliest kind is wrong still counts under the next); "
+        "1: one row per box.", ge=1, le=16,
+    )
     max_board_pixels: Int = spec_field(
         64_000_000, description="Refuse boards over this many pixels (their map and image would not fit in memory).",
         ge=1,
