@@ -16,7 +16,7 @@
    alike): registration robustness.
 5. ``inspect.boxes: difference``: boxes from the registered pixel difference, kept and scored by the network's
    map (also on the moved boards); the same boxes submitted per kind as multi-class detectors do (scored
-   P(defect) x P(kind), the likeliest kind or the two likeliest); and the classical baseline alone: the same
+   P(defect) x P(kind), the likeliest one, two or three kinds); and the classical baseline alone: the same
    boxes scored by the mean difference.
 6. On the held-out FAIL crops: how often the heat map's peak lies inside a defect box of the crop.
 Everything is written under ``benchmarks/out/board_inspection`` (git-ignored); one JSON line per figure set.
@@ -310,7 +310,7 @@ def main() -> None:
     dets, rate = run_detector(hybrid, moved)
     print("RESULT " + json.dumps({"method": "compact_difference_boxes_shift8_rot1", **figures,
                                   "boards_per_s": rate, **report(dets, moved_truth, cut["hybrid"])}), flush=True)
-    for top in (1, 2):  # typed boxes ranked by P(defect) x P(kind): one kind per box, or the two likeliest
+    for top in (1, 2, 3):  # typed boxes ranked by P(defect) x P(kind): the likeliest kind per box, two or three
         ranked = kind_ranked(inspector, top)
         cut_ranked = best_min_score(run_detector(ranked, val_boards)[0], val_truth)
         dets, rate = run_detector(ranked, boards)

@@ -26,9 +26,10 @@ def label(mask: torch.Tensor) -> tuple[torch.Tensor, int]:
         if torch.equal(hooked, labels):
             break
         labels = hooked
-    values, dense = torch.unique(labels.reshape(-1), return_inverse=True)
-    count = len(values) - int(bool(len(values)) and int(values[-1]) == n)
-    return torch.where(mask, dense.reshape(h, w) + 1, 0), count
+    values, dense = torch.unique(labels[mask], return_inverse=True)  # foreground only: a few pixels to sort
+    out = torch.zeros(h, w, dtype=torch.int64, device=mask.device)
+    out[mask] = dense + 1
+    return out, len(values)
 
 
 def boxes_of(labels: torch.Tensor, count: int, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
