@@ -147,8 +147,10 @@ def test_kill_9_mid_study_then_restart_continues_without_rerunning_finished_tria
 
 def test_detached_automl_job_is_cancelled_with_its_running_trials(data, tmp_path):
     jobs = tmp_path / "jobs"
-    # Trials long enough (500 epochs) that none can finish on a fast machine before the cancel reaches it.
-    started = runner(jobs, *train_args(data, **{"automl.max_trials": 2, "epochs": 500}), "--detach")
+    # Trials that cannot finish before the cancel reaches them on any machine (500 epochs could, once training got
+    # faster): far more epochs than fit, ended by a 5-minute cap should the cancel fail.
+    started = runner(jobs, *train_args(data, **{"automl.max_trials": 2, "epochs": 1_000_000,
+                                                "train.max_time_minutes": 5}), "--detach")
     assert started["status"] in ("pending", "running")
     def both_running() -> list[str] | None:
         statuses = [k["status"] for k in children(jobs, {started["id"]})]

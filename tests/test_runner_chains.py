@@ -163,9 +163,10 @@ def test_resume_of_a_crashed_train_continues_from_its_last_epoch(data, jobs):
 
 
 def test_cancel_a_detached_job(data, jobs):
+    # far more epochs than can finish before the cancel; a 5-minute cap ends the job should the cancel fail
     record = run_job("train", jobs_root=jobs, automl_policy="off", detach=True,
                      data={"train_datasets": data["train"], "eval_dataset": data["val"]},
-                     overrides={**TRAIN_OVERRIDES, "epochs": 40})
+                     overrides={**TRAIN_OVERRIDES, "epochs": 1_000_000, "train.max_time_minutes": 5})
     wait_until(lambda: job_status(record.id, jobs).status == "running", "the detached job to run")
     cancelled = cancel_job(record.id, jobs)
     assert cancelled.status == "cancelled", _log(cancelled)
