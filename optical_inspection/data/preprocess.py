@@ -7,7 +7,7 @@ RGB); tiles are joined into a strip ``[C, H', W']`` (``linear``: stacked vertica
 after scaling to [0, 1]. Typical use: ``normalize(concat(tiles))``, or ``load_pairs(table, rows)``.
 
 Tiles, strips and normalisation take numpy arrays or torch tensors alike and return the same kind: scoring from
-an ONNX file or a TensorRT engine goes through numpy only and never imports torch (about 1.7 s of start-up).
+an ONNX file goes through numpy only and never imports torch (about 1.7 s of start-up).
 """
 from __future__ import annotations
 
