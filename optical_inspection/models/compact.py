@@ -138,7 +138,7 @@ def _outside_neighbourhood(x: torch.Tensor, ref: torch.Tensor, radius: int, pool
     divisions) took about half of a training step on CPU, max_pool2d's backward is an index scatter (2x faster
     forward + backward), while its stride-1 forward is slower, so inference and export keep the reductions.
     It pools channels-last: PyTorch's CPU kernel for that layout is ~5x faster forward (the same indices, so the
-    same gradients up to summation order), which took a fifth off a training step."""
+    same gradients up to summation order): 9 % more training pairs/s on 2 cores."""
     if pooled:
         window = 2 * radius + 1
         ref = ref.contiguous(memory_format=torch.channels_last)
