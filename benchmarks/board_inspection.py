@@ -176,7 +176,10 @@ def kind_ranked(inspector, top: int):
 
     def detect(test, golden):
         inspector.boxes = "difference"
-        boxes, scores, kinds, probs = typed_rows(inspector.inspect(test, golden), inspector.types, top)
+        try:
+            boxes, scores, kinds, probs = typed_rows(inspector.inspect(test, golden), inspector.types, top)
+        finally:
+            inspector.boxes = "map"
         return boxes, scores * np.nan_to_num(probs, nan=1.0), kinds
 
     return detect
@@ -316,7 +319,6 @@ def main() -> None:
         dets, rate = run_detector(ranked, boards)
         print("RESULT " + json.dumps({"method": f"compact_difference_boxes_kind_ranked_top{top}", **figures,
                                       "boards_per_s": rate, **report(dets, truth, cut_ranked)}), flush=True)
-    inspector.boxes = "map"
     dets, rate = run_detector(classical(), boards)
     print("RESULT " + json.dumps({"method": "classical_difference", **figures, "boards_per_s": rate,
                                   **report(dets, truth, cut["classical"])}), flush=True)

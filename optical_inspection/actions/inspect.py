@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import os
 import shutil
 import time
@@ -105,7 +106,7 @@ def _inspect_all(inspector: BoardInspector, boards: list, stage: Path, overlays:
         result = inspector.inspect(test, golden)
         boxes, scores, kinds, kind_probs = typed_rows(result, inspector.types, kinds_per_box)
         detections += [[board.input_path, *(str(int(round(v))) for v in box), f"{score:.12g}", kind,
-                        "" if p != p else f"{p:.6g}"]  # NaN (no type head): blank
+                        "" if math.isnan(p) else f"{p:.6g}"]  # NaN: no type head
                        for box, score, kind, p in zip(boxes.tolist(), scores.tolist(), kinds, kind_probs.tolist())]
         t = result.transform
         per_board.append([board.input_path, f"{t.dx:.3f}", f"{t.dy:.3f}", f"{t.angle:.3f}", str(len(result.boxes))])

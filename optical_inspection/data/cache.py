@@ -7,7 +7,6 @@ import os
 import tempfile
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
-
 from typing import TYPE_CHECKING
 
 import numpy as np

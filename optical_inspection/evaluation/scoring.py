@@ -143,7 +143,7 @@ def score_split(scorer: Scorer, config: ExperimentConfig, split: str, batch: int
         test, golden = (pre.concat(side) for side in decoded.arrays(rows))
         return rows, test, golden, pre.normalize(test), pre.normalize(golden)
 
-    torch = sys.modules.get("torch")  # loaded by a torch scorer only: ONNX and TensorRT scoring run without it
+    torch = sys.modules.get("torch")  # loaded by the torch and TensorRT scorers only: ONNX scoring runs without it
     threads = torch.get_num_threads() if torch is not None else 0
     if torch is not None and not getattr(scorer, "uses_torch_threads", False):
         torch.set_num_threads(1)  # idle pool threads would spin on the cores in use
