@@ -21,7 +21,6 @@ from optical_inspection.dotted import get_dotted
 from optical_inspection.input_limits import structure_problem
 from optical_inspection.redaction import SECRET_SPEC_KEYS
 
-from .automl.handoff import is_automl_job
 from .automl.settings import storage_problems
 from .cache import ContentCache
 from .checkpoints import PRETRAINED, parse_request
@@ -29,7 +28,7 @@ from .errors import DataSourceError, RequestError, RunnerError
 from .launch import cancel, clear_stale_temps, reconcile, set_supervisor, start_detached, supervise
 from .parents import ACCEPTED_PARENTS, Parent, article, action_results, is_resume, load_parent, resolve_mappings
 from .policy import PolicyDecision, resolve_policy
-from .records import TERMINAL, JobRecord, JobStore, now_iso
+from .records import TERMINAL, JobRecord, JobStore, is_automl_job, now_iso
 from .skill_info import SkillInfo, load_skill_info
 from .sources import collect_sources
 from .specbuild import SpecDraft, apply_overrides, load_schema, load_template, validate, write_spec

@@ -23,9 +23,11 @@ from typing import Any, Collection
 
 from optical_inspection.redaction import SECRET_ENV
 
-from .records import TERMINAL, JobRecord, JobStore, now_iso
+from .records import TERMINAL, JobRecord, JobStore, is_automl_job, now_iso
 
 _CANCEL_GRACE_S = 20.0
+# An AutoML job stops each running trial with the grace above, then writes its tables: it gets both, and a margin.
+_AUTOML_CANCEL_GRACE_S = 2 * _CANCEL_GRACE_S + 10.0
 _ENV_REF = re.compile(r"\$\{oc\.env:([A-Za-z_][A-Za-z0-9_]*)")
 
 
@@ -155,13 +157,15 @@ def read_outcome(folder: Path) -> dict[str, Any]:
 
 
 def cancel(store: JobStore, job_id: str) -> JobRecord:
-    """Ask a pending/running job to stop; the trainer gets SIGTERM and writes its FAILURE record."""
+    """Ask a pending/running job to stop; the trainer gets SIGTERM and writes its FAILURE record. An AutoML job
+    stops its trials itself; should it not end within its grace, it and its trials' trainers are killed."""
     record = store.update(job_id, lambda r: setattr(r, "cancel_requested", r.status not in TERMINAL))
     if record.status in TERMINAL:
         return record
+    automl = is_automl_job(record)
     if record.pid and process_alive(record.pid, record.pid_start):
         _signal_group(record.pid, signal.SIGTERM)
-    deadline = time.monotonic() + _CANCEL_GRACE_S
+    deadline = time.monotonic() + (_AUTOML_CANCEL_GRACE_S if automl else _CANCEL_GRACE_S)
     while time.monotonic() < deadline:
         record = store.load(job_id)
         if record.status in TERMINAL:
@@ -172,12 +176,20 @@ def cancel(store: JobStore, job_id: str) -> JobRecord:
         time.sleep(0.2)
     if record.pid and process_alive(record.pid, record.pid_start):
         _signal_group(record.pid, signal.SIGKILL)
+    if automl:
+        for child in store.list():
+            if child.parent_id == job_id and child.status not in TERMINAL:
+                if child.pid and process_alive(child.pid, child.pid_start):
+                    _signal_group(child.pid, signal.SIGKILL)   # trainers run in their own sessions
+                mark_cancelled(store, child.id)
+        return mark_cancelled(store, job_id, f"AutoML cancelled; continue the study with "
+                              f"`python -m runners run train --parent-job {job_id}`")
     return mark_cancelled(store, job_id)
 
 
-def mark_cancelled(store: JobStore, job_id: str) -> JobRecord:
+def mark_cancelled(store: JobStore, job_id: str, message: str = "cancelled by request") -> JobRecord:
     def change(r: JobRecord) -> None:
-        r.status, r.finished, r.message = "cancelled", r.finished or now_iso(), "cancelled by request"
+        r.status, r.finished, r.message = "cancelled", r.finished or now_iso(), message
 
     return store.update(job_id, change)
 

@@ -26,11 +26,11 @@ import yaml
 from optical_inspection.redaction import SECRET_SPEC_KEYS
 from optical_inspection.results_folder import action_results_dir
 
-from .automl.handoff import automl_checkpoint, continue_study, is_automl_job
+from .automl.handoff import automl_checkpoint, continue_study
 from .checkpoints import PRETRAINED, CheckpointRequest, choose, epoch_metrics, list_checkpoints
 from .errors import NotFoundError, RequestError
 from .launch import reconcile
-from .records import JobRecord, JobStore
+from .records import JobRecord, JobStore, is_automl_job
 from .skill_info import SkillInfo
 
 KEY_ENV = SECRET_SPEC_KEYS["encryption_key"]

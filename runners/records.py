@@ -172,3 +172,8 @@ class JobStore:
         from optical_inspection.io_utils import write_text_atomic
 
         write_text_atomic(self.job_dir(record.id) / RECORD_NAME, dumps(record.as_dict(), indent=2) + "\n")
+
+
+def is_automl_job(record: JobRecord) -> bool:
+    """A train job that ran as an AutoML search."""
+    return record.action == "train" and (record.automl_policy or {}).get("value") == "on"

@@ -165,6 +165,30 @@ def test_detached_automl_job_is_cancelled_with_its_running_trials(data, tmp_path
         "WAITING"] * 2                                                    # re-queued for a continuation
 
 
+def test_a_wedged_automl_job_is_killed_with_its_trainers_and_says_how_to_continue(data, tmp_path, monkeypatch):
+    """The fallback when the AutoML process cannot stop its trials itself (here: SIGSTOPped): after its grace it
+    is killed, so are its trials' trainers (they run in their own sessions), and the answer says how to go on."""
+    from runners import api, launch
+    from runners.launch import process_alive
+
+    jobs = tmp_path / "jobs"
+    started = runner(jobs, *train_args(data, **{"automl.max_trials": 2, "epochs": 1_000_000,
+                                                "train.max_time_minutes": 5}), "--detach")
+    assert wait_until(lambda: [k for k in children(jobs, {started["id"]}) if k["status"] == "running" and k["pid"]]
+                      if sum(k["status"] == "running" for k in children(jobs, {started["id"]})) == 2 else None,
+                      "the two trials to run at once", interval=0.3)
+    automl_pid = json.loads((jobs / started["id"] / "job.json").read_text())["pid"]
+    os.kill(automl_pid, signal.SIGSTOP)
+    monkeypatch.setattr(launch, "_AUTOML_CANCEL_GRACE_S", 3.0)
+    cancelled = api.cancel_job(started["id"], jobs)
+    assert cancelled.status == "cancelled" and f"--parent-job {started['id']}" in cancelled.message
+    kids = children(jobs, {started["id"]})
+    assert len(kids) == 2 and all(k["status"] == "cancelled" for k in kids)
+    assert wait_until(lambda: not any(process_alive(k["pid"], k["pid_start"]) for k in kids) or None,
+                      "the trial trainers to be gone", interval=0.2)
+    assert not process_alive(automl_pid, cancelled.pid_start)
+
+
 def test_a_running_search_reports_trials_best_value_and_time_left_in_status_and_logs(data, tmp_path):
     jobs = tmp_path / "jobs"
     started = runner(jobs, *train_args(data, **{"automl.max_trials": 4, "automl.workers": 1}), "--detach")

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from runners.automl.handoff import automl_checkpoint, continue_study, default_storage, is_automl_job
+from runners.automl.handoff import automl_checkpoint, continue_study, default_storage
 from runners.automl.job import run_automl_job
 from runners.checkpoints import CheckpointRequest
 from runners.errors import NotFoundError, RequestError
-from runners.records import JobStore
+from runners.records import JobStore, is_automl_job
 
 
 def automl_job(tmp_path: Path, automl: dict) -> tuple[JobStore, str]:

@@ -24,11 +24,6 @@ def default_storage(results_dir: str | Path) -> str:
     return f"sqlite:///{(Path(results_dir) / STUDY_DB).resolve()}"
 
 
-def is_automl_job(record: JobRecord) -> bool:
-    """A train job that ran as an AutoML search."""
-    return record.action == "train" and (record.automl_policy or {}).get("value") == "on"
-
-
 def read_best_rec(record: JobRecord) -> dict[str, Any]:
     path = Path(record.results_dir) / BEST_REC
     if not path.is_file():
