@@ -58,13 +58,14 @@ def main(argv: list[str] | None = None) -> int:
     data = make_data(out / "data", args.size, args.pairs, args.max_shift)
     print(f"[demo] generated synthetic 4-light splits under {out / 'data'}", flush=True)
     # Everything else is the template default (AdamW, cosine schedule, augmentation, synthetic defects).
+    shift = round(args.max_shift)
     train_overrides = {
         "dataset.input_map": LIGHTS, "dataset.image_height": args.size, "dataset.image_width": args.size,
         "model_type": "Compact", "epochs": args.epochs, "train.max_time_minutes": args.max_minutes,
         # the training shift matches the line's registration: the default 3 px (or even 1 px on a line registered
         # to 0.5 px) teaches the network to ignore the 1-2 px opens, spurs and mouse bites
-        "dataset.augmentation_config.random_shift.enable": round(args.max_shift) > 0,
-        "dataset.augmentation_config.random_shift.max_pixels": round(args.max_shift),
+        "dataset.augmentation_config.random_shift.enable": shift > 0,
+        "dataset.augmentation_config.random_shift.max_pixels": shift,
     }
     train = run_step("train", jobs, automl_policy="off",
                      data={"train_datasets": data["train"], "eval_dataset": data["val"]}, overrides=train_overrides)

@@ -179,12 +179,20 @@ def cancel(store: JobStore, job_id: str) -> JobRecord:
     if automl:
         for child in store.list():
             if child.parent_id == job_id and child.status not in TERMINAL:
-                if child.pid and process_alive(child.pid, child.pid_start):
-                    _signal_group(child.pid, signal.SIGKILL)   # trainers run in their own sessions
-                mark_cancelled(store, child.id)
+                kill_and_cancel(store, child)   # trainers run in their own sessions: killed one by one
         return mark_cancelled(store, job_id, f"AutoML cancelled; continue the study with "
                               f"`python -m runners run train --parent-job {job_id}`")
     return mark_cancelled(store, job_id)
+
+
+def kill_and_cancel(store: JobStore, record: JobRecord, message: str = "cancelled by request") -> None:
+    """SIGKILL the job's trainer (its process group) if it still runs, record the job cancelled with ``message``
+    unless it ended already, and remove the temps the killed trainer left."""
+    if record.pid and process_alive(record.pid, record.pid_start):
+        _signal_group(record.pid, signal.SIGKILL)
+    if record.status not in TERMINAL:
+        mark_cancelled(store, record.id, message)
+    clear_stale_temps(results_folder(record))
 
 
 def mark_cancelled(store: JobStore, job_id: str, message: str = "cancelled by request") -> JobRecord:

@@ -53,6 +53,12 @@ def children(jobs: Path, parent_ids: set[str]) -> list[dict]:
     return [r for r in records if r["parent_id"] in parent_ids and r["automl_policy"].get("value") == "off"]
 
 
+def two_running(jobs: Path, parent_id: str) -> list[str] | None:
+    """The statuses of the AutoML job's trial jobs once two of them run (None before)."""
+    statuses = [k["status"] for k in children(jobs, {parent_id})]
+    return statuses if statuses.count("running") == 2 else None
+
+
 def trial_rows(results_dir: str) -> list[dict]:
     with open(Path(results_dir) / "trials.csv", newline="") as fh:
         return list(csv.DictReader(fh))
@@ -152,11 +158,8 @@ def test_detached_automl_job_is_cancelled_with_its_running_trials(data, tmp_path
     started = runner(jobs, *train_args(data, **{"automl.max_trials": 2, "epochs": 1_000_000,
                                                 "train.max_time_minutes": 5}), "--detach")
     assert started["status"] in ("pending", "running")
-    def both_running() -> list[str] | None:
-        statuses = [k["status"] for k in children(jobs, {started["id"]})]
-        return statuses if statuses.count("running") == 2 else None
-
-    assert wait_until(both_running, "the two trials to run at once", interval=0.3) == ["running", "running"]
+    assert wait_until(lambda: two_running(jobs, started["id"]), "the two trials to run at once",
+                      interval=0.3) == ["running", "running"]
     cancelled = runner(jobs, "cancel", started["id"])
     assert cancelled["status"] == "cancelled" and f"--parent-job {started['id']}" in cancelled["message"]
     kids = children(jobs, {started["id"]})
@@ -169,14 +172,11 @@ def test_a_wedged_automl_job_is_killed_with_its_trainers_and_says_how_to_continu
     """The fallback when the AutoML process cannot stop its trials itself (here: SIGSTOPped): after its grace it
     is killed, so are its trials' trainers (they run in their own sessions), and the answer says how to go on."""
     from runners import api, launch
-    from runners.launch import process_alive
 
     jobs = tmp_path / "jobs"
     started = runner(jobs, *train_args(data, **{"automl.max_trials": 2, "epochs": 1_000_000,
                                                 "train.max_time_minutes": 5}), "--detach")
-    assert wait_until(lambda: [k for k in children(jobs, {started["id"]}) if k["status"] == "running" and k["pid"]]
-                      if sum(k["status"] == "running" for k in children(jobs, {started["id"]})) == 2 else None,
-                      "the two trials to run at once", interval=0.3)
+    wait_until(lambda: two_running(jobs, started["id"]), "the two trials to run at once", interval=0.3)
     automl_pid = json.loads((jobs / started["id"] / "job.json").read_text())["pid"]
     os.kill(automl_pid, signal.SIGSTOP)
     monkeypatch.setattr(launch, "_AUTOML_CANCEL_GRACE_S", 3.0)
@@ -184,9 +184,9 @@ def test_a_wedged_automl_job_is_killed_with_its_trainers_and_says_how_to_continu
     assert cancelled.status == "cancelled" and f"--parent-job {started['id']}" in cancelled.message
     kids = children(jobs, {started["id"]})
     assert len(kids) == 2 and all(k["status"] == "cancelled" for k in kids)
-    assert wait_until(lambda: not any(process_alive(k["pid"], k["pid_start"]) for k in kids) or None,
+    assert wait_until(lambda: not any(launch.process_alive(k["pid"], k["pid_start"]) for k in kids) or None,
                       "the trial trainers to be gone", interval=0.2)
-    assert not process_alive(automl_pid, cancelled.pid_start)
+    assert not launch.process_alive(automl_pid, cancelled.pid_start)
 
 
 def test_a_running_search_reports_trials_best_value_and_time_left_in_status_and_logs(data, tmp_path):

@@ -21,8 +21,7 @@ from optical_inspection.redaction import redact, register
 from optical_inspection.status import read_status
 
 from ..errors import NotFoundError, RequestError, RunnerError
-from ..launch import (clear_stale_temps, mark_cancelled, process_alive, process_start, results_folder,
-                      set_supervisor, spawn)
+from ..launch import kill_and_cancel, process_alive, process_start, results_folder, set_supervisor, spawn
 from ..records import TERMINAL, JobRecord, JobStore, now_iso
 from ..skill_info import load_skill_info
 from .driver import STOP_INTERRUPT, StudyDriver
@@ -204,13 +203,5 @@ def _adopt_or_stop(store: JobStore, job_id: str | None) -> dict[str, Any] | None
     ends = [r.get("status") for r in read_status(folder / "status.json") if r.get("status") in ("SUCCESS", "FAILURE")]
     if ends and ends[-1] == "SUCCESS" and not process_alive(record.pid, record.pid_start):
         return {ADOPT_ATTR: job_id}
-    if record.pid and process_alive(record.pid, record.pid_start):
-        try:
-            os.killpg(record.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-    if record.status not in TERMINAL:
-        mark_cancelled(store, job_id)
-        store.update(job_id, lambda r: setattr(r, "message", "stopped: its AutoML process died; the trial is re-run"))
-    clear_stale_temps(folder)
+    kill_and_cancel(store, record, "stopped: its AutoML process died; the trial is re-run")
     return None
