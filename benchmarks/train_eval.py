@@ -53,7 +53,11 @@ def convert(out: Path) -> dict[str, Path]:
 def model_spec(model_type: str, folders: dict[str, Path], results: Path, minutes: float, compact_epochs: int,
                recipe: str = "tuned") -> dict:
     def split(name: str) -> dict[str, str]:
-        return {"csv_path": str(folders[name] / "dataset.csv"), "images_dir": str(folders[name] / "images")}
+        out = {"csv_path": str(folders[name] / "dataset.csv"), "images_dir": str(folders[name] / "images")}
+        boxes = folders[name] / "boxes.csv"
+        if name == "train" and boxes.is_file():  # the defect boxes of dataset_convert: the dense map learns them
+            out["boxes_path"] = str(boxes)
+        return out
 
     if recipe == "defaults":  # what a user gets from the spec template: only data, size, epochs and budget set
         return {

@@ -17,6 +17,7 @@ from .errors import DataSourceError, RequestError
 from .skill_info import SkillInfo
 
 CSV_NAME = "dataset.csv"
+BOXES_NAME = "boxes.csv"  # optional defect boxes beside a local split's CSV (dataset_convert writes them)
 ARCHIVE_NAMES = ("images.tar.gz", "images.tgz", "images.tar")
 IMAGES_FOLDER = "images/"
 
@@ -30,9 +31,11 @@ class Split:
     csv_path: str
     images_dir: str
     how: str
+    boxes_path: str | None = None
 
     def as_dict(self) -> dict[str, str]:
-        return {"location": self.location, "csv_path": self.csv_path, "images_dir": self.images_dir, "how": self.how}
+        out = {"location": self.location, "csv_path": self.csv_path, "images_dir": self.images_dir, "how": self.how}
+        return {**out, "boxes_path": self.boxes_path} if self.boxes_path else out
 
 
 def parse_data_args(items: list[str] | None) -> dict[str, list[str]]:
@@ -96,6 +99,8 @@ def collect_sources(action: str, data: dict[str, list[str]], skill: SkillInfo, c
             split = splits[0]
             assignments.append((mapping["csv"], split.csv_path, f"data source {source} ({split.location})"))
             assignments.append((mapping["images"], split.images_dir, f"data source {source} ({split.location})"))
+            if "boxes" in mapping and split.boxes_path:
+                assignments.append((mapping["boxes"], split.boxes_path, f"data source {source} ({split.location})"))
     return assignments, resolved, problems
 
 
@@ -120,15 +125,16 @@ def _local_split(location: str, cache: ContentCache, materialize: bool) -> Split
     if not csv_path.is_file():
         raise DataSourceError(f"{folder}: no {CSV_NAME} here (found: {_listing(folder)})")
     archive = next((folder / n for n in ARCHIVE_NAMES if (folder / n).is_file()), None)
+    boxes = str(folder / BOXES_NAME) if (folder / BOXES_NAME).is_file() else None
     if archive is None or (folder / "images").is_dir():
         images = _images_dir(folder, csv_path, location)
-        return Split(location, str(folder), str(csv_path), images, "local folder")
+        return Split(location, str(folder), str(csv_path), images, "local folder", boxes)
     if not materialize:
         return Split(location, str(folder), str(csv_path), f"<extracted at run time from {archive}>",
-                     f"local archive {archive.name} (extracted into the cache by run)")
+                     f"local archive {archive.name} (extracted into the cache by run)", boxes)
     root = cache.extracted(archive)
     return Split(location, str(folder), str(csv_path), _images_dir(root, csv_path, location),
-                 f"local archive {archive.name} extracted into {root}")
+                 f"local archive {archive.name} extracted into {root}", boxes)
 
 
 def _s3_split(uri: str, cache: ContentCache, materialize: bool, credentials: tuple[str, str] | None) -> Split:

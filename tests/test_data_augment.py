@@ -139,3 +139,24 @@ def test_photometric_per_side_draws_colour_and_blur_for_each_image(per_side: boo
     test, golden = PairAugmenter(cfg)(x, x, torch.Generator().manual_seed(1))
     differs = (test - golden).abs().flatten(1).amax(1) > 1e-4
     assert differs.all() if per_side else not differs.any()
+
+
+@pytest.mark.parametrize("settings", [
+    {"random_flip": True}, {"random_rotate": True}, {"random_shift": {"max_pixels": 3}}, {"with_random_crop": True},
+    {"random_flip": True, "random_rotate": True, "random_shift": {"max_pixels": 2}},
+])
+def test_masks_move_with_the_test_image(settings):
+    """A mask that marks the test image's bright pixels still marks them after the pair is moved (nearest
+    sampling of the same geometry, so the dense map learns the right cells)."""
+    gen = torch.Generator().manual_seed(1)
+    test = torch.zeros(32, 1, 1, 24, 24, dtype=torch.uint8)
+    corners = torch.randint(2, 14, (32, 2), generator=gen)
+    for i, (y, x) in enumerate(corners.tolist()):  # one bright 8x8 square per tile
+        test[i, 0, 0, y:y + 8, x:x + 8] = 255
+    masks = (test[:, 0, :1] > 0).to(torch.uint8)  # [B, 1, H, W]
+    out, _, moved = PairAugmenter(_only(**settings)).with_masks(test, test.clone(), masks, gen)
+    assert moved is not None and moved.dtype == torch.uint8 and moved.shape == masks.shape
+    bright = out[:, 0, 0] > 0.5
+    agree = (bright == moved[:, 0].bool()).float().mean(dim=(1, 2))
+    assert agree.min() > 0.97  # nearest vs bilinear differ at most on the square's rim
+    assert not torch.equal(moved, masks)  # something moved

@@ -242,3 +242,23 @@ def test_dataset_convert_through_the_runner_writes_only_into_its_job_folder(fake
     assert (results / "dataset_convert" / "status.json").is_file()
     assert (results / "dataset_convert" / "experiment.yaml").is_file()
     assert list(cwd.iterdir()) == [], "nothing is written where the runner was started"
+
+
+def test_deeppcb_boxes_csv_holds_every_box_inside_each_fail_crop(fake_deeppcb, tmp_path):
+    out = _convert(fake_deeppcb, tmp_path / "b", seed=7)
+    assert out["boxes_path"] == tmp_path / "b" / "boxes.csv"
+    rows = {(r["input_path"], r["object_name"]): r for r in csv.DictReader(out["csv_path"].open())}
+    boxes = list(csv.DictReader(out["boxes_path"].open()))
+    assert list(boxes[0]) == ["input_path", "object_name", "x1", "y1", "x2", "y2", "type"]
+    assert {(b["input_path"], b["object_name"]) for b in boxes} == {k for k, r in rows.items() if r["label"] != "PASS"}
+    for b in boxes:
+        crop = rows[(b["input_path"], b["object_name"])]
+        x1, y1, x2, y2 = (int(b[k]) for k in ("x1", "y1", "x2", "y2"))
+        assert 0 <= x1 < x2 <= 32 and 0 <= y1 < y2 <= 32
+        source = read_boxes(fake_deeppcb / "PCBData" / f"group{crop['group']}" / f"{crop['group']}_not"
+                            / f"{crop['object_name'].rsplit('_', 1)[0]}.txt")
+        left, top = int(crop["crop_x"]), int(crop["crop_y"])
+        clipped = np.clip(source[:, :4] - [left, top, left, top], 0, 32)
+        assert [x1, y1, x2, y2] in clipped.tolist()  # a board box, clipped to the crop, in crop pixels
+    own = [b for b in boxes if b["type"] == rows[(b["input_path"], b["object_name"])]["label"]]
+    assert len({(b["input_path"], b["object_name"]) for b in own}) == 6  # each crop holds its own box

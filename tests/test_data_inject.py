@@ -61,3 +61,21 @@ def test_bad_synthetic_defect_keys_are_refused_by_name(value: dict, pattern: str
     spec = {"results_dir": "/tmp/x", "dataset": {"synthetic_defects": value}}
     with pytest.raises(SpecError, match=pattern):
         validate_dict(spec, "train")
+
+
+def test_painted_defects_mark_their_pixels_in_the_masks() -> None:
+    batch = _batch("binary")
+    n, size = len(batch["label"]), batch["test"].shape[-1]
+    batch["mask"] = torch.zeros(n, 1, size, size, dtype=torch.uint8)
+    batch["mask_known"] = batch["label"] == 0
+    torch.manual_seed(2)
+    out = DefectInjector(SimpleNamespace(rate=1.0, kinds=list(KINDS), max_size=6.0))(batch)
+    painted = torch.nonzero(out["label"][4:] == 1).flatten() + 4
+    assert len(painted) > 10 and out["mask_known"][painted].all() and not out["mask_known"][:4].any()
+    changed = (out["test"].int() - batch["test"].int()).abs().amax(dim=(1, 2)) > 0  # [B, H, W]
+    mask = out["mask"][:, 0].bool()
+    assert mask[painted].flatten(1).any(1).all()
+    # the mask holds the changed pixels (a painted pixel is one the defect covers by a quarter or more)
+    for i in painted.tolist():
+        assert (mask[i] & changed[i]).sum() >= 0.8 * mask[i].sum()
+    assert not mask[:4].any()

@@ -135,6 +135,31 @@ def test_board_boxes_are_typed_by_the_head() -> None:
     assert np.isnan(typed_rows(untyped, [], 2)[3]).all() and len(typed_rows(untyped, [], 2)[0]) == len(untyped.boxes)
 
 
+@pytest.mark.parametrize("views", [2, 4, 8])
+def test_type_views_average_the_kinds_of_the_flipped_and_turned_crops(views: int) -> None:
+    from optical_inspection.boards.detect import VIEWS, BoardInspector
+
+    torch.manual_seed(1)
+    model = Compact((3, 64, 64), base_channels=8, num_types=3).eval()
+    kw = dict(threshold=-1e9, register=False, max_rotation=0.0, tile=1024, min_area=0, device=torch.device("cpu"),
+              types=["a", "b", "c"])
+    golden = torch.randint(0, 255, (1, 96, 160), dtype=torch.uint8)
+    test = golden.clone()
+    test[:, 40:50, 100:110] = 255 - test[:, 40:50, 100:110]
+    one = BoardInspector(model, [0.5] * 3, [0.25] * 3, 64, **kw).inspect(test, golden)
+    many = BoardInspector(model, [0.5] * 3, [0.25] * 3, 64, type_views=views, **kw).inspect(test, golden)
+    assert np.array_equal(one.boxes, many.boxes) and np.allclose(many.type_probabilities.sum(1), 1.0, atol=1e-5)
+    assert not np.allclose(one.type_probabilities, many.type_probabilities)  # other views, other kinds' odds
+    # by hand: the first box's crop (64 px, centred, inside the board), each view through the type head
+    box = one.boxes[0]
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    x0, y0 = int(np.clip(round(cx - 32), 0, 160 - 64)), int(np.clip(round(cy - 32), 0, 96 - 64))
+    norm = lambda im: ((im.float() / 255 - 0.5) / 0.25).expand(3, -1, -1)[None, :, y0:y0 + 64, x0:x0 + 64]  # noqa: E731
+    with torch.inference_mode():
+        probs = [torch.softmax(model.score_and_types(v(norm(test)), v(norm(golden)))[1], 1) for v in VIEWS[:views]]
+    np.testing.assert_allclose(many.type_probabilities[0], torch.stack(probs).mean(0)[0].numpy(), atol=1e-5)
+
+
 def test_boxes_grow_to_the_minimum_side_inside_the_board() -> None:
     from optical_inspection.boards.detect import grow_boxes
 

@@ -63,6 +63,18 @@ def test_unsafe_archive_is_refused_with_a_clear_error(base_split, tmp_path):
     assert not (tmp_path / "escape.txt").exists()
 
 
+def test_a_training_folder_with_boxes_csv_fills_boxes_path(base_split, tmp_path):
+    skill, cache = load_skill_info(), ContentCache(tmp_path / "cache")
+    data = {"train_datasets": [str(base_split)], "eval_dataset": [str(base_split)]}
+    keys = dict((k, v) for k, v, _ in resolve_sources("train", data, skill, cache, materialize=False)[0])
+    assert keys["dataset.train_dataset.boxes_path"] == str(base_split / "boxes.csv")
+    assert not any("validation_dataset.boxes" in k for k in keys)  # only training learns from boxes
+    bare = archive_split(base_split, tmp_path / "bare")  # dataset.csv and images.tar.gz, no boxes.csv
+    keys = dict((k, v) for k, v, _ in resolve_sources("train", {"train_datasets": [str(bare)]}, skill, cache,
+                                                       materialize=False)[0])
+    assert "dataset.train_dataset.boxes_path" not in keys
+
+
 def test_every_unreadable_location_and_the_other_problems_are_reported_at_once(base_split, tmp_path):
     with pytest.raises(DataSourceError) as err:
         plan_job("train", jobs_root=tmp_path / "jobs", automl_policy="off",

@@ -54,10 +54,24 @@ def run(config: ExperimentConfig, results_dir: Path, status: StatusLogger) -> di
                                             "boards_per_s": outputs["boards_per_s"]}}
 
 
+def map_threshold(inspect_threshold: float | None, model_threshold: float | None, meta: dict) -> float:
+    """inspect.threshold; else, for a dense-map network, 0 (its cells' own probability 0.5: the pair threshold
+    belongs to another score); else model.threshold, then the model file's calibrated or natural threshold."""
+    from ..models.threshold import natural_threshold
+
+    if inspect_threshold is not None:
+        return float(inspect_threshold)
+    if meta["model"].get("dense_map"):
+        return 0.0
+    if model_threshold is not None:
+        return float(model_threshold)
+    stored = meta.get("threshold")
+    return float(stored) if stored is not None else natural_threshold(meta["model"])
+
+
 def load_inspector(config: ExperimentConfig) -> BoardInspector:
     """The BoardInspector of ``inspect.checkpoint`` with the spec's threshold and registration settings."""
     from ..models.checkpoint import load_checkpoint
-    from ..models.threshold import natural_threshold
     from ..models.compact import Compact
 
     cfg = config.inspect
@@ -67,13 +81,7 @@ def load_inspector(config: ExperimentConfig) -> BoardInspector:
     if not isinstance(model, Compact):
         raise OIError(f"inspect.checkpoint '{cfg.checkpoint}' is a {meta['model'].get('model_type')} network; "
                       f"inspect needs a Compact one (its map before pooling gives the boxes)")
-    for value, _ in ((cfg.threshold, "inspect"), (config.model.threshold, "model")):
-        if value is not None:
-            threshold = float(value)
-            break
-    else:
-        stored = meta.get("threshold")
-        threshold = float(stored) if stored is not None else natural_threshold(meta["model"])
+    threshold = map_threshold(cfg.threshold, config.model.threshold, meta)
     dataset = meta["dataset"]
     device = torch.device(f"cuda:{cfg.gpu_id}" if torch.cuda.is_available() else "cpu")
     return BoardInspector(model, dataset["rgb_input_mean"], dataset["rgb_input_std"],
@@ -82,7 +90,7 @@ def load_inspector(config: ExperimentConfig) -> BoardInspector:
                           min_area=cfg.min_area, device=device, boxes=cfg.boxes,
                           difference_threshold=cfg.difference_threshold, box_margin=cfg.box_margin,
                           types=list(meta["model"].get("defect_types") or []), min_box_side=cfg.min_box_side,
-                          nms_iou=cfg.nms_iou)
+                          nms_iou=cfg.nms_iou, type_views=cfg.type_views)
 
 
 def load_pair(board: Any) -> tuple[torch.Tensor, torch.Tensor]:

@@ -90,7 +90,8 @@ def initialise(module: Any, path: str, config: ExperimentConfig) -> None:
     """Load weights only from ``path``; ``pretrained``: the bundled weights when they fit the model (else a
     warning and random initialisation, so the template default works for every model type)."""
     from ..models import bundled
-    from ..models.checkpoint import TYPE_HEAD_KEYS, adapt_normalisation, load_state, model_state, read_checkpoint
+    from ..models.checkpoint import (DENSE_HEAD_KEYS, TYPE_HEAD_KEYS, adapt_normalisation, load_state, model_state,
+                                     read_checkpoint)
     from ..models.factory import dataset_geometry
 
     if bundled.is_keyword(path) and not bundled.fits(module.settings):
@@ -101,9 +102,13 @@ def initialise(module: Any, path: str, config: ExperimentConfig) -> None:
     state = model_state(data)
     if bundled.is_keyword(path):
         state = adapt_normalisation(state, data["oi_meta"]["dataset"], dataset_geometry(config.dataset))
-    same_kinds = list((data.get("oi_meta") or {}).get("model", {}).get("defect_types") or []) == module.types
-    # the type head carries over only for the same kinds; otherwise it starts from random weights
-    load_state(module.model, state, path, optional=() if same_kinds else TYPE_HEAD_KEYS)
+    stored = (data.get("oi_meta") or {}).get("model", {})
+    same_kinds = list(stored.get("defect_types") or []) == module.types
+    # the type head carries over only for the same kinds, the dense head only with them and when both have one;
+    # otherwise they start from random weights
+    dense_fits = same_kinds and bool(stored.get("dense_map")) == bool(module.settings.get("dense_map"))
+    load_state(module.model, state, path, optional=(() if same_kinds else TYPE_HEAD_KEYS)
+               + (() if dense_fits else DENSE_HEAD_KEYS))
     log.info("Initialised weights from %s", bundled.resolve(path) if bundled.is_keyword(path) else path)
 
 

@@ -16,8 +16,9 @@ MARGIN = 128  # pixels of context around a tile: the receptive field (~40 px) pl
 
 def board_cells(model: Compact, test: torch.Tensor, golden: torch.Tensor, window: int, tile: int,
                 device: torch.device) -> torch.Tensor:
-    """float32 [ceil(H/8), ceil(W/8)] cell map (logit units) of normalised boards ``test``/``golden`` [3, H, W]
-    (on the CPU); ``window``: crop side in cells for the local mean; ``tile``: tile side in pixels."""
+    """float32 [ceil(H/8), ceil(W/8)] cell map (logit units, :meth:`Compact.cells`) of normalised boards
+    ``test``/``golden`` [3, H, W] (on the CPU); ``window``: crop side in cells for the local mean; ``tile``: tile
+    side in pixels."""
     _, h, w = test.shape
     tile = max(STRIDE, tile // STRIDE * STRIDE)
     cells = torch.empty(math.ceil(h / STRIDE), math.ceil(w / STRIDE))
@@ -28,7 +29,7 @@ def board_cells(model: Compact, test: torch.Tensor, golden: torch.Tensor, window
             t = test[None, :, y0:y1, x0:x1].to(device)
             g = golden[None, :, y0:y1, x0:x1].to(device)
             mixed = model.mixed(t, g)
-            part = model.cell_map(mixed, box_mean(mixed, window))[0].cpu()
+            part = model.cells(mixed, box_mean(mixed, window))[0].cpu()
             cy, cx = (ty - y0) // STRIDE, (tx - x0) // STRIDE
             ny, nx = math.ceil(min(tile, h - ty) / STRIDE), math.ceil(min(tile, w - tx) / STRIDE)
             cells[ty // STRIDE:ty // STRIDE + ny, tx // STRIDE:tx // STRIDE + nx] = part[cy:cy + ny, cx:cx + nx]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import torch
@@ -24,6 +25,13 @@ class BoardResult:
 
 
 DEFECT = "defect"  # the type of every box when the network has no type head
+# the views of a box's crop whose kind probabilities are averaged (inspect.type_views first ones): the crop, its
+# flips, then its quarter turns (training augments with all of them, so each is a fair look at the defect)
+VIEWS: tuple[Callable[[torch.Tensor], torch.Tensor], ...] = (
+    lambda x: x, lambda x: x.flip(-1), lambda x: x.flip(-2), lambda x: x.flip(-2, -1),
+    lambda x: x.rot90(1, (-2, -1)), lambda x: x.rot90(-1, (-2, -1)),
+    lambda x: x.rot90(1, (-2, -1)).flip(-1), lambda x: x.rot90(-1, (-2, -1)).flip(-1),
+)
 
 
 class BoardInspector:
@@ -32,7 +40,8 @@ class BoardInspector:
     def __init__(self, model: Compact, mean: list[float], std: list[float], crop: int, *, threshold: float,
                  register: bool, max_rotation: float, tile: int, min_area: int, device: torch.device,
                  boxes: str = "map", difference_threshold: float = 60.0, box_margin: int = 8,
-                 types: list[str] | None = None, min_box_side: int = 0, nms_iou: float = 0.5) -> None:
+                 types: list[str] | None = None, min_box_side: int = 0, nms_iou: float = 0.5,
+                 type_views: int = 1) -> None:
         self.model, self.device = model.to(device).eval(), device
         self.scale = (1.0 / (255.0 * torch.tensor(std, dtype=torch.float32))).view(3, 1, 1)
         self.offset = (-torch.tensor(mean, dtype=torch.float32) / torch.tensor(std, dtype=torch.float32)).view(3, 1, 1)
@@ -41,6 +50,7 @@ class BoardInspector:
         self.types = list(types or [])
         self.min_box_side = min_box_side
         self.nms_iou = nms_iou
+        self.type_views = type_views
         self.threshold, self.register, self.max_rotation = threshold, register, max_rotation
         self.tile, self.min_area = tile, min_area
         self.boxes, self.difference_threshold, self.box_margin = boxes, difference_threshold, box_margin
@@ -98,8 +108,11 @@ class BoardInspector:
         y0 = np.clip(np.round(centres[:, 1] - side_y / 2), 0, h - side_y).astype(int)
         crops = [(test[:, y:y + side_y, x:x + side_x], golden[:, y:y + side_y, x:x + side_x]) for x, y in zip(x0, y0)]
         t, g = (torch.stack(side).to(self.device) for side in zip(*crops))  # a handful of boxes per board
-        _, type_logits = self.model.score_and_types(t, g)
-        result.type_probabilities = torch.softmax(type_logits, 1).cpu().numpy()
+        views = VIEWS[:self.type_views if side_x == side_y else min(self.type_views, 4)]  # turns need a square
+        _, type_logits = self.model.score_and_types(torch.cat([view(t) for view in views]),
+                                                    torch.cat([view(g) for view in views]))
+        probs = torch.softmax(type_logits, 1).view(len(views), len(crops), -1).mean(0)
+        result.type_probabilities = probs.cpu().numpy()
         result.types = [self.types[i] for i in result.type_probabilities.argmax(1).tolist()]
         return result
 

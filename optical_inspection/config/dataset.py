@@ -30,6 +30,12 @@ class TrainSplit:
 
     csv_path: Optional[Str] = _csv("train", "training")
     images_dir: Optional[Str] = _images("train", "training")
+    boxes_path: Optional[Str] = spec_field(
+        None, description="Optional CSV of defect boxes on the training pairs' test images (input_path, "
+        "object_name, x1, y1, x2, y2 in pixels of the image file, optional type; dataset_convert writes one): the "
+        "Compact model's dense map (model.dense_map) learns where the defects are. Null: it learns from PASS pairs "
+        "and synthetic defects only.",
+    )
 
 
 @section

@@ -27,7 +27,8 @@ class InspectConfig:
         required_for=("inspect",),
     )
     threshold: Optional[Float] = spec_field(
-        None, description="Map threshold in logit units; null: model.threshold, else the model file's own."
+        None, description="Map threshold in logit units; null: 0 (probability 0.5) for a network with a dense map "
+        "(model.dense_map), else model.threshold, else the model file's own."
     )
     register: Bool = spec_field(True, description="Register each golden onto its test board first (phase "
                                 "correlation: translation, and rotation up to max_rotation).")
@@ -61,6 +62,11 @@ class InspectConfig:
         "most likely first, each with its type_probability (the form detection benchmarks such as DeepPCB's take, "
         "ranked by score x type_probability: a box whose likeliest kind is wrong still counts under the next); "
         "1: one row per box.", ge=1, le=16,
+    )
+    type_views: Int = spec_field(
+        1, description="Views of each box's crop whose defect-kind probabilities are averaged (network with a type "
+        "head): 1 the crop; 2-4 also its flips; up to 8 also its quarter turns (square crops). More views type "
+        "better and cost a type-head pass each.", ge=1, le=8,
     )
     max_board_pixels: Int = spec_field(
         64_000_000, description="Refuse boards over this many pixels (their map and image would not fit in memory).",

@@ -54,6 +54,12 @@ class ModelConfig:
         "(label values other than PASS, e.g. DeepPCB's open, short, mousebite, spur, copper, pin-hole); "
         "inference.csv then gets defect_type and defect_type_probability. False: PASS/FAIL only.",
     )
+    dense_map: Bool = spec_field(
+        True, description="Compact model: also learn a defect map (one logit per 8x8-pixel cell) from the pixels "
+        "known to hold a defect (dataset.train_dataset.boxes_path, "
+        "synthetic defects) and those known clean (PASS pairs); heat maps and inspect's boxes then come from it. "
+        "False: the map is read off the pair classifier.",
+    )
     threshold: Optional[Float] = spec_field(
         None,
         description="Fixed decision threshold on the score (defect iff score > threshold), used in validation "

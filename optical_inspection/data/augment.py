@@ -38,8 +38,20 @@ class PairAugmenter:
 
     def __call__(self, test: torch.Tensor, golden: torch.Tensor, generator: torch.Generator | None = None
                  ) -> tuple[torch.Tensor, torch.Tensor]:
+        test, golden, _ = self.with_masks(test, golden, None, generator)
+        return test, golden
+
+    def with_masks(self, test: torch.Tensor, golden: torch.Tensor, masks: torch.Tensor | None,
+                   generator: torch.Generator | None = None
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """As a call, and moves ``masks`` (uint8 ``[B, M, H, W]``, label maps of the test image) with the test
+        image's geometry (nearest neighbour): they stay on the pixels they label."""
         x = torch.stack([test, golden], dim=1).float().div_(255.0)  # [B, 2, N, 3, H, W]
-        x = self._geometric(x, generator)
+        x, theta = self._geometric(x, generator)
+        if masks is not None and theta is not None:
+            grid = F.affine_grid(theta[:, 0], [len(masks), masks.shape[1], *masks.shape[-2:]], align_corners=False)
+            masks = F.grid_sample(masks.float(), grid, mode="nearest", padding_mode="zeros",
+                                  align_corners=False).to(masks.dtype)
         if self.cfg.photometric_per_side:  # each side its own draw: [B, 2, ...] -> [2B, 1, ...]
             x = x.reshape(-1, 1, *x.shape[2:])
         if self.cfg.with_random_blur:
@@ -47,9 +59,11 @@ class PairAugmenter:
         if self.cfg.random_color.enable:
             x = self._colour(x, generator)
         x = x.reshape(-1, 2, *x.shape[2:])
-        return x[:, 0], x[:, 1]
+        return x[:, 0], x[:, 1], masks
 
-    def _geometric(self, x: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
+    def _geometric(self, x: torch.Tensor, gen: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Flips, rotation, crop and shift: the moved pairs and the sampling matrices [B, 2, 2, 3] (test, golden;
+        None when nothing moves)."""
         cfg = self.cfg
         b, _, n, c, h, w = x.shape
         eye = torch.eye(2).expand(b, 2, 2)
@@ -85,14 +99,14 @@ class PairAugmenter:
             offset[:, 0] += torch.randint(-m, m + 1, (b, 2), generator=gen).float()
             active = True
         if not active:
-            return x
+            return x, None
         scale = torch.tensor([w / 2, h / 2])
         theta = torch.cat([matrix * scale[None, None, None, :] / scale[None, None, :, None],
-                           (offset / scale)[..., None]], dim=-1).reshape(b * 2, 2, 3).to(x.device)
-        grid = F.affine_grid(theta, [b * 2, n * c, h, w], align_corners=False)
+                           (offset / scale)[..., None]], dim=-1).to(x.device)  # [B, 2, 2, 3]
+        grid = F.affine_grid(theta.reshape(b * 2, 2, 3), [b * 2, n * c, h, w], align_corners=False)
         out = F.grid_sample(x.reshape(b * 2, n * c, h, w), grid, mode="bilinear", padding_mode="border",
                             align_corners=False)
-        return out.reshape(x.shape)
+        return out.reshape(x.shape), theta
 
     def _blur(self, x: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
         """Separable Gaussian blur of the pairs drawn (probability 0.5), sigma ~ U[0, 1) per pair, computed as

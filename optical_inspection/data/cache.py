@@ -179,6 +179,11 @@ class DecodedSplit:
                                                   sizes[self.golden_index[bad]]))
         return self
 
+    def test_sizes(self) -> np.ndarray:
+        """int32 [R, 2]: each row's test image file size (H, W) of its first light (waits for the decoding)."""
+        self._wait(len(self._chunks))
+        return self._sizes[self.test_index, 0]
+
     def pairs(self, rows: torch.Tensor | np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """uint8 (test, golden) tiles ``[B, N, C, H, W]`` of ``rows`` as torch tensors (see :meth:`arrays`)."""
         import torch

@@ -92,6 +92,9 @@ def read_boxes(path: Path) -> np.ndarray:
     return np.asarray(rows, dtype=np.int64).reshape(-1, 5)
 
 
+BOX_FIELDS = ["input_path", "object_name", "x1", "y1", "x2", "y2", "type"]
+
+
 def crop_windows(boxes: np.ndarray, shape: tuple[int, int], window: int, jitter: int, pass_per_fail: float,
                  rng: np.random.Generator) -> list[tuple[int, int, str]]:
     """Top-left corners and labels of the crops of one image: one per defect box, then the PASS crops."""
@@ -133,30 +136,39 @@ def convert_deeppcb(root: str | Path, output_dir: str | Path, *, split_list: str
     tmp = out / ".images.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
 
-    def one(entry: Listing) -> list[dict[str, str]]:
+    def one(entry: Listing) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
         return _convert_image(entry, tmp, window_size, jitter, pass_per_fail, seed)
 
     try:
         with ThreadPoolExecutor(max_workers=threads or min(8, os.cpu_count() or 1)) as pool:
-            rows = [row for rows in pool.map(one, entries) for row in rows]
+            converted = list(pool.map(one, entries))
+        rows = [row for rows, _ in converted for row in rows]
+        box_rows = [row for _, boxes in converted for row in boxes]
     except BaseException:
         shutil.rmtree(out if created else tmp, ignore_errors=True)  # nothing half-written stays
         raise
     images = out / "images"
     shutil.rmtree(images, ignore_errors=True)
     os.replace(tmp, images)
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=FIELDS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    csv_path = write_text_atomic(out / "dataset.csv", buf.getvalue())
+    csv_path = write_text_atomic(out / "dataset.csv", _csv_text(rows, FIELDS))
+    boxes_path = write_text_atomic(out / "boxes.csv", _csv_text(box_rows, BOX_FIELDS))
     n_fail = sum(r["label"] != "PASS" for r in rows)
-    return {"csv_path": csv_path, "images_dir": images, "pairs": len(rows), "fail": n_fail,
+    return {"csv_path": csv_path, "images_dir": images, "boxes_path": boxes_path, "pairs": len(rows), "fail": n_fail,
             "pass": len(rows) - n_fail, "source_images": len(entries)}
 
 
+def _csv_text(rows: list[dict[str, str]], fields: list[str]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
 def _convert_image(entry: Listing, images: Path, window: int, jitter: int, pass_per_fail: float, seed: int
-                   ) -> list[dict[str, str]]:
+                   ) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """The image's crops as dataset.csv rows, and the boxes.csv rows of every box inside each FAIL crop (clipped to
+    it, in crop pixels)."""
     where = f"DeepPCB {entry.group}/{entry.stem}: "
     test, _ = decode_image(str(entry.test), where=where)
     golden, _ = decode_image(str(entry.template), where=where)
@@ -169,7 +181,7 @@ def _convert_image(entry: Listing, images: Path, window: int, jitter: int, pass_
     boxes = read_boxes(entry.boxes)
     rng = np.random.default_rng([seed, zlib.crc32(entry.stem.encode())])
     windows = crop_windows(boxes, test.shape[:2], window, jitter, pass_per_fail, rng)
-    rows = []
+    rows, box_rows = [], []
     test_dir, golden_dir = f"{entry.group}/test", f"{entry.group}/golden"
     for d in (test_dir, golden_dir):
         (images / d).mkdir(parents=True, exist_ok=True)
@@ -181,5 +193,11 @@ def _convert_image(entry: Listing, images: Path, window: int, jitter: int, pass_
             Image.fromarray(crop).save(images / d / f"{name}.jpg", quality=JPEG_QUALITY)
         rows.append({"input_path": test_dir, "golden_path": golden_dir, "label": label, "object_name": name,
                      "group": entry.group, "crop_x": str(left), "crop_y": str(top)})
-    return rows
+        if label != "PASS":
+            inside = np.clip(boxes[:, :4] - [left, top, left, top], 0, window)
+            keep = (inside[:, 2] > inside[:, 0]) & (inside[:, 3] > inside[:, 1])
+            box_rows += [{"input_path": test_dir, "object_name": name, "x1": str(x1), "y1": str(y1), "x2": str(x2),
+                          "y2": str(y2), "type": DEFECT_TYPES[int(kind)]}
+                         for (x1, y1, x2, y2), kind in zip(inside[keep].tolist(), boxes[keep, 4])]
+    return rows, box_rows
 

@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader
 
 from ..errors import DataError
 from .augment import PairAugmenter
+from .boxes import read_boxes_csv, split_boxes
 from .cache import DecodedSplit
 from .cpus import resolve_workers, usable_cpus
 from .dataset import BatchTransform, PairDataset, keep_tiles
@@ -49,6 +50,7 @@ class OIDataModule(pl.LightningDataModule):
         self._cached_bytes = 0
         self._device_transform: BatchTransform | None = None
         self.types: tuple[str, ...] = ()  # defect kinds the network learns (set by the train action)
+        self.dense_map = config.model.model_type == "Compact" and bool(config.model.dense_map)
 
     # -- splits -----------------------------------------------------------------------------------------------
     def table(self, split: str) -> PairTable:
@@ -63,7 +65,7 @@ class OIDataModule(pl.LightningDataModule):
             table = self.table(split)
             same = [s for s, t in self._tables.items() if s in self._datasets and _same_source(t, table)]
             if same:
-                self._datasets[split] = PairDataset(table, self.pre, self._datasets[same[0]].decoded, self.types)
+                self._datasets[split] = self._pairs(split, table, self._datasets[same[0]].decoded)
                 return self._datasets[split]
             decoded = None
             if self._budget > 0:
@@ -75,8 +77,26 @@ class OIDataModule(pl.LightningDataModule):
             else:
                 log.info("%s split: dataset.cache_memory_mb is 0; streaming from the image files with %d worker(s)",
                          split, self.workers(len(table)))
-            self._datasets[split] = PairDataset(table, self.pre, decoded, self.types)
+            self._datasets[split] = self._pairs(split, table, decoded)
         return self._datasets[split]
+
+    def _pairs(self, split: str, table: PairTable, decoded: DecodedSplit | None) -> PairDataset:
+        """The split's PairDataset; the training split of a dense-map network also draws defect masks (from
+        ``train_dataset.boxes_path`` when given)."""
+        if split != "train" or not self.dense_map:
+            return PairDataset(table, self.pre, decoded, self.types)
+        path = self.dataset_cfg.train_dataset.boxes_path
+        boxes = None
+        if path:
+            if decoded is None:
+                raise DataError("dataset.train_dataset.boxes_path needs the decoded cache (its boxes are scaled by "
+                                "each image's own size, known once decoded); set dataset.cache_memory_mb above 0 "
+                                "(past it the cache spills to a temporary file) or boxes_path to null")
+            per_row = read_boxes_csv(path, table)
+            boxes = split_boxes(per_row, decoded.test_sizes(), table.labels)
+            log.info("train split: %d defect boxes on %d rows from %s", sum(map(len, per_row)),
+                     sum(1 for b in per_row if b), path)
+        return PairDataset(table, self.pre, decoded, self.types, masks=True, boxes=boxes)
 
     def setup(self, stage: str | None = None) -> None:
         """Read, check and (when it fits) decode the splits of ``stage`` before anything runs."""

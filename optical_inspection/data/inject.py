@@ -29,6 +29,8 @@ KINDS = ("spot", "edge", "cut", "smudge")
 MIN_CHANGED = 2.0  # pixels of full phase contrast a painted defect must change to count
 BORDER = 3  # defects are centred at least this far from the tile's edge (a shift augmentation keeps them in)
 BLOB_DISCS = 3
+MASK_COVERAGE = 0.25  # a pixel this much covered by a painted defect, and visibly changed, is in its mask
+MASK_CHANGE = 8.0  # grey levels (of any light and channel) a masked pixel must change by
 
 
 class DefectInjector:
@@ -48,17 +50,24 @@ class DefectInjector:
         rows = np.nonzero((label.numpy() == 0) & (rng.random(len(label)) < self.rate))[0]
         if not len(rows):
             return batch
-        painted, ok = paint_defects(rng, batch["test"][rows].numpy(), self.kinds, self.max_size)
+        painted, ok, where = paint_defects(rng, batch["test"][rows].numpy(), self.kinds, self.max_size)
         test, label = batch["test"].clone(), label.clone()
         test[rows[ok]] = torch.from_numpy(painted[ok])
         label[rows[ok]] = 1.0
-        return {**batch, "test": test, "label": label}
+        out = {**batch, "test": test, "label": label}
+        if "mask" in batch:  # the painted pixels are the pair's defect
+            mask, known = batch["mask"].clone(), batch["mask_known"].clone()
+            mask[rows[ok], 0] = torch.from_numpy(where[ok]).to(mask.dtype)
+            known[rows[ok]] = True
+            out.update(mask=mask, mask_known=known)
+        return out
 
 
 def paint_defects(rng: np.random.Generator, tiles: np.ndarray, kinds: tuple[str, ...], max_size: float
-                  ) -> tuple[np.ndarray, np.ndarray]:
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One defect of a kind drawn from ``kinds`` per tile of ``tiles`` (uint8 ``[n, N, C, H, W]``); returns the
-    painted tiles and which of them changed visibly."""
+    painted tiles, which of them changed visibly and each defect's pixels ``[n, H, W]`` (bool: covered and visibly
+    changed; a bar across a trace and its gap changes only the trace)."""
     x = tiles.astype(np.float32)
     n, _, _, h, w = x.shape
     luma = x[:, 0].mean(1)  # [n, H, W], first light
@@ -96,7 +105,8 @@ def paint_defects(rng: np.random.Generator, tiles: np.ndarray, kinds: tuple[str,
     out = x * (1 - a) + value[..., None, None] * a
     contrast = np.maximum(np.abs(there - here)[:, 0].mean(-1), 16.0)
     changed = np.abs(out[:, 0] - x[:, 0]).mean(1).sum((1, 2)) / contrast
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8), found & (changed >= MIN_CHANGED)
+    pixels = (coverage >= MASK_COVERAGE) & (np.abs(out - x).max(axis=(1, 2)) >= MASK_CHANGE)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8), found & (changed >= MIN_CHANGED), pixels
 
 
 def _shapes(rng: np.random.Generator, canvas: Canvas, kind: np.ndarray, cx: np.ndarray, cy: np.ndarray,

@@ -25,7 +25,8 @@ PAIRS_PER_COMPONENT = 3  # each component (one golden) is inspected on this many
 def make_synthetic_split(out_dir: str | Path, n_pairs: int, *, lights: tuple[str, ...] | list[str] = DEFAULT_LIGHTS,
                          size: int = 64, defect_rate: float = 0.3, seed: int = 0, style: str = "rgb",
                          max_shift: float = 3.0) -> tuple[Path, Path]:
-    """Write ``out_dir/dataset.csv`` and ``out_dir/images/`` (TAO layout); return (csv_path, images_dir).
+    """Write ``out_dir/dataset.csv``, ``out_dir/boxes.csv`` (each defect's box, ``dataset.train_dataset.boxes_path``)
+    and ``out_dir/images/`` (TAO layout); return (csv_path, images_dir).
 
     ``round(n_pairs * defect_rate)`` pairs are defective (at least one and one PASS when the rate is above 0 and
     there are two pairs or more). ``lights=()`` writes one image per side without a light suffix.
@@ -50,7 +51,7 @@ def make_synthetic_split(out_dir: str | Path, n_pairs: int, *, lights: tuple[str
 
     tmp = out / ".images.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    rows = []
+    rows, box_rows = [], []
     seen: dict[int, int] = {}  # component -> boards written so far
     for i in range(n_pairs):
         component = int(batch.layout[i])
@@ -61,15 +62,25 @@ def make_synthetic_split(out_dir: str | Path, n_pairs: int, *, lights: tuple[str
         seen[component] = seen.get(component, 0) + 1
         _write_views(tmp / board, name, batch.test[i], lights)
         rows.append({"input_path": board, "golden_path": "golden", "label": batch.labels[i], "object_name": name})
+        box_rows += [{"input_path": board, "object_name": name, "x1": int(x0), "y1": int(y0), "x2": int(x1) + 1,
+                      "y2": int(y1) + 1, "type": kind}  # the generator's boxes are inclusive
+                     for (x0, y0, x1, y1), kind in zip(batch.boxes[i], batch.kinds[i])]
     images = out / "images"
     shutil.rmtree(images, ignore_errors=True)
     os.replace(tmp, images)
+    csv_path = write_text_atomic(out / "dataset.csv", _csv_text(rows, ["input_path", "golden_path", "label",
+                                                                       "object_name"]))
+    write_text_atomic(out / "boxes.csv", _csv_text(box_rows, ["input_path", "object_name", "x1", "y1", "x2", "y2",
+                                                              "type"]))
+    return csv_path, images
+
+
+def _csv_text(rows: list[dict], fieldnames: list[str]) -> str:
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=["input_path", "golden_path", "label", "object_name"], lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=fieldnames, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    csv_path = write_text_atomic(out / "dataset.csv", buf.getvalue())
-    return csv_path, images
+    return buf.getvalue()
 
 
 def _write_views(folder: Path, object_name: str, views: np.ndarray, lights) -> None:

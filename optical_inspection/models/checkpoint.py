@@ -189,6 +189,7 @@ def model_state(data: Mapping[str, Any]) -> dict[str, torch.Tensor]:
 
 
 TYPE_HEAD_KEYS = ("type_classifier.",)  # a Compact's defect-kind layer: its kinds belong to one training set
+DENSE_HEAD_KEYS = ("dense.",)  # a Compact's dense map layer (its kind channels too)
 
 
 def load_state(model: nn.Module, state: Mapping[str, torch.Tensor], path: str | Path,

@@ -36,6 +36,7 @@ def model_settings(model_cfg: ModelConfig) -> dict[str, Any]:
         "base_channels": int(model_cfg.base_channels),
         "shift_tolerance": int(model_cfg.shift_tolerance),
         "model_backbone": model_cfg.model_backbone,
+        **({"dense_map": True} if model_cfg.model_type == "Compact" and model_cfg.dense_map else {}),
     }
 
 
@@ -55,7 +56,7 @@ def build_network(model: Mapping[str, Any], strip_shape: tuple[int, int, int] | 
     if model_type == "Compact":
         return Compact(shape, base_channels=int(model.get("base_channels", 16)),
                        shift_tolerance=int(model.get("shift_tolerance", 1)),
-                       num_types=len(model.get("defect_types") or ()))
+                       num_types=len(model.get("defect_types") or ()), dense_map=bool(model.get("dense_map")))
     if model_type in ("Siamese", "Siamese_3"):
         if model.get("model_backbone", "custom") != "custom":
             raise OIError(f"model.model_backbone '{model['model_backbone']}' does not exist; use 'custom'")

@@ -13,7 +13,7 @@ from .checkpoint import META_KEY
 from .factory import build_network, model_settings
 from .threshold import natural_threshold
 from .compact import Compact
-from .losses import TYPE_LOSS_WEIGHT, pair_losses, type_loss
+from .losses import DENSE_LOSS_WEIGHT, TYPE_LOSS_WEIGHT, dense_loss, pair_losses, type_loss
 from .metrics import (aoi_from_counts, aoi_metrics, auroc, average_precision, recall_at_false_alarm,
                       threshold_at_false_alarm)
 from .schedule import budget_cosine
@@ -89,11 +89,20 @@ class OIModule(pl.LightningModule):
         return self.model.score(batch["test"], batch["golden"]), None
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        score, type_logits = self._forward(batch)
+        dense = None
+        if "mask" in batch:  # a dense-map network (the datamodule draws masks for it)
+            model = cast(Compact, self.model)
+            mixed = model.mixed(batch["test"], batch["golden"])
+            score, dense = model.score_from_mixed(mixed), model.dense_logits(mixed)
+            type_logits = model.types_from_mixed(mixed) if self.types else None
+        else:
+            score, type_logits = self._forward(batch)
         losses = pair_losses(self.model_type, score, batch["label"], self.margin)
         loss = losses.mean()
         if type_logits is not None:
             loss = loss + TYPE_LOSS_WEIGHT * type_loss(type_logits, batch["kind"])
+        if dense is not None:
+            loss = loss + DENSE_LOSS_WEIGHT * dense_loss(dense, batch["mask"], batch["mask_known"])
         with torch.no_grad():
             pred, pos = score > self.eval_threshold, batch["label"] == 1
             self._train += torch.stack([losses.sum(), (pred & pos).sum(), (pred & ~pos).sum(), (~pred & pos).sum(),

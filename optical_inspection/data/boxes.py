@@ -1,0 +1,102 @@
+"""Defect boxes of a training split (``dataset.train_dataset.boxes_path``) and the pixel masks drawn from them.
+
+The CSV has one row per box: ``input_path, object_name`` (the pair's test image, as in the split's CSV) and
+``x1, y1, x2, y2`` (pixel corners in that image file, x right, y down); other columns (dataset_convert writes the
+defect's ``type``) are ignored: the kind comes from the row's label. Boxes are kept per split row, normalised to
+[0, 1] by the image's own size, so they follow the resize to ``dataset.image_width x image_height``; a batch's
+masks are drawn at once (broadcast comparisons).
+"""
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+import numpy as np
+import torch
+
+from ..errors import DataError
+from .table import PairTable
+
+COLUMNS = ("input_path", "object_name", "x1", "y1", "x2", "y2")
+_SHOWN = 10
+
+
+@dataclass
+class SplitBoxes:
+    """Per split row: ``boxes`` float32 [R, K, 4] (x1 y1 x2 y2 as fractions of the image; rows with fewer boxes are
+    padded with empty boxes) and ``known`` bool [R]: whether the row's defect pixels are known (PASS rows: none;
+    FAIL rows: when they have boxes)."""
+
+    boxes: np.ndarray
+    known: np.ndarray
+
+
+def read_boxes_csv(path: str | Path, table: PairTable) -> list[list[tuple[float, ...]]]:
+    """Each split row's boxes ``(x1, y1, x2, y2)`` in pixels of its test image; a DataError naming the file and
+    lines for anything it cannot use."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"dataset.train_dataset.boxes_path '{path}' does not exist; give the boxes CSV "
+                        f"({', '.join(COLUMNS)}) or null")
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        header = [h.strip() for h in (reader.fieldnames or [])]
+        missing = [c for c in COLUMNS if c not in header]
+        if missing:
+            raise DataError(f"boxes CSV '{path}' lacks column(s) {', '.join(missing)}; it needs "
+                            f"{', '.join(COLUMNS)}")
+        reader.fieldnames = header
+        rows = [(reader.line_num, row) for row in reader]
+    rows_of: dict[tuple[str, str], list[int]] = {}
+    for i, row in enumerate(table.rows):
+        rows_of.setdefault((row["input_path"], row["object_name"]), []).append(i)
+    out: list[list[tuple[float, ...]]] = [[] for _ in table.rows]
+    problems: list[str] = []
+    for line, row in rows:
+        key = ((row.get("input_path") or "").strip(), (row.get("object_name") or "").strip())
+        try:
+            x1, y1, x2, y2 = (float(row[c]) for c in COLUMNS[2:])
+        except (TypeError, ValueError):
+            problems.append(f"line {line}: x1, y1, x2, y2 must be numbers, got "
+                            f"{[row.get(c) for c in COLUMNS[2:]]}")
+            continue
+        if not (np.isfinite([x1, y1, x2, y2]).all() and x2 > x1 and y2 > y1 and min(x1, y1) >= 0):
+            problems.append(f"line {line}: box ({x1:g}, {y1:g}, {x2:g}, {y2:g}) needs 0 <= x1 < x2 and 0 <= y1 < y2")
+            continue
+        targets = rows_of.get(key)
+        if not targets:
+            problems.append(f"line {line}: input_path {key[0]!r}, object_name {key[1]!r} is no row of {table.csv_path}")
+            continue
+        for i in targets:
+            if table.labels[i] == 0:
+                problems.append(f"line {line}: a box on {key} whose row (line {table.lines[i]} of {table.csv_path}) "
+                                "is labelled PASS; label it with its defect or drop the box")
+                continue
+            out[i].append((x1, y1, x2, y2))
+    if problems:
+        shown = "; ".join(problems[:_SHOWN]) + (f"; ... and {len(problems) - _SHOWN} more" if len(problems) > _SHOWN
+                                                 else "")
+        raise DataError(f"boxes CSV '{path}': {len(problems)} unusable row(s): {shown}")
+    return out
+
+
+def split_boxes(per_row: list[list[tuple[float, ...]]], sizes: np.ndarray, labels: np.ndarray) -> SplitBoxes:
+    """Pixel boxes per row and each row's test image size ``sizes`` [R, 2] (H, W) -> :class:`SplitBoxes`."""
+    k = max([len(b) for b in per_row] + [1])
+    flat = np.zeros((len(per_row), k, 4), dtype=np.float64)
+    for i, row_boxes in enumerate(per_row):  # a few boxes per row, once per split
+        if row_boxes:
+            flat[i, :len(row_boxes)] = row_boxes
+    scale = np.maximum(sizes[:, ::-1], 1).astype(np.float64)  # (W, H)
+    boxes = (flat / np.tile(scale, 2)[:, None, :]).clip(0, 1).astype(np.float32)
+    has = np.array([bool(b) for b in per_row])
+    return SplitBoxes(boxes, (labels == 0) | has)
+
+
+def draw_masks(boxes: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """uint8 [B, 1, H, W]: 1 on the pixels (centres) inside any of boxes [B, K, 4] (fractions of the image)."""
+    ys = (torch.arange(height, dtype=torch.float32) + 0.5) / height
+    xs = (torch.arange(width, dtype=torch.float32) + 0.5) / width
+    x1, y1, x2, y2 = (boxes[..., i, None, None] for i in range(4))
+    inside = (ys[:, None] >= y1) & (ys[:, None] < y2) & (xs[None, :] >= x1) & (xs[None, :] < x2)  # [B, K, H, W]
+    return inside.any(1, keepdim=True).to(torch.uint8)
