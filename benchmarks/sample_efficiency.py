@@ -117,9 +117,12 @@ def cell_spec(folders: dict[str, Path], train_csv: Path, results: Path, model: s
     def split(name: str, csv_path: Path | None = None) -> dict[str, str]:
         return {"csv_path": str(csv_path or folders[name] / "dataset.csv"), "images_dir": str(folders[name] / "images")}
 
+    train = split("train", train_csv)
+    if (folders["train"] / "boxes.csv").is_file() and "_pass_only" not in train_csv.name:
+        train["boxes_path"] = str(folders["train"] / "boxes.csv")  # dataset_convert's boxes, as the runner passes
     spec = {
         "results_dir": str(results), "model": {"model_type": model},
-        "dataset": {"train_dataset": split("train", train_csv), "validation_dataset": split("val"),
+        "dataset": {"train_dataset": train, "validation_dataset": split("val"),
                     "test_dataset": split("test"), "infer_dataset": split("test"), "input_map": None,
                     "image_height": WINDOW, "image_width": WINDOW},
         "train": {"max_time_minutes": minutes or None, "progress_bar": False},

@@ -49,12 +49,19 @@ def test_boxes_are_kept_per_row_scaled_by_their_image(tmp_path: Path) -> None:
 @pytest.mark.parametrize("body, pattern", [
     ("test,a,0,0,x,4,open\n", r"line 2: x1, y1, x2, y2 must be numbers"),
     ("test,a,8,0,4,4,open\n", r"line 2: box \(8, 0, 4, 4\) needs 0 <= x1 < x2"),
-    ("test,zz,0,0,4,4,open\n", r"line 2: input_path 'test', object_name 'zz' is no row of"),
+    ("test,zz,0,0,4,4,open\n", r"no box is on an image of .*dataset.csv \(e.g. line 2: input_path 'test', "
+                                r"object_name 'zz'\); is it the boxes file of another split"),
     ("test,a,0,0,4,4,open\ntest,b,0,0,4,4,open\n", r"line 3: a box on .* labelled PASS"),
 ])
 def test_bad_box_rows_are_named(tmp_path: Path, body: str, pattern: str) -> None:
     with pytest.raises(DataError, match=pattern):
         read_boxes_csv(_boxes(tmp_path, body), _table(tmp_path))
+
+
+def test_boxes_on_images_of_other_splits_are_skipped_with_a_warning(tmp_path: Path, caplog) -> None:
+    path = _boxes(tmp_path, "test,a,0,0,8,4,open\nother,a,0,0,4,4,open\n")
+    assert read_boxes_csv(path, _table(tmp_path)) == [[(0, 0, 8, 4)], [], []]
+    assert "1 of 2 boxes are on images that" in caplog.text and "line 3: input_path 'other'" in caplog.text
 
 
 def test_a_boxes_file_without_its_columns_or_missing_is_refused(tmp_path: Path) -> None:

@@ -262,3 +262,29 @@ def test_deeppcb_boxes_csv_holds_every_box_inside_each_fail_crop(fake_deeppcb, t
         assert [x1, y1, x2, y2] in clipped.tolist()  # a board box, clipped to the crop, in crop pixels
     own = [b for b in boxes if b["type"] == rows[(b["input_path"], b["object_name"])]["label"]]
     assert len({(b["input_path"], b["object_name"]) for b in own}) == 6  # each crop holds its own box
+
+
+def test_deeppcb_board_split_feeds_inspect_with_its_boxes(fake_deeppcb, tmp_path):
+    from optical_inspection.actions import inspect
+    from optical_inspection.status import StatusLogger
+
+    out = _convert(fake_deeppcb, tmp_path / "o", boards=True)
+    boards = out["boards_dir"]
+    assert boards == tmp_path / "o" / "boards" and not list((tmp_path / "o").glob(".*"))
+    rows = list(csv.DictReader((boards / "dataset.csv").open()))
+    assert [r["input_path"] for r in rows] == [f"{s[:5]}/{s}_test.jpg" for s in BOXES]
+    for r in rows:
+        stem = r["input_path"].split("/")[1].rsplit("_", 1)[0]
+        source = fake_deeppcb / "PCBData" / f"group{stem[:5]}" / stem[:5]
+        assert (boards / "images" / r["golden_path"]).read_bytes() == (source / f"{stem}_temp.jpg").read_bytes()
+        assert (boards / "images" / r["input_path"]).read_bytes() == (source / f"{stem}_test.jpg").read_bytes()
+    boxes = list(csv.DictReader((boards / "boxes.csv").open()))
+    assert len(boxes) == 6 and boxes[0] == {"input_path": "12000/12000001_test.jpg", "x1": "10", "y1": "10",
+                                            "x2": "30", "y2": "30", "type": "open"}
+    split = {"csv_path": str(boards / "dataset.csv"), "images_dir": str(boards / "images")}
+    spec = {"results_dir": str(tmp_path / "r"), "inspect": {"checkpoint": "pretrained"},
+            "dataset": {"inspect_dataset": split}}
+    results = tmp_path / "r" / "inspect"
+    results.mkdir(parents=True)
+    inspect.run(validate_dict(spec, "inspect"), results, StatusLogger(results / "status.json"))
+    assert list(csv.DictReader((results / "boards.csv").open()))[0]["input_path"] == rows[0]["input_path"]

@@ -32,10 +32,15 @@ def _deeppcb(cfg: DatasetConvertConfig, out_dir: str, status: StatusLogger) -> d
         raise DataError("dataset_convert.deeppcb.root_dir must be set (the DeepPCB folder holding PCBData/)")
     status.write("RUNNING", f"Converting DeepPCB {d.root_dir} (window {d.window_size}, seed {d.seed})")
     out = convert_deeppcb(d.root_dir, out_dir, split_list=d.split_list, groups=list(d.groups),
-                          window_size=d.window_size, jitter=d.jitter, pass_per_fail=d.pass_per_fail, seed=d.seed)
+                          window_size=d.window_size, jitter=d.jitter, pass_per_fail=d.pass_per_fail, seed=d.seed,
+                          boards=d.boards)
     status.write("RUNNING", f"Wrote {out['pairs']} pairs ({out['fail']} defect, {out['pass']} PASS) from "
                  f"{out['source_images']} DeepPCB images. Train with dataset.input_map: null, image_ext: .jpg, "
                  f"image_height = image_width = {d.window_size}.")
-    return {"artifacts": {"dataset_csv": str(out["csv_path"]), "images_dir": str(out["images_dir"])},
+    artifacts = {"dataset_csv": str(out["csv_path"]), "images_dir": str(out["images_dir"]),
+                 "boxes_csv": str(out["boxes_path"])}
+    if out["boards_dir"] is not None:
+        artifacts["boards_dir"] = str(out["boards_dir"])
+    return {"artifacts": artifacts,
             "kpi": {"pairs": out["pairs"], "fail_pairs": out["fail"], "pass_pairs": out["pass"],
                     "source_images": out["source_images"]}}

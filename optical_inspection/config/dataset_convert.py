@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Literal, Optional
 
-from .fields import Float, Int, Str, section, spec_field
+from .fields import Bool, Float, Int, Str, section, spec_field
 
 
 @section
@@ -16,6 +16,10 @@ class DeepPCBConfig:
     jitter: Int = spec_field(16, description="Random offset of a defect crop around its box centre, in pixels.", ge=0)
     pass_per_fail: Float = spec_field(3.0, description="PASS crops per FAIL crop.", ge=0.0)
     seed: Int = spec_field(0, description="Seed of the crop positions (same seed, same output).")
+    boards: Bool = spec_field(
+        False, description="Also write boards/: the whole boards as an inspect split (dataset.csv with input_path, "
+        "golden_path; images/), with boxes.csv holding every defect box in board pixels (detections.csv's layout).",
+    )
 
 
 @section

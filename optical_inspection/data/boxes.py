@@ -9,6 +9,7 @@ masks are drawn at once (broadcast comparisons).
 from __future__ import annotations
 
 import csv
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
@@ -16,6 +17,8 @@ import torch
 
 from ..errors import DataError
 from .table import PairTable
+
+log = logging.getLogger(__name__)
 
 COLUMNS = ("input_path", "object_name", "x1", "y1", "x2", "y2")
 _SHOWN = 10
@@ -33,7 +36,8 @@ class SplitBoxes:
 
 def read_boxes_csv(path: str | Path, table: PairTable) -> list[list[tuple[float, ...]]]:
     """Each split row's boxes ``(x1, y1, x2, y2)`` in pixels of its test image; a DataError naming the file and
-    lines for anything it cannot use."""
+    lines for anything it cannot use. Boxes on images the split does not have are skipped with a warning (one
+    boxes file may serve several splits), unless none of them is on the split's images."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"dataset.train_dataset.boxes_path '{path}' does not exist; give the boxes CSV "
@@ -52,6 +56,7 @@ def read_boxes_csv(path: str | Path, table: PairTable) -> list[list[tuple[float,
         rows_of.setdefault((row["input_path"], row["object_name"]), []).append(i)
     out: list[list[tuple[float, ...]]] = [[] for _ in table.rows]
     problems: list[str] = []
+    elsewhere: list[int] = []  # lines of boxes on images of no row
     for line, row in rows:
         key = ((row.get("input_path") or "").strip(), (row.get("object_name") or "").strip())
         try:
@@ -65,7 +70,9 @@ def read_boxes_csv(path: str | Path, table: PairTable) -> list[list[tuple[float,
             continue
         targets = rows_of.get(key)
         if not targets:
-            problems.append(f"line {line}: input_path {key[0]!r}, object_name {key[1]!r} is no row of {table.csv_path}")
+            elsewhere.append(line)
+            if len(elsewhere) == 1:
+                first = f"line {line}: input_path {key[0]!r}, object_name {key[1]!r}"
             continue
         for i in targets:
             if table.labels[i] == 0:
@@ -73,6 +80,12 @@ def read_boxes_csv(path: str | Path, table: PairTable) -> list[list[tuple[float,
                                 "is labelled PASS; label it with its defect or drop the box")
                 continue
             out[i].append((x1, y1, x2, y2))
+    if rows and len(elsewhere) == len(rows):
+        problems.append(f"no box is on an image of {table.csv_path} (e.g. {first}); is it the boxes file of "
+                        "another split?")
+    elif elsewhere:
+        log.warning("boxes CSV '%s': %d of %d boxes are on images that %s does not have (skipped; e.g. %s)", path,
+                    len(elsewhere), len(rows), table.csv_path, first)
     if problems:
         shown = "; ".join(problems[:_SHOWN]) + (f"; ... and {len(problems) - _SHOWN} more" if len(problems) > _SHOWN
                                                  else "")

@@ -125,8 +125,10 @@ def crop_windows(boxes: np.ndarray, shape: tuple[int, int], window: int, jitter:
 
 def convert_deeppcb(root: str | Path, output_dir: str | Path, *, split_list: str = "trainval.txt",
                     groups: list[str] | None = None, window_size: int = 128, jitter: int = 16,
-                    pass_per_fail: float = 3.0, seed: int = 0, threads: int | None = None) -> dict:
-    """Write ``output_dir/dataset.csv`` and ``output_dir/images/``; return counts and paths."""
+                    pass_per_fail: float = 3.0, seed: int = 0, threads: int | None = None, boards: bool = False
+                    ) -> dict:
+    """Write ``output_dir/dataset.csv``, ``boxes.csv`` and ``images/``; with ``boards`` also ``output_dir/boards/``,
+    the whole boards as an inspect split (:func:`write_board_split`); return counts and paths."""
     root, out = Path(root), Path(output_dir)
     if not (root / "PCBData").is_dir():
         raise DataError(f"'{root}' is not a DeepPCB folder (no PCBData/ inside); set dataset_convert.deeppcb.root_dir")
@@ -147,14 +149,53 @@ def convert_deeppcb(root: str | Path, output_dir: str | Path, *, split_list: str
     except BaseException:
         shutil.rmtree(out if created else tmp, ignore_errors=True)  # nothing half-written stays
         raise
+    if boards:
+        try:
+            write_board_split(entries, out / "boards")
+        except BaseException:
+            shutil.rmtree(out if created else tmp, ignore_errors=True)
+            raise
     images = out / "images"
     shutil.rmtree(images, ignore_errors=True)
     os.replace(tmp, images)
     csv_path = write_text_atomic(out / "dataset.csv", _csv_text(rows, FIELDS))
     boxes_path = write_text_atomic(out / "boxes.csv", _csv_text(box_rows, BOX_FIELDS))
     n_fail = sum(r["label"] != "PASS" for r in rows)
-    return {"csv_path": csv_path, "images_dir": images, "boxes_path": boxes_path, "pairs": len(rows), "fail": n_fail,
+    return {"csv_path": csv_path, "images_dir": images, "boxes_path": boxes_path,
+            "boards_dir": out / "boards" if boards else None, "pairs": len(rows), "fail": n_fail,
             "pass": len(rows) - n_fail, "source_images": len(entries)}
+
+
+BOARD_FIELDS = ["input_path", "golden_path", "group"]
+BOARD_BOX_FIELDS = ["input_path", "x1", "y1", "x2", "y2", "type"]
+
+
+def write_board_split(entries: list[Listing], folder: Path) -> Path:
+    """``folder/dataset.csv`` (``input_path, golden_path`` of each whole test board and its template, relative to
+    ``folder/images``: the inspect action's split), ``folder/boxes.csv`` (every defect box in board pixels, the
+    layout of inspect's detections.csv, to score them) and ``folder/images/<group>/`` (the files, hard-linked when
+    the file system allows, else copied); written beside, then moved in whole."""
+    tmp = folder.with_name(f".{folder.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    rows, box_rows = [], []
+    for e in entries:
+        for source, kind in ((e.test, "test"), (e.template, "temp")):
+            target = tmp / "images" / e.group / f"{e.stem}_{kind}{source.suffix}"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(source, target)
+            except OSError:  # another file system, or links not allowed
+                shutil.copyfile(source, target)
+        test = f"{e.group}/{e.stem}_test{e.test.suffix}"
+        rows.append({"input_path": test, "golden_path": f"{e.group}/{e.stem}_temp{e.template.suffix}",
+                     "group": e.group})
+        box_rows += [{"input_path": test, "x1": str(x1), "y1": str(y1), "x2": str(x2), "y2": str(y2),
+                      "type": DEFECT_TYPES[int(k)]} for x1, y1, x2, y2, k in read_boxes(e.boxes).tolist()]
+    (tmp / "dataset.csv").write_text(_csv_text(rows, BOARD_FIELDS))
+    (tmp / "boxes.csv").write_text(_csv_text(box_rows, BOARD_BOX_FIELDS))
+    shutil.rmtree(folder, ignore_errors=True)
+    os.replace(tmp, folder)
+    return folder
 
 
 def _csv_text(rows: list[dict[str, str]], fields: list[str]) -> str:
