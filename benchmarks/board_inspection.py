@@ -1,10 +1,12 @@
 """Whole-board inspection on DeepPCB, held out by board group: boxes scored with DeepPCB's protocol.
 
     python benchmarks/board_inspection.py [--checkpoint PATH] [--threads 2] [--minutes 12] [--max-boards N]
+        [--type-views 1]
 
 1. Without ``--checkpoint``: converts ``../shared/datasets/deeppcb-trainval`` into 128-px crops by board group
    (train 00041, 13000, 20085, 77000; val 50600; test 44000, 92000; ``train_eval.convert``) and trains Compact
-   on the train groups (``train_eval.model_spec``, tuned recipe) under ``--minutes``.
+   on the train groups (``train_eval.model_spec``, tuned recipe) under ``--minutes``; its dense map learns from
+   the conversion's ``boxes.csv`` (``dataset.train_dataset.boxes_path``).
 2. Inspects every test-group board (640x640 pairs) with the inspect action's BoardInspector (registration on),
    timing registration + network + boxes on ``--threads`` torch threads, images decoded beforehand.
 3. Scores the boxes (optical_inspection.boards.box_metrics): DeepPCB protocol (IoU > 0.33, greedy per image by
@@ -15,9 +17,9 @@
 4. The same boards with each test image shifted by up to 8 px and rotated by up to 1 degree (its boxes moved
    alike): registration robustness.
 5. ``inspect.boxes: difference``: boxes from the registered pixel difference, kept and scored by the network's
-   map (also on the moved boards); the same boxes submitted per kind as multi-class detectors do (scored
-   P(defect) x P(kind), the likeliest one, two or three kinds); and the classical baseline alone: the same
-   boxes scored by the mean difference.
+   map (also on the moved boards); the difference and the map boxes submitted per kind as multi-class detectors
+   do (scored P(defect) x P(kind), the likeliest one, two or three kinds); and the classical baseline alone: the
+   same boxes scored by the mean difference.
 6. On the held-out FAIL crops: how often the heat map's peak lies inside a defect box of the crop.
 Everything is written under ``benchmarks/out/board_inspection`` (git-ignored); one JSON line per figure set.
 """
@@ -169,13 +171,14 @@ def perturbed(boards: list, truth: list, seed: int = 0) -> tuple[list, list]:
     return out_boards, out_truth
 
 
-def kind_ranked(inspector, top: int):
-    """Difference boxes as the DeepPCB protocol takes typed detections: ``inspect.kinds_per_box`` rows per box
-    (its ``top`` likeliest kinds), ranked by P(defect) x P(kind), as multi-class detectors submit them."""
+def kind_ranked(inspector, top: int, boxes: str):
+    """``boxes`` (map or difference) boxes as the DeepPCB protocol takes typed detections: ``inspect.kinds_per_box``
+    rows per box (its ``top`` likeliest kinds), ranked by P(defect) x P(kind), as multi-class detectors submit
+    them."""
     from optical_inspection.boards.detect import typed_rows
 
     def detect(test, golden):
-        inspector.boxes = "difference"
+        inspector.boxes = boxes
         try:
             boxes, scores, kinds, probs = typed_rows(inspector.inspect(test, golden), inspector.types, top)
         finally:
@@ -250,6 +253,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=12.0)
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--max-boards", type=int, default=None)
+    parser.add_argument("--type-views", type=int, default=1, help="inspect.type_views: views averaged per box's kind")
     args = parser.parse_args()
     if not DEEPPCB.is_dir():
         sys.exit(f"DeepPCB not found at {DEEPPCB}")
@@ -267,13 +271,14 @@ def main() -> None:
                             "dataset": {"input_map": None, "image_height": 128, "image_width": 128,
                                         "inspect_dataset": split}}, "inspect")
     inspector = load_inspector(config)
+    inspector.type_views = args.type_views
 
     def network(test, golden):
         result = inspector.inspect(test, golden)
         return result.boxes, result.scores, result.types
 
     figures = {"boards": len(boards), "threads": args.threads, "load_avg_1min_at_start": load,
-               "checkpoint": str(checkpoint)}
+               "checkpoint": str(checkpoint), "type_views": args.type_views}
     def hybrid(test, golden):
         inspector.boxes = "difference"
         try:
@@ -313,12 +318,15 @@ def main() -> None:
     dets, rate = run_detector(hybrid, moved)
     print("RESULT " + json.dumps({"method": "compact_difference_boxes_shift8_rot1", **figures,
                                   "boards_per_s": rate, **report(dets, moved_truth, cut["hybrid"])}), flush=True)
-    for top in (1, 2, 3):  # typed boxes ranked by P(defect) x P(kind): the likeliest kind per box, two or three
-        ranked = kind_ranked(inspector, top)
-        cut_ranked = best_min_score(run_detector(ranked, val_boards)[0], val_truth)
-        dets, rate = run_detector(ranked, boards)
-        print("RESULT " + json.dumps({"method": f"compact_difference_boxes_kind_ranked_top{top}", **figures,
-                                      "boards_per_s": rate, **report(dets, truth, cut_ranked)}), flush=True)
+    for name, boxes in (("hybrid", "difference"), ("network", "map")):
+        inspector.min_box_side, inspector.nms_iou = side[name], nms[name]
+        for top in (1, 2, 3):  # typed boxes ranked by P(defect) x P(kind): the likeliest kind per box, two or three
+            ranked = kind_ranked(inspector, top, boxes)
+            cut_ranked = best_min_score(run_detector(ranked, val_boards)[0], val_truth)
+            dets, rate = run_detector(ranked, boards)
+            method = f"compact_{'difference' if boxes == 'difference' else 'map'}_boxes_kind_ranked_top{top}"
+            print("RESULT " + json.dumps({"method": method, **figures, "boards_per_s": rate,
+                                          **report(dets, truth, cut_ranked)}), flush=True)
     dets, rate = run_detector(classical(), boards)
     print("RESULT " + json.dumps({"method": "classical_difference", **figures, "boards_per_s": rate,
                                   **report(dets, truth, cut["classical"])}), flush=True)
