@@ -171,14 +171,14 @@ def perturbed(boards: list, truth: list, seed: int = 0) -> tuple[list, list]:
     return out_boards, out_truth
 
 
-def kind_ranked(inspector, top: int, boxes: str):
-    """``boxes`` (map or difference) boxes as the DeepPCB protocol takes typed detections: ``inspect.kinds_per_box``
+def kind_ranked(inspector, top: int, source: str):
+    """``source`` (map or difference) boxes as the DeepPCB protocol takes typed detections: ``inspect.kinds_per_box``
     rows per box (its ``top`` likeliest kinds), ranked by P(defect) x P(kind), as multi-class detectors submit
     them."""
     from optical_inspection.boards.detect import typed_rows
 
     def detect(test, golden):
-        inspector.boxes = boxes
+        inspector.boxes = source
         try:
             boxes, scores, kinds, probs = typed_rows(inspector.inspect(test, golden), inspector.types, top)
         finally:
