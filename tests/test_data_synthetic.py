@@ -17,7 +17,7 @@ def test_same_seed_same_bytes(tmp_path):
     make_synthetic_split(tmp_path / "b", 10, size=24, seed=3)
     make_synthetic_split(tmp_path / "c", 10, size=24, seed=4)
     assert folder_digest(tmp_path / "a") == folder_digest(tmp_path / "b") != folder_digest(tmp_path / "c")
-    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["dataset.csv", "images"]
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["boxes.csv", "dataset.csv", "images"]
 
 
 def test_split_content(synthetic_split, make_config):
