@@ -32,7 +32,7 @@ def line_splits(tmp_path_factory: pytest.TempPathFactory) -> dict:
                                        max_shift=0.5) for name, n, seed in (("train", 160, 0), ("val", 60, 1))}
 
 
-EPOCHS = 30
+EPOCHS = 45
 
 
 def _train(splits: dict, results: Path, **dotted) -> dict:
