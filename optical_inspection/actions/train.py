@@ -46,6 +46,8 @@ def run(config: ExperimentConfig, results_dir: Path, status: StatusLogger) -> di
     resume = resume_path(train, results_dir, LATEST_NAME)
     if train.pretrained_model_path and resume is None:
         initialise(module, train.pretrained_model_path, config)
+    if module.settings.get("box_typer") and resume is None:  # a resumed run loads the trained one
+        train_box_typer(module, datamodule, train, status)
 
     checkpoints = CheckpointCallback(results_dir, train.checkpoint_interval, train.checkpoint_interval_unit)
     trainer = pl.Trainer(
@@ -90,8 +92,8 @@ def initialise(module: Any, path: str, config: ExperimentConfig) -> None:
     """Load weights only from ``path``; ``pretrained``: the bundled weights when they fit the model (else a
     warning and random initialisation, so the template default works for every model type)."""
     from ..models import bundled
-    from ..models.checkpoint import (DENSE_HEAD_KEYS, TYPE_HEAD_KEYS, adapt_normalisation, load_state, model_state,
-                                     read_checkpoint)
+    from ..models.checkpoint import (BOX_TYPER_KEYS, DENSE_HEAD_KEYS, TYPE_HEAD_KEYS, adapt_normalisation,
+                                     load_state, model_state, read_checkpoint)
     from ..models.factory import dataset_geometry
 
     if bundled.is_keyword(path) and not bundled.fits(module.settings):
@@ -108,8 +110,28 @@ def initialise(module: Any, path: str, config: ExperimentConfig) -> None:
     # otherwise they start from random weights
     dense_fits = same_kinds and bool(stored.get("dense_map")) == bool(module.settings.get("dense_map"))
     load_state(module.model, state, path, optional=(() if same_kinds else TYPE_HEAD_KEYS)
-               + (() if dense_fits else DENSE_HEAD_KEYS))
+               + (() if dense_fits else DENSE_HEAD_KEYS) + BOX_TYPER_KEYS)  # the box typer is trained anew
     log.info("Initialised weights from %s", bundled.resolve(path) if bundled.is_keyword(path) else path)
+
+
+def train_box_typer(module: Any, datamodule: OIDataModule, train: TrainConfig, status: StatusLogger) -> None:
+    """Fit the network's box typer on the training boxes of known kind (then frozen), or drop it when none has
+    one (e.g. a boxes file without a type column whose rows hold several boxes)."""
+    from ..models import box_typer
+
+    test, golden, kinds = box_typer.training_patches(datamodule.dataset("train"), datamodule.pre)
+    if not len(kinds):
+        log.warning("model.box_typer: no training box has a known kind (no type column in %s, and rows with "
+                    "several boxes); inspect names kinds with the type head instead",
+                    datamodule.dataset_cfg.train_dataset.boxes_path)
+        module.model.box_typer = None
+        del module.settings["box_typer"]
+        return
+    status.write("RUNNING", f"Training the box typer on {len(kinds)} boxes for {train.box_typer_minutes:g} min")
+    with flush_denormals():
+        fitted = box_typer.fit(module.model.box_typer, test, golden, kinds, datamodule.pre.normalize,
+                               train.box_typer_minutes, seed=int(train.seed))
+    status.write("RUNNING", f"Box typer trained: {int(fitted['steps'])} steps, last loss {fitted['loss']:.3f}")
 
 
 class TrainingData(OIDataModule):

@@ -7,6 +7,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..models import box_typer
 from ..models.compact import Compact
 from . import components
 from .difference import box_max, difference_boxes
@@ -97,13 +98,34 @@ class BoardInspector:
         return self._typed(BoardResult(boxes[keep].numpy(), scores, transform, full), test, golden)
 
     def _typed(self, result: BoardResult, test: torch.Tensor, golden: torch.Tensor) -> BoardResult:
-        """Name each box's kind: the type head on a training-size crop centred on the box ("defect" without one)."""
+        """Name each box's kind ("defect" without kinds): the box typer on a patch centred on the box when the
+        network has one, else the type head on a training-size crop centred on it; ``type_views`` averages their
+        probabilities over flipped and turned views."""
         if not self.types or not len(result.boxes):
             result.types = [DEFECT] * len(result.boxes)
             return result
+        centres = (result.boxes[:, :2] + result.boxes[:, 2:]) / 2
+        typer = self.model.box_typer
+        if typer is not None:
+            probs = self._box_typer_probabilities(typer, test, golden, torch.from_numpy(centres))
+        else:
+            probs = self._type_head_probabilities(test, golden, centres)
+        result.type_probabilities = probs.cpu().numpy()
+        result.types = [self.types[i] for i in result.type_probabilities.argmax(1).tolist()]
+        return result
+
+    def _box_typer_probabilities(self, typer: box_typer.BoxTyper, test: torch.Tensor, golden: torch.Tensor,
+                                 centres: torch.Tensor) -> torch.Tensor:
+        index = torch.zeros(len(centres), dtype=torch.long)
+        t, g = (box_typer.patches(side[None], index, centres).to(self.device) for side in (test, golden))
+        views = VIEWS[:self.type_views]
+        logits = typer(torch.cat([view(t) for view in views]), torch.cat([view(g) for view in views]))
+        return torch.softmax(logits, 1).view(len(views), len(centres), -1).mean(0)
+
+    def _type_head_probabilities(self, test: torch.Tensor, golden: torch.Tensor, centres: np.ndarray
+                                 ) -> torch.Tensor:
         _, h, w = test.shape
         side_y, side_x = min(self.crop, h), min(self.crop, w)
-        centres = (result.boxes[:, :2] + result.boxes[:, 2:]) / 2
         x0 = np.clip(np.round(centres[:, 0] - side_x / 2), 0, w - side_x).astype(int)
         y0 = np.clip(np.round(centres[:, 1] - side_y / 2), 0, h - side_y).astype(int)
         crops = [(test[:, y:y + side_y, x:x + side_x], golden[:, y:y + side_y, x:x + side_x]) for x, y in zip(x0, y0)]
@@ -111,10 +133,7 @@ class BoardInspector:
         views = VIEWS[:self.type_views if side_x == side_y else min(self.type_views, 4)]  # turns need a square
         _, type_logits = self.model.score_and_types(torch.cat([view(t) for view in views]),
                                                     torch.cat([view(g) for view in views]))
-        probs = torch.softmax(type_logits, 1).view(len(views), len(crops), -1).mean(0)
-        result.type_probabilities = probs.cpu().numpy()
-        result.types = [self.types[i] for i in result.type_probabilities.argmax(1).tolist()]
-        return result
+        return torch.softmax(type_logits, 1).view(len(views), len(crops), -1).mean(0)
 
 
 def typed_rows(result: BoardResult, kinds: list[str], per_box: int

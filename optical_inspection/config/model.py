@@ -60,6 +60,12 @@ class ModelConfig:
         "synthetic defects) and those known clean (PASS pairs); heat maps and inspect's boxes then come from it. "
         "False: the map is read off the pair classifier.",
     )
+    box_typer: Bool = spec_field(
+        True, description="Compact model with defect kinds and a dense map: when dataset.train_dataset.boxes_path "
+        "is given (one light per side), also train a small classifier of each box's kind from a 64-px patch centred on "
+        "it (the box's type column, else its row's label), before the pair network, for "
+        "train.box_typer_minutes; inspect names its boxes' kinds with it. False: inspect uses the type head.",
+    )
     threshold: Optional[Float] = spec_field(
         None,
         description="Fixed decision threshold on the score (defect iff score > threshold), used in validation "

@@ -58,6 +58,10 @@ class TrainConfig:
     max_time_minutes: Optional[Float] = spec_field(
         None, description="Stop training after this many minutes (our addition).", gt=0.0
     )
+    box_typer_minutes: Float = spec_field(
+        2.0, description="Minutes spent training the box typer (model.box_typer) before the pair network (our "
+        "addition; not counted in max_time_minutes).", gt=0.0,
+    )
     checkpoint_interval: Int = spec_field(
         1, description="Save model_epoch_XXX_step_YYYYY.pth (and refresh oi_model_latest.pth) every N units; the "
         "last epoch is always saved.", ge=1, popular=True,

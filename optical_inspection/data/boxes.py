@@ -1,8 +1,9 @@
 """Defect boxes of a training split (``dataset.train_dataset.boxes_path``) and the pixel masks drawn from them.
 
 The CSV has one row per box: ``input_path, object_name`` (the pair's test image, as in the split's CSV) and
-``x1, y1, x2, y2`` (pixel corners in that image file, x right, y down); other columns (dataset_convert writes the
-defect's ``type``) are ignored: the kind comes from the row's label. Boxes are kept per split row, normalised to
+``x1, y1, x2, y2`` (pixel corners in that image file, x right, y down) and optionally ``type`` (the box's defect
+kind, which dataset_convert writes; the box typer learns from it, the pair network's type head from the row's
+label); other columns are ignored. Boxes are kept per split row, normalised to
 [0, 1] by the image's own size, so they follow the resize to ``dataset.image_width x image_height``; a batch's
 masks are drawn at once (broadcast comparisons).
 """
@@ -32,12 +33,19 @@ class SplitBoxes:
 
     boxes: np.ndarray
     known: np.ndarray
+    kinds: np.ndarray | None = None  # int64 [R, K]: each box's index in the defect kinds, -1 unknown or padding
 
 
 def read_boxes_csv(path: str | Path, table: PairTable) -> list[list[tuple[float, ...]]]:
-    """Each split row's boxes ``(x1, y1, x2, y2)`` in pixels of its test image; a DataError naming the file and
-    lines for anything it cannot use. Boxes on images the split does not have are skipped with a warning (one
-    boxes file may serve several splits), unless none of them is on the split's images."""
+    """Each split row's boxes ``(x1, y1, x2, y2)`` in pixels of its test image (see :func:`read_boxes`)."""
+    return read_boxes(path, table)[0]
+
+
+def read_boxes(path: str | Path, table: PairTable) -> tuple[list[list[tuple[float, ...]]], list[list[str]]]:
+    """Each split row's boxes ``(x1, y1, x2, y2)`` in pixels of its test image and their ``type`` ("" without the
+    column); a DataError naming the file and lines for anything it cannot use. Boxes on images the split does not
+    have are skipped with a warning (one boxes file may serve several splits), unless none of them is on the split's
+    images."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"dataset.train_dataset.boxes_path '{path}' does not exist; give the boxes CSV "
@@ -55,6 +63,7 @@ def read_boxes_csv(path: str | Path, table: PairTable) -> list[list[tuple[float,
     for i, row in enumerate(table.rows):
         rows_of.setdefault((row["input_path"], row["object_name"]), []).append(i)
     out: list[list[tuple[float, ...]]] = [[] for _ in table.rows]
+    types: list[list[str]] = [[] for _ in table.rows]
     problems: list[str] = []
     elsewhere: list[int] = []  # lines of boxes on images of no row
     for line, row in rows:
@@ -80,6 +89,7 @@ def read_boxes_csv(path: str | Path, table: PairTable) -> list[list[tuple[float,
                                 "is labelled PASS; label it with its defect or drop the box")
                 continue
             out[i].append((x1, y1, x2, y2))
+            types[i].append((row.get("type") or "").strip())
     if rows and len(elsewhere) == len(rows):
         problems.append(f"no box is on an image of {table.csv_path} (e.g. {first}); is it the boxes file of "
                         "another split?")
@@ -90,11 +100,13 @@ def read_boxes_csv(path: str | Path, table: PairTable) -> list[list[tuple[float,
         shown = "; ".join(problems[:_SHOWN]) + (f"; ... and {len(problems) - _SHOWN} more" if len(problems) > _SHOWN
                                                  else "")
         raise DataError(f"boxes CSV '{path}': {len(problems)} unusable row(s): {shown}")
-    return out
+    return out, types
 
 
-def split_boxes(per_row: list[list[tuple[float, ...]]], sizes: np.ndarray, labels: np.ndarray) -> SplitBoxes:
-    """Pixel boxes per row and each row's test image size ``sizes`` [R, 2] (H, W) -> :class:`SplitBoxes`."""
+def split_boxes(per_row: list[list[tuple[float, ...]]], sizes: np.ndarray, labels: np.ndarray,
+                kinds: list[list[int]] | None = None) -> SplitBoxes:
+    """Pixel boxes per row and each row's test image size ``sizes`` [R, 2] (H, W) -> :class:`SplitBoxes`;
+    ``kinds``: each box's kind index (-1 unknown), in the same layout as ``per_row``."""
     k = max([len(b) for b in per_row] + [1])
     flat = np.zeros((len(per_row), k, 4), dtype=np.float64)
     for i, row_boxes in enumerate(per_row):  # a few boxes per row, once per split
@@ -103,7 +115,12 @@ def split_boxes(per_row: list[list[tuple[float, ...]]], sizes: np.ndarray, label
     scale = np.maximum(sizes[:, ::-1], 1).astype(np.float64)  # (W, H)
     boxes = (flat / np.tile(scale, 2)[:, None, :]).clip(0, 1).astype(np.float32)
     has = np.array([bool(b) for b in per_row])
-    return SplitBoxes(boxes, (labels == 0) | has)
+    kind_array = None
+    if kinds is not None:
+        kind_array = np.full((len(per_row), k), -1, dtype=np.int64)
+        for i, row_kinds in enumerate(kinds):  # the same few boxes per row as above
+            kind_array[i, :len(row_kinds)] = row_kinds
+    return SplitBoxes(boxes, (labels == 0) | has, kind_array)
 
 
 def draw_masks(boxes: torch.Tensor, height: int, width: int) -> torch.Tensor:

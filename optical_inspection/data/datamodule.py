@@ -19,10 +19,11 @@ from torch.utils.data import DataLoader
 
 from ..errors import DataError
 from .augment import PairAugmenter
-from .boxes import read_boxes_csv, split_boxes
+from .boxes import read_boxes, split_boxes
 from .cache import DecodedSplit
 from .cpus import resolve_workers, usable_cpus
 from .dataset import BatchTransform, PairDataset, keep_tiles
+from .defect_types import kind_indices
 from .inject import DefectInjector
 from .preprocess import Preprocessor
 from .sampling import train_sampler
@@ -92,11 +93,21 @@ class OIDataModule(pl.LightningDataModule):
                 raise DataError("dataset.train_dataset.boxes_path needs the decoded cache (its boxes are scaled by "
                                 "each image's own size, known once decoded); set dataset.cache_memory_mb above 0 "
                                 "(past it the cache spills to a temporary file) or boxes_path to null")
-            per_row = read_boxes_csv(path, table)
-            boxes = split_boxes(per_row, decoded.test_sizes(), table.labels)
+            per_row, types = read_boxes(path, table)
+            boxes = split_boxes(per_row, decoded.test_sizes(), table.labels, self._box_kinds(table, types))
             log.info("train split: %d defect boxes on %d rows from %s", sum(map(len, per_row)),
                      sum(1 for b in per_row if b), path)
         return PairDataset(table, self.pre, decoded, self.types, masks=True, boxes=boxes)
+
+    def _box_kinds(self, table: PairTable, types: list[list[str]]) -> list[list[int]] | None:
+        """Each box's index in the defect kinds: its ``type``, else its row's kind when the row has that one box
+        only; -1 when neither is one of them. None without defect kinds."""
+        if not self.types:
+            return None
+        row_kinds = kind_indices(table.raw_labels, self.types)
+        position = {t: i for i, t in enumerate(self.types)}
+        return [[position.get(t, -1) if t else (int(row_kinds[r]) if len(row_types) == 1 else -1) for t in row_types]
+                for r, row_types in enumerate(types)]  # a few boxes per row, once per split
 
     def setup(self, stage: str | None = None) -> None:
         """Read, check and (when it fits) decode the splits of ``stage`` before anything runs."""

@@ -190,6 +190,7 @@ def model_state(data: Mapping[str, Any]) -> dict[str, torch.Tensor]:
 
 TYPE_HEAD_KEYS = ("type_classifier.",)  # a Compact's defect-kind layer: its kinds belong to one training set
 DENSE_HEAD_KEYS = ("dense.",)  # a Compact's dense map layer (its kind channels too)
+BOX_TYPER_KEYS = ("box_typer.",)  # a Compact's box typer: trained anew on each training set's boxes
 
 
 def load_state(model: nn.Module, state: Mapping[str, torch.Tensor], path: str | Path,

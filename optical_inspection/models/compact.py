@@ -22,6 +22,8 @@ Design (why, in short):
   PASS pair), it is the heat map and the source of whole-board boxes (their kinds stay the type head's: per-cell
   kinds from this layer typed DeepPCB's boxes far worse, mAP 0.67 vs 0.85). Without it the map is read off the
   pair classifier (:meth:`Compact.cell_map`).
+* With ``box_typer`` a separate small classifier names the kind of each whole-board box from a patch centred on it
+  (:mod:`.box_typer`), trained before the pair network on the kinds of the training boxes.
 """
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .box_typer import BoxTyper
 
 DENSE_PRIOR_LOGIT = -4.0  # a cell holds a defect with probability ~2 % (RetinaNet's initialisation)
 
@@ -47,7 +50,7 @@ class Compact(nn.Module):
     """Shared encoder → shift-tolerant feature comparison → small head → one logit (the score)."""
 
     def __init__(self, strip_shape: tuple[int, int, int], base_channels: int = 16, shift_tolerance: int = 1,
-                 num_types: int = 0, dense_map: bool = False) -> None:
+                 num_types: int = 0, dense_map: bool = False, box_typer: bool = False) -> None:
         super().__init__()
         self.strip_shape = strip_shape
         self.shift_tolerance = shift_tolerance
@@ -64,6 +67,8 @@ class Compact(nn.Module):
         self.classifier = nn.Linear(4 * c, 1)
         self.type_classifier = nn.Linear(4 * c, num_types) if num_types else None
         self.dense = nn.Conv2d(2 * c, 1, 1) if dense_map else None
+        # whole-board inspect's classifier of a box's kind (see box_typer.py); never part of the pair's forward
+        self.box_typer = BoxTyper(num_types) if box_typer and num_types else None
         if self.dense is not None and self.dense.bias is not None:  # start at the rare-defect prior: the gradient
             nn.init.constant_(self.dense.bias, DENSE_PRIOR_LOGIT)   # goes to the defect cells at once
 

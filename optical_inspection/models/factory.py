@@ -56,7 +56,8 @@ def build_network(model: Mapping[str, Any], strip_shape: tuple[int, int, int] | 
     if model_type == "Compact":
         return Compact(shape, base_channels=int(model.get("base_channels", 16)),
                        shift_tolerance=int(model.get("shift_tolerance", 1)),
-                       num_types=len(model.get("defect_types") or ()), dense_map=bool(model.get("dense_map")))
+                       num_types=len(model.get("defect_types") or ()), dense_map=bool(model.get("dense_map")),
+                       box_typer=bool(model.get("box_typer")))
     if model_type in ("Siamese", "Siamese_3"):
         if model.get("model_backbone", "custom") != "custom":
             raise OIError(f"model.model_backbone '{model['model_backbone']}' does not exist; use 'custom'")

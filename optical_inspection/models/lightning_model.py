@@ -34,6 +34,9 @@ class OIModule(pl.LightningModule):
         self.types = list(defect_types) if self.settings["model_type"] == "Compact" and config.model.type_head else []
         if self.types:
             self.settings["defect_types"] = self.types
+        if self.types and self.settings.get("dense_map") and config.model.box_typer \
+                and config.dataset.train_dataset.boxes_path and len(geometry.get("lights") or ()) <= 1:
+            self.settings["box_typer"] = True  # trained by the train action before fit (box_typer.py)
         self.geometry = geometry
         self.model = build_network(self.settings, geometry["strip_shape"])
         self.model_type = self.settings["model_type"]
@@ -56,7 +59,7 @@ class OIModule(pl.LightningModule):
     # -- optimisation -----------------------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
         optim = self.config.train.optim
-        params = self.model.parameters()
+        params = [p for p in self.model.parameters() if p.requires_grad]  # not the box typer, trained before
         optimizer: torch.optim.Optimizer
         if optim.type == "Adam":
             optimizer = torch.optim.Adam(params, lr=optim.lr, weight_decay=optim.weight_decay)
