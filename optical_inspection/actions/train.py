@@ -127,10 +127,11 @@ def train_box_typer(module: Any, datamodule: OIDataModule, train: TrainConfig, s
         module.model.box_typer = None
         del module.settings["box_typer"]
         return
-    status.write("RUNNING", f"Training the box typer on {len(kinds)} boxes for {train.box_typer_minutes:g} min")
+    status.write("RUNNING", f"Training the box typer on {len(kinds)} boxes ({train.box_typer_epochs} passes, "
+                 f"at most {train.box_typer_minutes:g} min)")
     with flush_denormals():
         fitted = box_typer.fit(module.model.box_typer, test, golden, kinds, datamodule.pre.normalize,
-                               train.box_typer_minutes, seed=int(train.seed))
+                               train.box_typer_minutes, train.box_typer_epochs, seed=int(train.seed))
     status.write("RUNNING", f"Box typer trained: {int(fitted['steps'])} steps, last loss {fitted['loss']:.3f}")
 
 

@@ -60,7 +60,12 @@ class TrainConfig:
     )
     box_typer_minutes: Float = spec_field(
         2.0, description="Minutes spent training the box typer (model.box_typer) before the pair network (our "
-        "addition; not counted in max_time_minutes).", gt=0.0,
+        "addition; not counted in max_time_minutes), or train.box_typer_epochs passes over the boxes, whichever "
+        "ends first.", gt=0.0,
+    )
+    box_typer_epochs: Int = spec_field(
+        30, description="Passes over the training boxes for the box typer (model.box_typer; our addition), or "
+        "train.box_typer_minutes, whichever ends first.", ge=1,
     )
     checkpoint_interval: Int = spec_field(
         1, description="Save model_epoch_XXX_step_YYYYY.pth (and refresh oi_model_latest.pth) every N units; the "

@@ -81,20 +81,23 @@ def augment(test: torch.Tensor, golden: torch.Tensor, generator: torch.Generator
 
 
 def fit(typer: BoxTyper, test: torch.Tensor, golden: torch.Tensor, kinds: torch.Tensor,
-        normalise: Callable[[torch.Tensor], torch.Tensor], minutes: float, seed: int = 0) -> dict[str, float]:
+        normalise: Callable[[torch.Tensor], torch.Tensor], minutes: float, epochs: int,
+        seed: int = 0) -> dict[str, float]:
     """Train ``typer`` on uint8 patches [N, C, P, P] (``normalise``d per batch like the pair network's input) and
-    their kind indices [N] for ``minutes`` (AdamW, cosine decay over the time budget, label smoothing). A plain
-    loop, not Lightning: a few thousand steps on tensors already in memory, with nothing to checkpoint or log (the
-    pair network's checkpoints carry the result). Returns steps and final loss."""
+    their kind indices [N] for ``epochs`` passes or ``minutes``, whichever ends first (AdamW, cosine decay over
+    that budget, label smoothing). A plain loop, not Lightning: a few thousand steps on tensors already in memory,
+    with nothing to checkpoint or log (the pair network's checkpoints carry the result). Returns steps and loss."""
     generator = torch.Generator().manual_seed(max(seed, 0))
     optimizer = torch.optim.AdamW(typer.parameters(), lr=LR, weight_decay=WEIGHT_DECAY)
     budget = minutes * 60.0
+    max_steps = max(1, math.ceil(epochs * len(kinds) / BATCH))
     start = time.monotonic()
     steps, loss_value = 0, math.nan
     typer.train()
-    while (elapsed := time.monotonic() - start) < budget:
+    while steps < max_steps and (elapsed := time.monotonic() - start) < budget:
+        done = max(elapsed / budget, steps / max_steps)  # the share of whichever budget runs out first
         for group in optimizer.param_groups:
-            group["lr"] = LR * 0.5 * (1.0 + math.cos(math.pi * elapsed / budget))
+            group["lr"] = LR * 0.5 * (1.0 + math.cos(math.pi * done))
         rows = torch.randint(len(kinds), (BATCH,), generator=generator)
         t, g = augment(normalise(test[rows]), normalise(golden[rows]), generator)
         loss = F.cross_entropy(typer(t, g), kinds[rows], label_smoothing=LABEL_SMOOTHING)
